@@ -1,0 +1,160 @@
+"""The device interface every cell model implements.
+
+A device is an `eqx.Module` that holds *parameters* (conductance bounds, noise
+levels, nonlinearity); the evolving *state* of an array of cells is a separate
+pytree that goes in and comes out of every method. All methods are written per
+cell and broadcast over arrays of any shape, are pure, and take an explicit PRNG
+key wherever randomness enters, so they compose with `jax.jit` and `jax.vmap`
+(a sweep over a device parameter is a vmap over a stacked device).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def as_param(x) -> Array:
+    """Converter for sweepable scalar parameters: a float32 JAX array leaf."""
+    return jnp.asarray(x, dtype=jnp.float32)
+
+
+def concrete(x) -> np.ndarray | None:
+    """The concrete value of `x`, or None while it is being traced."""
+    if x is None or isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except Exception:  # pragma: no cover - abstract values under transforms
+        return None
+
+
+def check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
+                hi_open=False, unit: str = "") -> None:
+    """Raise a `ValueError` naming `name` unless lo <= value <= hi (elementwise).
+
+    Skipped while tracing: checks run at construction, on concrete values.
+    """
+    v = concrete(value)
+    if v is None:
+        return
+    lo_s = "-inf" if lo is None else f"{lo:g}"
+    hi_s = "inf" if hi is None else f"{hi:g}"
+    bracket = ("(" if lo_open else "[") + f"{lo_s}, {hi_s}" + (")" if hi_open else "]")
+    u = f" {unit}" if unit else ""
+    bad = ~np.isfinite(v)
+    if lo is not None:
+        bad |= (v <= lo) if lo_open else (v < lo)
+    if hi is not None:
+        bad |= (v >= hi) if hi_open else (v > hi)
+    if np.any(bad):
+        shown = v if v.size == 1 else v[bad].ravel()[:3]
+        raise ValueError(f"{name} must be in {bracket}{u}; got {name}={shown}{u}")
+
+
+def check_bounds(g_min, g_max) -> None:
+    """Conductance bounds: 0 <= g_min < g_max, finite (siemens)."""
+    check_range("g_min", g_min, 0.0, unit="S")
+    check_range("g_max", g_max, 0.0, lo_open=True, unit="S")
+    lo, hi = concrete(g_min), concrete(g_max)
+    if lo is not None and hi is not None and np.any(lo >= hi):
+        raise ValueError(
+            f"g_min must be in [0, g_max); got g_min={lo} S, g_max={hi} S"
+        )
+
+
+class AbstractDeviceState(eqx.Module):
+    """State of an array of cells. Every state has the conductance `g` (S).
+
+    Device models add the internal state they need (per-device parameters drawn
+    at fabrication, a drift exponent drawn at programming, a volatile component).
+    """
+
+    g: eqx.AbstractVar[Float[Array, "*cells"]]
+
+
+class AbstractDevice(eqx.Module):
+    """A memristive cell model, elementwise over arrays of cells.
+
+    Subclasses provide the conductance bounds and the five operations below.
+    Everything a sweep may vary is an array field; shapes and algorithm choices
+    are static.
+    """
+
+    g_min: eqx.AbstractVar[Float[Array, ""]]  # siemens
+    g_max: eqx.AbstractVar[Float[Array, ""]]  # siemens
+
+    # Whether `current` is linear in the voltage (I = g V). Solvers use a matrix
+    # product for linear cells and the elementwise I-V otherwise.
+    linear_iv: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def init(self, shape: tuple[int, ...], *, key: PRNGKeyArray) -> AbstractDeviceState:
+        """Fresh cells at `g_min`, drawing per-device (device-to-device) parameters."""
+
+    @abc.abstractmethod
+    def program(
+        self,
+        state: AbstractDeviceState,
+        g_target: Float[Array, "*cells"],
+        *,
+        key: PRNGKeyArray,
+    ) -> AbstractDeviceState:
+        """Program every cell to `g_target` (S), with programming noise.
+
+        Time since programming restarts at zero for the programmed cells.
+        """
+
+    @abc.abstractmethod
+    def update(
+        self,
+        state: AbstractDeviceState,
+        pulses: Float[Array, "*cells"],
+        *,
+        key: PRNGKeyArray,
+    ) -> AbstractDeviceState:
+        """Apply signed pulse counts (+ potentiate, - depress), bounded in [g_min, g_max]."""
+
+    @abc.abstractmethod
+    def read_stats(
+        self, state: AbstractDeviceState, t_s: Float[Array, ""] | float
+    ) -> tuple[Float[Array, "*cells"], Float[Array, "*cells"]]:
+        """Mean and standard deviation of a read at `t_s` seconds after programming.
+
+        The mean includes drift/relaxation; the std is the read noise of one read,
+        independent between reads and between cells. Splitting the read this way
+        lets a crossbar add read noise to column currents with one extra matmul
+        instead of drawing a batch x rows x cols array (see DESIGN.md).
+        """
+
+    def read(
+        self,
+        state: AbstractDeviceState,
+        t_s: Float[Array, ""] | float = 0.0,
+        *,
+        key: PRNGKeyArray,
+    ) -> Float[Array, "*cells"]:
+        """One noisy read of every cell's conductance (S) at `t_s` after programming."""
+        mean, std = self.read_stats(state, t_s)
+        return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
+
+    def relax(self, state: AbstractDeviceState, dt_s) -> AbstractDeviceState:
+        """Evolve the state by `dt_s` seconds with no input (volatile decay).
+
+        Non-volatile devices return the state unchanged; drift that depends only
+        on the time since programming is applied by `read_stats`.
+        """
+        del dt_s
+        return state
+
+    def current(
+        self, g: Float[Array, "*cells"], v: Float[Array, "*cells"]
+    ) -> Float[Array, "*cells"]:
+        """Cell current (A) at voltage `v` (V) for read conductance `g` (S)."""
+        return g * v

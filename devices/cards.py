@@ -1,0 +1,62 @@
+"""Literature parameter cards: data files in `devices/cards/`, one per device.
+
+A card is a JSON object::
+
+    {"name": ..., "model": "RRAM", "description": ...,
+     "references": {"key": "Authors, venue, year, doi"},
+     "parameters": {"g_max": {"value": 3.8462e-8, "unit": "S", "source": "key",
+                              "provenance": "R", "note": "..."}}}
+
+Provenance tags follow `shared/reference/devices.md`: R (read from the source),
+D (derived; the note gives the formula), U (recalled, unchecked), A (our
+modelling assumption).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CARD_DIR = Path(__file__).parent / "cards"
+PROVENANCE = {"R", "D", "U", "A"}
+
+
+def available_cards() -> list[str]:
+    """Names of every card shipped in `devices/cards/`."""
+    return sorted(p.stem for p in CARD_DIR.glob("*.json"))
+
+
+@cache
+def _load(name: str) -> str:
+    return (CARD_DIR / f"{name}.json").read_text()
+
+
+def load_card(name: str) -> dict[str, Any]:
+    """The card called `name` as a dict (a fresh copy each call).
+
+    Raises:
+        ValueError: no card of that name; the message lists the available cards.
+    """
+    names = available_cards()
+    if name not in names:
+        raise ValueError(f"unknown device card {name!r}; available cards: {names}")
+    card = json.loads(_load(name))
+    for key, p in card["parameters"].items():
+        if p.get("provenance") not in PROVENANCE:
+            raise ValueError(
+                f"card {name!r} parameter {key!r}: provenance must be one of "
+                f"{sorted(PROVENANCE)}; got {p.get('provenance')!r}"
+            )
+        if p.get("source") not in card["references"] and p["provenance"] != "A":
+            raise ValueError(
+                f"card {name!r} parameter {key!r}: source {p.get('source')!r} "
+                "is not in the card's references"
+            )
+    return card
+
+
+def card_values(name: str) -> dict[str, float]:
+    """The parameter values of a card, by parameter name (SI units)."""
+    return {k: p["value"] for k, p in load_card(name)["parameters"].items()}

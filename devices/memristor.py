@@ -1,0 +1,170 @@
+"""Filamentary RRAM with the NeuroSim nonlinear pulse response."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .base import (
+    AbstractDevice,
+    AbstractDeviceState,
+    as_param,
+    check_bounds,
+    check_range,
+    concrete,
+)
+from .cards import card_values
+
+
+class RRAMState(AbstractDeviceState):
+    """State of an array of RRAM cells.
+
+    Attributes:
+        g: conductance (S).
+        a_ltp: per-device LTP nonlinearity `a` (device-to-device variation).
+        a_ltd: per-device LTD nonlinearity `a`.
+    """
+
+    g: Float[Array, "*cells"]
+    a_ltp: Float[Array, "*cells"]
+    a_ltd: Float[Array, "*cells"]
+
+
+def nl_curve(p, p_max, a, g_min, g_max):
+    """NeuroSim pulse response G(P) = B (1 - exp(-P/A)) + G_min, A = a P_max.
+
+    B = (G_max - G_min) / (1 - exp(-P_max/A)), so G(0) = G_min and
+    G(P_max) = G_max. `a > 0` saturates (concave), `a < 0` is convex.
+    """
+    big_a = a * p_max
+    b = (g_max - g_min) / -jnp.expm1(-p_max / big_a)
+    return b * -jnp.expm1(-p / big_a) + g_min
+
+
+def nl_curve_inverse(g, p_max, a, g_min, g_max):
+    """Pulse number P at which the curve of `nl_curve` reaches `g`."""
+    big_a = a * p_max
+    b = (g_max - g_min) / -jnp.expm1(-p_max / big_a)
+    return -big_a * jnp.log1p(-(g - g_min) / b)
+
+
+class RRAM(AbstractDevice):
+    """Pulse-programmed filamentary RRAM (NeuroSim nonlinear-update model).
+
+    Potentiation moves `n` pulses up the LTP curve and depression `n` pulses
+    down the LTD curve (each `G(P) = B (1 - exp(-P / (a P_max))) + G_min` with
+    its own `a` and `P_max`); each write of `n` pulses adds cycle-to-cycle noise
+    `N(0, sigma_c2c (g_max - g_min) sqrt(|n|))`; the result is clipped to
+    `[g_min, g_max]`. Device-to-device variation draws each cell's `a` as
+    `a (1 + sigma_d2d xi)` once, at `init`. A read returns
+    `g (1 + sigma_read xi)`, so read noise grows with conductance. `program`
+    writes a target conductance as a verified write to the nearest of the
+    `p_max_ltp + 1` levels of the LTP curve, with a residual error
+    `N(0, sigma_prog (g_max - g_min))`. The cell is ohmic (`I = g V`); no drift.
+
+    Args:
+        g_min, g_max: conductance bounds (S), 0 <= g_min < g_max.
+        p_max_ltp, p_max_ltd: pulses spanning the full range (> 0).
+        a_ltp, a_ltd: nonlinearity, nonzero; |a| large is linear (NeuroSim's
+            lookup maps the NL label to `a`, e.g. NL 2.4 -> 0.499).
+        sigma_c2c: cycle-to-cycle std per sqrt(pulse), fraction of the range.
+        sigma_d2d: relative device-to-device std of `a`, in [0, 1).
+        sigma_read: relative std of one read, >= 0.
+        sigma_prog: programming error std, fraction of the range, >= 0.
+
+    References:
+        P.-Y. Chen, X. Peng, S. Yu, "NeuroSim: a circuit-level macro model for
+        benchmarking neuro-inspired architectures in online learning",
+        IEEE TCAD 37(12), 3067 (2018), doi 10.1109/TCAD.2018.2789723.
+    """
+
+    g_min: Float[Array, ""] = eqx.field(converter=as_param)
+    g_max: Float[Array, ""] = eqx.field(converter=as_param)
+    p_max_ltp: Float[Array, ""] = eqx.field(converter=as_param)
+    p_max_ltd: Float[Array, ""] = eqx.field(converter=as_param)
+    a_ltp: Float[Array, ""] = eqx.field(converter=as_param)
+    a_ltd: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_c2c: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_read: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_prog: Float[Array, ""] = eqx.field(converter=as_param)
+
+    def __check_init__(self):
+        check_bounds(self.g_min, self.g_max)
+        check_range("p_max_ltp", self.p_max_ltp, 0.0, lo_open=True, unit="pulses")
+        check_range("p_max_ltd", self.p_max_ltd, 0.0, lo_open=True, unit="pulses")
+        for name in ("a_ltp", "a_ltd"):
+            a = concrete(getattr(self, name))
+            if a is not None and (not jnp.all(jnp.isfinite(a)) or (a == 0).any()):
+                raise ValueError(
+                    f"{name} must be a finite nonzero number (|a| large is linear); "
+                    f"got {name}={a}"
+                )
+        check_range("sigma_c2c", self.sigma_c2c, 0.0)
+        check_range("sigma_d2d", self.sigma_d2d, 0.0, 1.0, hi_open=True)
+        check_range("sigma_read", self.sigma_read, 0.0)
+        check_range("sigma_prog", self.sigma_prog, 0.0)
+
+    @classmethod
+    def from_card(cls, name: str = "rram_ag_asi_jo2010", **overrides) -> RRAM:
+        """An RRAM with the numbers of card `name`, any field overridden by keyword."""
+        values = card_values(name)
+        fields = (
+            "g_min g_max p_max_ltp p_max_ltd a_ltp a_ltd sigma_c2c sigma_d2d "
+            "sigma_read sigma_prog"
+        ).split()
+        unknown = set(overrides) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown RRAM fields {sorted(unknown)}; fields: {fields}")
+        kwargs = {f: values[f] for f in fields}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # -- state ---------------------------------------------------------------
+
+    def init(self, shape, *, key: PRNGKeyArray) -> RRAMState:
+        k1, k2 = jax.random.split(key)
+        xi1 = jax.random.normal(k1, shape, jnp.float32)
+        xi2 = jax.random.normal(k2, shape, jnp.float32)
+        # |1 + sigma xi| keeps each cell's curvature sign; sigma_d2d < 1.
+        return RRAMState(
+            g=jnp.full(shape, self.g_min, jnp.float32),
+            a_ltp=self.a_ltp * jnp.abs(1.0 + self.sigma_d2d * xi1),
+            a_ltd=self.a_ltd * jnp.abs(1.0 + self.sigma_d2d * xi2),
+        )
+
+    def levels(self) -> Float[Array, " levels"]:
+        """Conductances reachable from g_min by whole LTP pulses (nominal cell)."""
+        n = int(concrete(self.p_max_ltp))
+        p = jnp.arange(n + 1, dtype=jnp.float32)
+        return nl_curve(p, self.p_max_ltp, self.a_ltp, self.g_min, self.g_max)
+
+    def program(self, state: RRAMState, g_target, *, key: PRNGKeyArray) -> RRAMState:
+        g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max)
+        # Nearest whole-pulse level of the cell's own LTP curve.
+        p = nl_curve_inverse(g_t, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        p = jnp.clip(jnp.round(p), 0.0, self.p_max_ltp)
+        g = nl_curve(p, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        noise = self.sigma_prog * (self.g_max - self.g_min)
+        g = g + noise * jax.random.normal(key, g.shape, jnp.float32)
+        return RRAMState(g=jnp.clip(g, self.g_min, self.g_max), a_ltp=state.a_ltp,
+                         a_ltd=state.a_ltd)
+
+    def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
+        n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
+        g0 = jnp.clip(state.g, self.g_min, self.g_max)
+        up = n > 0
+        p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
+        a = jnp.where(up, state.a_ltp, state.a_ltd)
+        p = nl_curve_inverse(g0, p_max, a, self.g_min, self.g_max)
+        g = nl_curve(p + n, p_max, a, self.g_min, self.g_max)
+        c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(jnp.abs(n))
+        g = g + c2c * jax.random.normal(key, g.shape, jnp.float32)
+        g = jnp.where(n == 0, state.g, jnp.clip(g, self.g_min, self.g_max))
+        return RRAMState(g=g, a_ltp=state.a_ltp, a_ltd=state.a_ltd)
+
+    def read_stats(self, state: RRAMState, t_s=0.0):
+        del t_s
+        return state.g, self.sigma_read * jnp.abs(state.g)

@@ -1,0 +1,15 @@
+"""Crossbar arrays, their circuits and periphery, mapping, layers and sweeps."""
+
+from .array import Crossbar as Crossbar, program_crossbar as program_crossbar, relax as relax, step as step
+from .layers import AnalogLinear as AnalogLinear, calibrate_adc as calibrate_adc
+from .mapping import (
+    conductance_targets as conductance_targets,
+    from_tiles as from_tiles,
+    grid_shape as grid_shape,
+    map_matrix as map_matrix,
+    to_tiles as to_tiles,
+    weight_scale as weight_scale,
+)
+from .periphery import ADC as ADC, DAC as DAC, quantize_signed as quantize_signed
+from .solve import ideal_currents as ideal_currents
+from .sweep import Sweep as Sweep, stack as stack

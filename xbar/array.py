@@ -1,0 +1,103 @@
+"""Crossbar tiles: differential pairs of cells, and the one step every model runs."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from devices.base import AbstractDevice, AbstractDeviceState
+
+from .periphery import DAC
+from .solve import ideal_currents
+
+
+class Crossbar(eqx.Module):
+    """A grid of tiles, each `rows x cols` differential pairs (G+, G-).
+
+    Every leaf of `pos` and `neg` is shaped `(tiles_r, tiles_c, rows, cols)`:
+    tiles are a batch axis, so one einsum computes all partial sums.
+
+    Attributes:
+        device: the cell model (its parameters).
+        pos, neg: device states of the G+ and G- cells.
+    """
+
+    device: AbstractDevice
+    pos: AbstractDeviceState
+    neg: AbstractDeviceState
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return tuple(self.pos.g.shape[:2])
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        return tuple(self.pos.g.shape[2:])
+
+    def currents(
+        self,
+        v: Float[Array, "tiles_r rows"],
+        t_s,
+        *,
+        key: PRNGKeyArray | None,
+    ) -> Float[Array, "tiles_r tiles_c cols"]:
+        """Column currents (A) of every tile for row voltages `v` (V).
+
+        Row-tile `r` of the input drives every tile in grid row `r`.
+        """
+        tr, tc = self.grid
+        if v.shape != (tr, self.tile_shape[0]):
+            raise ValueError(
+                f"row voltages must have shape {(tr, self.tile_shape[0])}; got {v.shape}"
+            )
+        vb = jnp.broadcast_to(v[:, None, :], (tr, tc, v.shape[-1]))
+        return ideal_currents(self.device, self.pos, self.neg, vb, t_s, key=key)
+
+    def map_states(self, fn) -> Crossbar:
+        """A crossbar whose G+ and G- states are `fn(state)` (e.g. relax by dt)."""
+        return Crossbar(self.device, fn(self.pos), fn(self.neg))
+
+
+def step(
+    crossbar: Crossbar,
+    dac: DAC,
+    u: Float[Array, "tiles_r rows"],
+    t_s,
+    *,
+    key: PRNGKeyArray | None,
+) -> Float[Array, "tiles_r tiles_c cols"]:
+    """One analog step: normalized inputs -> DAC -> row voltages -> column currents.
+
+    This is the whole analog part of a matrix-vector product, and the synaptic
+    step of a spiking time loop (spikes are inputs in {0, 1}). The caller owns
+    what comes after: an ADC and digital accumulation, or neuron membranes.
+
+    Args:
+        crossbar: the tiles.
+        dac: row drivers; `u` in [-1, 1] becomes `dac(u)` volts.
+        u: normalized inputs, one row-tile per grid row, zero-padded.
+        t_s: time since programming (s).
+        key: read-noise key, or None for the noise-free mean.
+    """
+    return crossbar.currents(dac(u), t_s, key=key)
+
+
+def relax(crossbar: Crossbar, dt_s) -> Crossbar:
+    """Advance every cell's state by `dt_s` seconds with no input."""
+    return crossbar.map_states(lambda s: crossbar.device.relax(s, dt_s))
+
+
+def program_crossbar(
+    device: AbstractDevice,
+    g_pos: Float[Array, "tiles_r tiles_c rows cols"],
+    g_neg: Float[Array, "tiles_r tiles_c rows cols"],
+    *,
+    key: PRNGKeyArray,
+) -> Crossbar:
+    """Fabricate fresh cells (device-to-device draws) and program them to targets."""
+    k_init_p, k_init_n, k_prog_p, k_prog_n = jax.random.split(key, 4)
+    pos = device.program(device.init(g_pos.shape, key=k_init_p), g_pos, key=k_prog_p)
+    neg = device.program(device.init(g_neg.shape, key=k_init_n), g_neg, key=k_prog_n)
+    return Crossbar(device, pos, neg)

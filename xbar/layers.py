@@ -1,0 +1,183 @@
+"""Analog layers usable inside equinox models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from devices.base import AbstractDevice, as_param, check_range
+
+from .array import Crossbar, step
+from .mapping import from_tiles, map_matrix
+from .periphery import ADC, DAC
+
+
+class AnalogLinear(eqx.Module):
+    """`y = W x + b` computed on crossbar tiles with DAC, ADC and digital accumulation.
+
+    Per input vector: the input is scaled into [-1, 1] (by its own max |x|,
+    aihwkit's "abs_max" noise management, or by a fixed `x_max`), padded to
+    whole tiles, driven through the DAC onto the rows; every tile's column
+    currents go through its own ADC; the digital side rescales the partial sums
+    to weight units and adds them over the tiles of a column, then adds the
+    (digital) bias. One example in, one out: `jax.vmap` it over a batch.
+
+    Build it with `AnalogLinear.from_weights`.
+    """
+
+    crossbar: Crossbar
+    dac: DAC
+    adc: ADC
+    g_per_w: Float[Array, ""]  # siemens per unit weight
+    bias: Float[Array, " out"] | None
+    x_max: Float[Array, ""]  # input full scale when input_scaling == "fixed"
+    t_read_s: Float[Array, ""]  # seconds since programming at read
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    input_scaling: Literal["abs_max", "fixed"] = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_range("t_read_s", self.t_read_s, 0.0, unit="s")
+        check_range("x_max", self.x_max, 0.0, lo_open=True)
+        if self.input_scaling not in ("abs_max", "fixed"):
+            raise ValueError(
+                "input_scaling must be 'abs_max' or 'fixed'; got "
+                f"input_scaling={self.input_scaling!r}"
+            )
+
+    @classmethod
+    def from_weights(
+        cls,
+        weight: Float[Array, "out in"],
+        bias: Float[Array, " out"] | None,
+        device: AbstractDevice,
+        *,
+        key: PRNGKeyArray,
+        tile_rows: int = 256,
+        tile_cols: int = 256,
+        dac: DAC | None = None,
+        adc: ADC | None = None,
+        t_read_s: float = 1.0,
+        input_scaling: Literal["abs_max", "fixed"] = "abs_max",
+        x_max: float = 1.0,
+        clip_percentile: float | None = None,
+    ) -> AnalogLinear:
+        """Map `weight` (shape `(out, in)`, as `eqx.nn.Linear`) onto tiles and program it.
+
+        Args:
+            weight, bias: the digital layer.
+            device: cell model; its conductance range holds `max |W|` (or the
+                `clip_percentile` of |W|, beyond which weights clip).
+            key: PRNG key for device-to-device draws and programming noise.
+            tile_rows, tile_cols: tile size (cells), >= 1.
+            dac: row drivers (default `DAC()`: 8 bits, 0.2 V).
+            adc: column converters (default ideal: no clipping, no quantization).
+            t_read_s: time since programming at which the layer is read (s).
+            input_scaling: "abs_max" (per input vector) or "fixed" (`x_max`).
+            x_max: full-scale input for "fixed" scaling.
+        """
+        weight = jnp.asarray(weight, jnp.float32)
+        if weight.ndim != 2:
+            raise ValueError(f"weight must be 2-D (out, in); got shape {weight.shape}")
+        if bias is not None:
+            bias = jnp.asarray(bias, jnp.float32)
+            if bias.shape != (weight.shape[0],):
+                raise ValueError(
+                    f"bias must have shape ({weight.shape[0]},) to match weight "
+                    f"{weight.shape}; got {bias.shape}"
+                )
+        crossbar, k = map_matrix(
+            weight.T,
+            device,
+            key=key,
+            tile_rows=tile_rows,
+            tile_cols=tile_cols,
+            clip_percentile=clip_percentile,
+        )
+        return cls(
+            crossbar=crossbar,
+            dac=DAC() if dac is None else dac,
+            adc=ADC(bits=None, i_max=None) if adc is None else adc,
+            g_per_w=k,
+            bias=bias,
+            x_max=as_param(x_max),
+            t_read_s=as_param(t_read_s),
+            in_features=int(weight.shape[1]),
+            out_features=int(weight.shape[0]),
+            input_scaling=input_scaling,
+        )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.crossbar.grid
+
+    def _inputs(self, x: Float[Array, " in"]):
+        if x.shape != (self.in_features,):
+            raise ValueError(
+                f"input must have shape ({self.in_features},) (vmap for batches); "
+                f"got {x.shape}"
+            )
+        if self.input_scaling == "abs_max":
+            s = jnp.max(jnp.abs(x))
+            s = jnp.where(s > 0, s, 1.0)
+        else:
+            s = self.x_max
+        tr, _ = self.grid
+        rows = self.crossbar.tile_shape[0]
+        u = jnp.pad(x / s, (0, tr * rows - self.in_features)).reshape(tr, rows)
+        return u, s
+
+    def tile_currents(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None):
+        """Per-tile column currents before the ADC (A), shape (tr, tc, cols)."""
+        u, _ = self._inputs(x)
+        return step(self.crossbar, self.dac, u, self.t_read_s, key=key)
+
+    def __call__(
+        self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, " out"]:
+        """The layer's output for one input vector; `key=None` reads without noise."""
+        u, s = self._inputs(x)
+        i = step(self.crossbar, self.dac, u, self.t_read_s, key=key)
+        partial = self.adc(i) * (s / (self.dac.v_read * self.g_per_w))
+        y = jnp.sum(partial, axis=0).reshape(-1)[: self.out_features]
+        return y if self.bias is None else y + self.bias
+
+    def effective_weight(self) -> Float[Array, "out in"]:
+        """Noise-free programmed weights `(G+ - G-) / k` (read at `t_read_s`)."""
+        dev = self.crossbar.device
+        g_p, _ = dev.read_stats(self.crossbar.pos, self.t_read_s)
+        g_n, _ = dev.read_stats(self.crossbar.neg, self.t_read_s)
+        w = from_tiles(g_p - g_n, self.in_features, self.out_features) / self.g_per_w
+        return w.T
+
+
+def calibrate_adc(
+    layer: AnalogLinear,
+    x: Float[Array, "batch in"],
+    *,
+    bits: int | None = 8,
+    percentile: float = 99.9,
+) -> AnalogLinear:
+    """Set the layer's ADC full scale from data.
+
+    `i_max` becomes the given percentile of |column current| over all tiles,
+    columns and the calibration inputs `x`, read without noise: what a chip
+    does once at deployment with representative inputs.
+    """
+    check_range("percentile", percentile, 0.0, 100.0, lo_open=True)
+    i = jax.vmap(lambda xi: layer.tile_currents(xi, key=None))(x)
+    tr, tc = layer.grid
+    # Exclude padded columns of the last tile column (they always read 0).
+    cols = np.arange(tc * layer.crossbar.tile_shape[1]).reshape(tc, -1)
+    valid = jnp.asarray(cols < layer.out_features)
+    vals = jnp.abs(i)[:, :, valid]
+    i_max = float(jnp.percentile(vals, percentile))
+    if not i_max > 0:
+        raise ValueError("calibrate_adc: all calibration currents are zero")
+    return eqx.tree_at(lambda m: m.adc, layer, ADC(bits=bits, i_max=i_max))
+

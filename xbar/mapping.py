@@ -1,0 +1,104 @@
+"""Weights onto tiles: padding to a grid, weight-to-conductance scaling, programming."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from devices.base import AbstractDevice, concrete
+
+from .array import Crossbar, program_crossbar
+
+
+def check_tile_shape(tile_rows: int, tile_cols: int) -> None:
+    for name, n in (("tile_rows", tile_rows), ("tile_cols", tile_cols)):
+        if not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {name}={n!r}")
+
+
+def check_weight(weight) -> None:
+    w = concrete(weight)
+    if w is None:
+        return
+    if w.ndim != 2 or 0 in w.shape:
+        raise ValueError(f"weight must be a non-empty 2-D matrix; got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(
+            f"weight must be finite; got {int(np.sum(~np.isfinite(w)))} NaN/inf entries"
+        )
+
+
+def grid_shape(n_in: int, n_out: int, tile_rows: int, tile_cols: int) -> tuple[int, int]:
+    """Tiles needed for a matrix of `n_in` rows (inputs) and `n_out` columns."""
+    return math.ceil(n_in / tile_rows), math.ceil(n_out / tile_cols)
+
+
+def to_tiles(m: Float[Array, "n_in n_out"], tile_rows: int, tile_cols: int, fill=0.0):
+    """Pad a rows=inputs x cols=outputs matrix to whole tiles, shape (tr, tc, R, C)."""
+    n_in, n_out = m.shape
+    tr, tc = grid_shape(n_in, n_out, tile_rows, tile_cols)
+    padded = jnp.pad(
+        m, ((0, tr * tile_rows - n_in), (0, tc * tile_cols - n_out)), constant_values=fill
+    )
+    return padded.reshape(tr, tile_rows, tc, tile_cols).transpose(0, 2, 1, 3)
+
+
+def from_tiles(t: Float[Array, "tr tc R C"], n_in: int, n_out: int):
+    """Inverse of `to_tiles`: the (n_in, n_out) matrix without padding."""
+    tr, tc, r, c = t.shape
+    return t.transpose(0, 2, 1, 3).reshape(tr * r, tc * c)[:n_in, :n_out]
+
+
+def weight_scale(weight, clip_percentile: float | None = None) -> Float[Array, ""]:
+    """The weight magnitude mapped to the full conductance range.
+
+    `max |W|`, or the given percentile of |W| (weights beyond it are clipped).
+    """
+    a = jnp.abs(weight)
+    w_max = jnp.max(a) if clip_percentile is None else jnp.percentile(a, clip_percentile)
+    return jnp.where(w_max > 0, w_max, 1.0)
+
+
+def conductance_targets(weight_io, device: AbstractDevice, w_max):
+    """Differential-pair targets for a rows=inputs x cols=outputs weight matrix.
+
+    `G+ = g_min + k max(w, 0)` and `G- = g_min + k max(-w, 0)` with
+    `k = (g_max - g_min) / w_max` siemens per unit weight, so `G+ - G- = k w`
+    for |w| <= w_max.
+
+    Returns:
+        (g_pos, g_neg, k).
+    """
+    k = (device.g_max - device.g_min) / w_max
+    w = jnp.clip(weight_io, -w_max, w_max)
+    g_pos = device.g_min + k * jnp.maximum(w, 0.0)
+    g_neg = device.g_min + k * jnp.maximum(-w, 0.0)
+    return g_pos, g_neg, k
+
+
+def map_matrix(
+    weight_io: Float[Array, "n_in n_out"],
+    device: AbstractDevice,
+    *,
+    key: PRNGKeyArray,
+    tile_rows: int = 256,
+    tile_cols: int = 256,
+    clip_percentile: float | None = None,
+) -> tuple[Crossbar, Float[Array, ""]]:
+    """Program a rows=inputs x cols=outputs matrix onto a grid of tiles.
+
+    Padding cells are programmed to `g_min` on both sides (zero weight).
+
+    Returns:
+        (crossbar, k): the programmed tiles and the siemens per unit weight.
+    """
+    check_tile_shape(tile_rows, tile_cols)
+    check_weight(weight_io)
+    w_max = weight_scale(weight_io, clip_percentile)
+    g_pos, g_neg, k = conductance_targets(weight_io, device, w_max)
+    tp = to_tiles(g_pos, tile_rows, tile_cols, fill=device.g_min)
+    tn = to_tiles(g_neg, tile_rows, tile_cols, fill=device.g_min)
+    return program_crossbar(device, tp, tn, key=key), k
