@@ -1,7 +1,11 @@
 """Crossbar arrays, their circuits and periphery, mapping, layers and sweeps."""
 
 from .array import Crossbar as Crossbar, program_crossbar as program_crossbar, relax as relax, step as step
-from .layers import AnalogLinear as AnalogLinear, calibrate_adc as calibrate_adc
+from .layers import (
+    AnalogLinear as AnalogLinear,
+    AnalogMLP as AnalogMLP,
+    calibrate_adc as calibrate_adc,
+)
 from .mapping import (
     conductance_targets as conductance_targets,
     from_tiles as from_tiles,

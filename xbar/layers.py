@@ -181,3 +181,62 @@ def calibrate_adc(
         raise ValueError("calibrate_adc: all calibration currents are zero")
     return eqx.tree_at(lambda m: m.adc, layer, ADC(bits=bits, i_max=i_max))
 
+
+
+class AnalogMLP(eqx.Module):
+    """A multilayer perceptron whose every linear layer runs on crossbar tiles.
+
+    ReLU between layers, none after the last. One example in; vmap for batches.
+    """
+
+    layers: tuple[AnalogLinear, ...]
+
+    @classmethod
+    def from_weights(
+        cls,
+        params: list[tuple[Array, Array | None]],
+        device: AbstractDevice,
+        *,
+        key: PRNGKeyArray,
+        adcs: list[ADC] | None = None,
+        **kwargs,
+    ) -> AnalogMLP:
+        """Map every `(weight (out, in), bias)` pair of `params` onto its own tiles.
+
+        `adcs` gives each layer its ADC (default ideal); other keywords go to
+        `AnalogLinear.from_weights` for every layer.
+        """
+        if adcs is not None and len(adcs) != len(params):
+            raise ValueError(
+                f"adcs must have one ADC per layer ({len(params)}); got {len(adcs)}"
+            )
+        keys = jax.random.split(key, len(params))
+        layers = tuple(
+            AnalogLinear.from_weights(
+                w, b, device, key=k, adc=None if adcs is None else adcs[i], **kwargs
+            )
+            for i, ((w, b), k) in enumerate(zip(params, keys))
+        )
+        return cls(layers)
+
+    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
+        keys = [None] * len(self.layers) if key is None else jax.random.split(
+            key, len(self.layers)
+        )
+        for i, (layer, k) in enumerate(zip(self.layers, keys)):
+            x = layer(x, key=k)
+            if i < len(self.layers) - 1:
+                x = jax.nn.relu(x)
+        return x
+
+    def calibrate_adcs(
+        self, x: Float[Array, "batch in"], *, bits: int | None = 8, percentile=99.9
+    ) -> AnalogMLP:
+        """Calibrate every layer's ADC full scale on the activations it sees."""
+        layers = []
+        for i, layer in enumerate(self.layers):
+            layers.append(calibrate_adc(layer, x, bits=bits, percentile=percentile))
+            x = jax.vmap(lambda xi, lay=layer: lay(xi, key=None))(x)
+            if i < len(self.layers) - 1:
+                x = jax.nn.relu(x)
+        return AnalogMLP(tuple(layers))
