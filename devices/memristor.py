@@ -143,10 +143,15 @@ class RRAM(AbstractDevice):
 
     def program(self, state: RRAMState, g_target, *, key: PRNGKeyArray) -> RRAMState:
         g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max)
-        # Nearest whole-pulse level of the cell's own LTP curve.
+        # Nearest (in conductance) whole-pulse level of the cell's own LTP curve:
+        # the closer of the two levels that bracket the target. Rounding the
+        # pulse number instead would pick the farther level on a curved response.
         p = nl_curve_inverse(g_t, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
-        p = jnp.clip(jnp.round(p), 0.0, self.p_max_ltp)
-        g = nl_curve(p, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        p_lo = jnp.clip(jnp.floor(p), 0.0, self.p_max_ltp)
+        p_hi = jnp.clip(p_lo + 1.0, 0.0, self.p_max_ltp)
+        g_lo = nl_curve(p_lo, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        g_hi = nl_curve(p_hi, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        g = jnp.where(g_hi - g_t < g_t - g_lo, g_hi, g_lo)
         noise = self.sigma_prog * (self.g_max - self.g_min)
         g = g + noise * jax.random.normal(key, g.shape, jnp.float32)
         return RRAMState(g=jnp.clip(g, self.g_min, self.g_max), a_ltp=state.a_ltp,

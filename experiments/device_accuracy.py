@@ -138,9 +138,7 @@ def run(
             params, point.device, key=k_map, dac=dac, adcs=list(point.adcs),
             t_read_s=cfg["t_read_s"], **tiles,
         )
-        keys = jax.random.split(k_read, x_eval.shape[0])
-        logits = jax.vmap(lambda xi, ki: analog(xi, key=ki))(x_eval, keys)
-        return accuracy(logits, y_eval)
+        return accuracy(analog(x_eval, key=k_read), y_eval)
 
     def adcs(bits):
         return tuple(xbar.ADC(bits=bits, i_max=i) for i in i_max)

@@ -38,22 +38,23 @@ class Crossbar(eqx.Module):
 
     def currents(
         self,
-        v: Float[Array, "tiles_r rows"],
+        v: Float[Array, "*batch tiles_r rows"],
         t_s,
         *,
         key: PRNGKeyArray | None,
-    ) -> Float[Array, "tiles_r tiles_c cols"]:
+    ) -> Float[Array, "*batch tiles_r tiles_c cols"]:
         """Column currents (A) of every tile for row voltages `v` (V).
 
-        Row-tile `r` of the input drives every tile in grid row `r`.
+        Row-tile `a` of the input drives every tile in grid row `a`. Leading
+        batch axes are allowed; one key draws independent noise for each.
         """
-        tr, tc = self.grid
-        if v.shape != (tr, self.tile_shape[0]):
+        tr, _ = self.grid
+        if v.shape[-2:] != (tr, self.tile_shape[0]):
             raise ValueError(
-                f"row voltages must have shape {(tr, self.tile_shape[0])}; got {v.shape}"
+                f"row voltages must have shape (..., {tr}, {self.tile_shape[0]}); "
+                f"got {v.shape}"
             )
-        vb = jnp.broadcast_to(v[:, None, :], (tr, tc, v.shape[-1]))
-        return ideal_currents(self.device, self.pos, self.neg, vb, t_s, key=key)
+        return ideal_currents(self.device, self.pos, self.neg, v, t_s, key=key)
 
     def map_states(self, fn) -> Crossbar:
         """A crossbar whose G+ and G- states are `fn(state)` (e.g. relax by dt)."""
@@ -63,11 +64,11 @@ class Crossbar(eqx.Module):
 def step(
     crossbar: Crossbar,
     dac: DAC,
-    u: Float[Array, "tiles_r rows"],
+    u: Float[Array, "*batch tiles_r rows"],
     t_s,
     *,
     key: PRNGKeyArray | None,
-) -> Float[Array, "tiles_r tiles_c cols"]:
+) -> Float[Array, "*batch tiles_r tiles_c cols"]:
     """One analog step: normalized inputs -> DAC -> row voltages -> column currents.
 
     This is the whole analog part of a matrix-vector product, and the synaptic
@@ -77,7 +78,8 @@ def step(
     Args:
         crossbar: the tiles.
         dac: row drivers; `u` in [-1, 1] becomes `dac(u)` volts.
-        u: normalized inputs, one row-tile per grid row, zero-padded.
+        u: normalized inputs, one row-tile per grid row, zero-padded; leading
+            batch axes allowed.
         t_s: time since programming (s).
         key: read-noise key, or None for the noise-free mean.
     """

@@ -25,7 +25,7 @@ class AnalogLinear(eqx.Module):
     whole tiles, driven through the DAC onto the rows; every tile's column
     currents go through its own ADC; the digital side rescales the partial sums
     to weight units and adds them over the tiles of a column, then adds the
-    (digital) bias. One example in, one out: `jax.vmap` it over a batch.
+    (digital) bias. Takes one example or a batch (leading axes).
 
     Build it with `AnalogLinear.from_weights`.
     """
@@ -116,35 +116,45 @@ class AnalogLinear(eqx.Module):
     def grid(self) -> tuple[int, int]:
         return self.crossbar.grid
 
-    def _inputs(self, x: Float[Array, " in"]):
-        if x.shape != (self.in_features,):
+    def _inputs(self, x: Float[Array, "*batch in"]):
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
-                f"input must have shape ({self.in_features},) (vmap for batches); "
-                f"got {x.shape}"
+                f"input must have shape (..., {self.in_features}) (in_features="
+                f"{self.in_features}); got {x.shape}"
             )
         if self.input_scaling == "abs_max":
-            s = jnp.max(jnp.abs(x))
+            s = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
             s = jnp.where(s > 0, s, 1.0)
         else:
-            s = self.x_max
+            s = jnp.broadcast_to(self.x_max, x.shape[:-1] + (1,))
         tr, _ = self.grid
         rows = self.crossbar.tile_shape[0]
-        u = jnp.pad(x / s, (0, tr * rows - self.in_features)).reshape(tr, rows)
+        pad = [(0, 0)] * (x.ndim - 1) + [(0, tr * rows - self.in_features)]
+        u = jnp.pad(x / s, pad).reshape(x.shape[:-1] + (tr, rows))
         return u, s
 
-    def tile_currents(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None):
-        """Per-tile column currents before the ADC (A), shape (tr, tc, cols)."""
+    def tile_currents(
+        self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None
+    ) -> Float[Array, "*batch tiles_r tiles_c cols"]:
+        """Per-tile column currents before the ADC (A)."""
         u, _ = self._inputs(x)
         return step(self.crossbar, self.dac, u, self.t_read_s, key=key)
 
     def __call__(
-        self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None
-    ) -> Float[Array, " out"]:
-        """The layer's output for one input vector; `key=None` reads without noise."""
+        self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "*batch out"]:
+        """The layer's output; `key=None` reads without noise.
+
+        `x` is one input vector or a batch of them (leading axes); one key
+        draws independent read noise for every example, which is faster than
+        vmapping over split keys and has the same distribution.
+        """
         u, s = self._inputs(x)
         i = step(self.crossbar, self.dac, u, self.t_read_s, key=key)
-        partial = self.adc(i) * (s / (self.dac.v_read * self.g_per_w))
-        y = jnp.sum(partial, axis=0).reshape(-1)[: self.out_features]
+        scale = s / (self.dac.v_read * self.g_per_w)  # (*batch, 1)
+        partial = self.adc(i) * scale[..., None, None]
+        y = jnp.sum(partial, axis=-3).reshape(x.shape[:-1] + (-1,))
+        y = y[..., : self.out_features]
         return y if self.bias is None else y + self.bias
 
     def effective_weight(self) -> Float[Array, "out in"]:
@@ -170,7 +180,7 @@ def calibrate_adc(
     does once at deployment with representative inputs.
     """
     check_range("percentile", percentile, 0.0, 100.0, lo_open=True)
-    i = jax.vmap(lambda xi: layer.tile_currents(xi, key=None))(x)
+    i = layer.tile_currents(x, key=None)
     tr, tc = layer.grid
     # Exclude padded columns of the last tile column (they always read 0).
     cols = np.arange(tc * layer.crossbar.tile_shape[1]).reshape(tc, -1)
@@ -186,7 +196,7 @@ def calibrate_adc(
 class AnalogMLP(eqx.Module):
     """A multilayer perceptron whose every linear layer runs on crossbar tiles.
 
-    ReLU between layers, none after the last. One example in; vmap for batches.
+    ReLU between layers, none after the last. One example or a batch in.
     """
 
     layers: tuple[AnalogLinear, ...]
@@ -219,7 +229,7 @@ class AnalogMLP(eqx.Module):
         )
         return cls(layers)
 
-    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
+    def __call__(self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None):
         keys = [None] * len(self.layers) if key is None else jax.random.split(
             key, len(self.layers)
         )
@@ -236,7 +246,7 @@ class AnalogMLP(eqx.Module):
         layers = []
         for i, layer in enumerate(self.layers):
             layers.append(calibrate_adc(layer, x, bits=bits, percentile=percentile))
-            x = jax.vmap(lambda xi, lay=layer: lay(xi, key=None))(x)
+            x = layer(x, key=None)
             if i < len(self.layers) - 1:
                 x = jax.nn.relu(x)
         return AnalogMLP(tuple(layers))

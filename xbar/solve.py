@@ -1,11 +1,12 @@
 """Column currents of a crossbar from its cells' conductances and row voltages.
 
-`ideal_currents` is the circuit without wires: each column current is the sum
+`current_stats` is the circuit without wires: each column current is the sum
 of its cells' currents at the row voltages (Kirchhoff, no IR drop). Read noise
-is added to the currents: for ohmic cells with independent per-read
-conductance noise of std `s_ij`, each column current is Gaussian with mean
-`sum_i v_i g_ij` and variance `sum_i v_i^2 s_ij^2`, so one extra product gives
-the exact distribution without drawing a rows x cols array per input.
+enters as a per-read, per-cell conductance deviation of std `s_ij`, independent
+between cells and reads, so each column current is Gaussian with mean
+`sum_i I(g_ij, v_i)` and variance `sum_i (s_ij dI/dg)^2`; for ohmic cells that
+is `sum_i v_i^2 s_ij^2`. One extra product gives the exact distribution without
+drawing a batch x rows x cols array of conductances (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -17,40 +18,63 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, AbstractDeviceState
 
 
-def ideal_currents(
+def current_stats(
     device: AbstractDevice,
     pos: AbstractDeviceState,
     neg: AbstractDeviceState,
-    v: Float[Array, "*tiles rows"],
+    v: Float[Array, "*batch tiles_r rows"],
     t_s,
-    *,
-    key: PRNGKeyArray | None,
-) -> Float[Array, "*tiles cols"]:
-    """Differential column currents `I+ - I-` (A) of every tile.
+) -> tuple[
+    Float[Array, "*batch tiles_r tiles_c cols"], Float[Array, "*batch tiles_r tiles_c cols"]
+]:
+    """Mean and std (A) of the differential column currents `I+ - I-` of every tile.
 
     Args:
         device: the cell model of both arrays.
         pos, neg: states of the G+ and G- arrays, leaves shaped
-            `(*tiles, rows, cols)`.
-        v: row voltages (V), shaped `(*tiles, rows)` (broadcast over columns).
+            `(tiles_r, tiles_c, rows, cols)`.
+        v: row voltages (V), shaped `(*batch, tiles_r, rows)`: grid row `a`
+            of the input drives every tile in grid row `a`.
         t_s: time since programming (s) at which the cells are read.
-        key: PRNG key for read noise; None reads the noise-free mean.
 
     Returns:
-        Column currents shaped `(*tiles, cols)`.
+        (mean, std), each shaped `(*batch, tiles_r, tiles_c, cols)`. For cells whose
+        current is not linear in `g` the std is the first-order (linearized)
+        propagation of the conductance noise.
     """
     g_p, s_p = device.read_stats(pos, t_s)
     g_n, s_n = device.read_stats(neg, t_s)
     if device.linear_iv:
-        i = jnp.einsum("...r,...rc->...c", v, g_p - g_n)
-        if key is None:
-            return i
-        var = jnp.einsum("...r,...rc->...c", v * v, s_p * s_p + s_n * s_n)
-        return i + jnp.sqrt(var) * jax.random.normal(key, i.shape, i.dtype)
-    # Non-ohmic cells: read every cell once and sum its I-V currents.
-    if key is not None:
-        k_p, k_n = jax.random.split(key)
-        g_p = g_p + s_p * jax.random.normal(k_p, g_p.shape, g_p.dtype)
-        g_n = g_n + s_n * jax.random.normal(k_n, g_n.shape, g_n.dtype)
-    vv = v[..., :, None]
-    return jnp.sum(device.current(g_p, vv) - device.current(g_n, vv), axis=-2)
+        mean = jnp.einsum("...ar,acrj->...acj", v, g_p - g_n)
+        var = jnp.einsum("...ar,acrj->...acj", v * v, s_p * s_p + s_n * s_n)
+        return mean, jnp.sqrt(var)
+    shape = v.shape[:-2] + g_p.shape
+    vv = jnp.broadcast_to(v[..., :, None, :, None], shape)
+    g_p, s_p, g_n, s_n = (jnp.broadcast_to(a, shape) for a in (g_p, s_p, g_n, s_n))
+
+    def cell(g, s):
+        return jax.jvp(lambda gg: device.current(gg, vv), (g,), (s,))
+
+    i_p, d_p = cell(g_p, s_p)
+    i_n, d_n = cell(g_n, s_n)
+    mean = jnp.sum(i_p - i_n, axis=-2)
+    return mean, jnp.sqrt(jnp.sum(d_p * d_p + d_n * d_n, axis=-2))
+
+
+def ideal_currents(
+    device: AbstractDevice,
+    pos: AbstractDeviceState,
+    neg: AbstractDeviceState,
+    v: Float[Array, "*batch tiles_r rows"],
+    t_s,
+    *,
+    key: PRNGKeyArray | None,
+) -> Float[Array, "*batch tiles_r tiles_c cols"]:
+    """One noisy read of the column currents (A); `key=None` gives the mean.
+
+    One key draws independent noise for every example of the batch.
+    """
+    mean, std = current_stats(device, pos, neg, v, t_s)
+    if key is None:
+        return mean
+    return mean + std * jax.random.normal(key, mean.shape, mean.dtype)

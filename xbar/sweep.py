@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+
+
+def _first_difference(a, b, path: str = "config") -> str | None:
+    """Path of the first field where `a` and `b` cannot be stacked, or None.
+
+    Arrays must agree in shape and dtype; anything else (static fields, None)
+    must be equal.
+    """
+    if eqx.is_array(a) or eqx.is_array(b):
+        if eqx.is_array(a) and eqx.is_array(b):
+            return None if (a.shape, a.dtype) == (b.shape, b.dtype) else path
+        return path
+    if type(a) is not type(b):
+        return path
+    if dataclasses.is_dataclass(a):
+        pairs = [(f".{f.name}", getattr(a, f.name), getattr(b, f.name))
+                 for f in dataclasses.fields(a)]
+    elif isinstance(a, list | tuple):
+        if len(a) != len(b):
+            return path
+        pairs = [(f"[{i}]", x, y) for i, (x, y) in enumerate(zip(a, b))]
+    elif isinstance(a, dict):
+        if a.keys() != b.keys():
+            return path
+        pairs = [(f"[{k!r}]", a[k], b[k]) for k in a]
+    else:
+        try:
+            return None if bool(a == b) else path
+        except Exception:
+            return None if a is b else path
+    for name, x, y in pairs:
+        found = _first_difference(x, y, path + name)
+        if found is not None:
+            return found
+    return None
 
 
 def stack(configs: Sequence[Any]) -> Any:
@@ -22,10 +58,14 @@ def stack(configs: Sequence[Any]) -> Any:
     statics = [eqx.filter(c, eqx.is_array, inverse=True) for c in configs]
     s0 = jax.tree.structure(statics[0])
     for i, s in enumerate(statics[1:], 1):
-        if jax.tree.structure(s) != s0 or not eqx.tree_equal(s, statics[0]):
+        where = _first_difference(configs[0], configs[i])
+        if where is not None or jax.tree.structure(s) != s0 or not eqx.tree_equal(
+            s, statics[0]
+        ):
             raise ValueError(
-                f"configs[{i}] differs from configs[0] in a static field; a sweep can "
-                "only vary array fields"
+                f"configs[{i}] differs from configs[0] in {where or 'a static field'}"
+                "; a sweep can only vary the values of array fields (static fields, "
+                "array shapes and None-ness must agree)"
             )
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *arrays)
     return eqx.combine(stacked, statics[0])

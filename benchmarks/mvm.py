@@ -1,0 +1,82 @@
+"""Tiled noisy analog forward of one layer vs plain `jnp.dot` (same process).
+
+The analog forward: per-vector abs-max input scaling, 8-bit DAC, 256 x 256 tiles
+of RRAM (card rram_ag_asi_jo2010) with read noise, a 6-bit ADC per tile, digital
+accumulation over tiles. Programming is done once, outside the timed region;
+each timed call draws fresh read noise. Prints one JSON object per measurement.
+
+    python benchmarks/mvm.py           # 784 x 256 layer, batch 1024
+    python benchmarks/mvm.py --quick   # small shapes, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+
+import devices
+import xbar
+
+
+def best_time(fn, *args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))  # warm-up and compile
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    n_in, n_out, batch = (100, 40, 64) if args.quick else (784, 256, 1024)
+    repeats = 3 if args.quick else 20
+
+    k_w, k_x, k_map, k_cal, k_run = jax.random.split(jax.random.key(0), 5)
+    w = jax.random.normal(k_w, (n_out, n_in), jnp.float32) / jnp.sqrt(n_in)
+    x = jax.random.uniform(k_x, (batch, n_in), jnp.float32)
+    layer = xbar.AnalogLinear.from_weights(
+        w, None, devices.RRAM.from_card(), key=k_map, dac=xbar.DAC(bits=8)
+    )
+    layer = xbar.calibrate_adc(layer, x[:64], bits=6)
+
+    @jax.jit
+    def analog(layer, x, key):
+        return layer(x, key=key)
+
+    @jax.jit
+    def digital(w, x):
+        return jnp.dot(x, w.T)
+
+    t_dot = best_time(digital, w, x, repeats=repeats)
+    t_analog = best_time(analog, layer, x, k_run, repeats=repeats)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = [
+        {
+            "name": f"analog_linear_{n_in}x{n_out}_batch{batch}_adc6",
+            "value": t_analog * 1e3,
+            "unit": "ms",
+            "baseline": t_dot * 1e3,
+            "baseline_name": "jnp.dot",
+            "ratio": t_analog / t_dot,
+            "target": 3.0,
+            "backend": jax.default_backend(),
+            "tiles": list(layer.grid),
+        },
+        {"name": "peak_rss", "value": rss_mib, "unit": "MiB"},
+    ]
+    for r in rows:
+        print(json.dumps(r))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
