@@ -155,7 +155,7 @@ class AnalogLinear(eqx.Module):
         partial = self.adc(i) * scale[..., None, None]
         y = jnp.sum(partial, axis=-3).reshape(x.shape[:-1] + (-1,))
         y = y[..., : self.out_features]
-        return y if self.bias is None else y + self.bias
+        return y if self.bias is None else y + jnp.broadcast_to(self.bias, y.shape)
 
     def effective_weight(self) -> Float[Array, "out in"]:
         """Noise-free programmed weights `(G+ - G-) / k` (read at `t_read_s`)."""

@@ -24,8 +24,10 @@ def _first_difference(a, b, path: str = "config") -> str | None:
     if type(a) is not type(b):
         return path
     if dataclasses.is_dataclass(a):
-        pairs = [(f".{f.name}", getattr(a, f.name), getattr(b, f.name))
-                 for f in dataclasses.fields(a)]
+        pairs = [
+            (f".{f.name}", getattr(a, f.name), getattr(b, f.name))
+            for f in dataclasses.fields(a)
+        ]
     elif isinstance(a, list | tuple):
         if len(a) != len(b):
             return path
@@ -59,8 +61,10 @@ def stack(configs: Sequence[Any]) -> Any:
     s0 = jax.tree.structure(statics[0])
     for i, s in enumerate(statics[1:], 1):
         where = _first_difference(configs[0], configs[i])
-        if where is not None or jax.tree.structure(s) != s0 or not eqx.tree_equal(
-            s, statics[0]
+        if (
+            where is not None
+            or jax.tree.structure(s) != s0
+            or not eqx.tree_equal(s, statics[0])
         ):
             raise ValueError(
                 f"configs[{i}] differs from configs[0] in {where or 'a static field'}"

@@ -79,5 +79,8 @@ def train_mlp(
         (p, s), _ = jax.lax.scan(epoch, (p, s), jax.random.split(k, epochs))
         return p
 
-    params = run(params, opt_state, k_shuffle)
+    # optax mixes Python floats with its int32 step count; allow standard
+    # promotion here even where a test suite runs JAX in strict mode.
+    with jax.numpy_dtype_promotion("standard"):
+        params = run(params, opt_state, k_shuffle)
     return eqx.combine(params, static)

@@ -1,0 +1,55 @@
+"""Tolerance helper and the list of every device model, for parametrized tests."""
+
+import dataclasses
+
+import equinox as eqx
+import numpy as np
+
+import devices
+
+# float32 machine epsilon: the unit of every float32 rounding tolerance below.
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
+    """Same structure, same dtypes, leaves close. Conductances are ~1e-9..1e-4 S,
+    so callers working in siemens must pass an `atol` scaled to g_max."""
+    return bool(eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol))
+
+
+# Every device model, in the configurations the suite tests. A new device (or a
+# new card) added here is run through every parametrized test.
+all_devices = (
+    devices.Ideal(),
+    devices.RRAM.from_card(),
+    devices.RRAM.from_card("rram_taox_hfox_wu2018"),
+)
+all_device_ids = ("Ideal", "RRAM-ag_asi_jo2010", "RRAM-taox_hfox_wu2018")
+
+# The RRAM configurations (the ones with noise).
+rram_devices = all_devices[1:]
+rram_device_ids = all_device_ids[1:]
+
+
+def zero_noise(device):
+    """A copy of `device` with every `sigma_*` parameter set to 0 (re-validated)."""
+    names = [f.name for f in dataclasses.fields(device) if f.name.startswith("sigma_")]
+    return dataclasses.replace(device, **{n: 0.0 for n in names})
+
+
+def untile(t, n_in, n_out):
+    """Independent NumPy inverse of the tiling (tr, tc, R, C) -> (n_in, n_out)."""
+    t = np.asarray(t)
+    tr, tc, r, c = t.shape
+    out = np.empty((tr * r, tc * c), t.dtype)
+    for i in range(tr):
+        for j in range(tc):
+            out[i * r : (i + 1) * r, j * c : (j + 1) * c] = t[i, j]
+    return out[:n_in, :n_out]
+
+
+# Threshold for the Kolmogorov-Smirnov tests against a stated distribution. The
+# suite runs ~30 of them; at 1e-3 the chance that any correct one fails for a
+# new seed is ~3 %, while with 2e4 samples a real shape error (e.g. uniform
+# instead of normal noise, KS distance ~0.03) still gives p ~ 1e-16.
+KS_PVALUE = 1e-3
