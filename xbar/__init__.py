@@ -15,5 +15,11 @@ from .mapping import (
     weight_scale as weight_scale,
 )
 from .periphery import ADC as ADC, DAC as DAC, quantize_signed as quantize_signed
-from .solve import ideal_currents as ideal_currents
+from .solve import (
+    AbstractCircuit as AbstractCircuit,
+    IdealCircuit as IdealCircuit,
+    current_stats as current_stats,
+    ideal_currents as ideal_currents,
+    sample_currents as sample_currents,
+)
 from .sweep import Sweep as Sweep, stack as stack

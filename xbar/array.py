@@ -10,7 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, AbstractDeviceState
 
 from .periphery import DAC
-from .solve import ideal_currents
+from .solve import AbstractCircuit, IdealCircuit, sample_currents
 
 
 class Crossbar(eqx.Module):
@@ -22,11 +22,14 @@ class Crossbar(eqx.Module):
     Attributes:
         device: the cell model (its parameters).
         pos, neg: device states of the G+ and G- cells.
+        circuit: how currents follow from cells and voltages (default: ideal,
+            no wire resistance).
     """
 
     device: AbstractDevice
     pos: AbstractDeviceState
     neg: AbstractDeviceState
+    circuit: AbstractCircuit = IdealCircuit()
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -54,11 +57,12 @@ class Crossbar(eqx.Module):
                 f"row voltages must have shape (..., {tr}, {self.tile_shape[0]}); "
                 f"got {v.shape}"
             )
-        return ideal_currents(self.device, self.pos, self.neg, v, t_s, key=key)
+        stats = self.circuit.current_stats(self.device, self.pos, self.neg, v, t_s)
+        return sample_currents(stats, key)
 
     def map_states(self, fn) -> Crossbar:
         """A crossbar whose G+ and G- states are `fn(state)` (e.g. relax by dt)."""
-        return Crossbar(self.device, fn(self.pos), fn(self.neg))
+        return Crossbar(self.device, fn(self.pos), fn(self.neg), self.circuit)
 
 
 def step(
@@ -97,9 +101,10 @@ def program_crossbar(
     g_neg: Float[Array, "tiles_r tiles_c rows cols"],
     *,
     key: PRNGKeyArray,
+    circuit: AbstractCircuit | None = None,
 ) -> Crossbar:
     """Fabricate fresh cells (device-to-device draws) and program them to targets."""
     k_init_p, k_init_n, k_prog_p, k_prog_n = jax.random.split(key, 4)
     pos = device.program(device.init(g_pos.shape, key=k_init_p), g_pos, key=k_prog_p)
     neg = device.program(device.init(g_neg.shape, key=k_init_n), g_neg, key=k_prog_n)
-    return Crossbar(device, pos, neg)
+    return Crossbar(device, pos, neg, IdealCircuit() if circuit is None else circuit)

@@ -15,6 +15,7 @@ from devices.base import AbstractDevice, as_param, check_range
 from .array import Crossbar, step
 from .mapping import from_tiles, map_matrix
 from .periphery import ADC, DAC
+from .solve import AbstractCircuit
 
 
 class AnalogLinear(eqx.Module):
@@ -66,6 +67,7 @@ class AnalogLinear(eqx.Module):
         input_scaling: Literal["abs_max", "fixed"] = "abs_max",
         x_max: float = 1.0,
         clip_percentile: float | None = None,
+        circuit: AbstractCircuit | None = None,
     ) -> AnalogLinear:
         """Map `weight` (shape `(out, in)`, as `eqx.nn.Linear`) onto tiles and program it.
 
@@ -80,6 +82,9 @@ class AnalogLinear(eqx.Module):
             t_read_s: time since programming at which the layer is read (s).
             input_scaling: "abs_max" (per input vector) or "fixed" (`x_max`).
             x_max: full-scale input for "fixed" scaling.
+            clip_percentile: map this percentile of |W| to the full range and
+                clip beyond it (default: max |W|, no clipping).
+            circuit: the tiles' circuit model (default `IdealCircuit()`).
         """
         weight = jnp.asarray(weight, jnp.float32)
         if weight.ndim != 2:
@@ -98,6 +103,7 @@ class AnalogLinear(eqx.Module):
             tile_rows=tile_rows,
             tile_cols=tile_cols,
             clip_percentile=clip_percentile,
+            circuit=circuit,
         )
         return cls(
             crossbar=crossbar,

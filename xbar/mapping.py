@@ -11,6 +11,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, concrete
 
 from .array import Crossbar, program_crossbar
+from .solve import AbstractCircuit
 
 
 def check_tile_shape(tile_rows: int, tile_cols: int) -> None:
@@ -87,10 +88,12 @@ def map_matrix(
     tile_rows: int = 256,
     tile_cols: int = 256,
     clip_percentile: float | None = None,
+    circuit: AbstractCircuit | None = None,
 ) -> tuple[Crossbar, Float[Array, ""]]:
     """Program a rows=inputs x cols=outputs matrix onto a grid of tiles.
 
     Padding cells are programmed to `g_min` on both sides (zero weight).
+    `circuit` is the crossbar's circuit model (default ideal).
 
     Returns:
         (crossbar, k): the programmed tiles and the siemens per unit weight.
@@ -101,4 +104,4 @@ def map_matrix(
     g_pos, g_neg, k = conductance_targets(weight_io, device, w_max)
     tp = to_tiles(g_pos, tile_rows, tile_cols, fill=device.g_min)
     tn = to_tiles(g_neg, tile_rows, tile_cols, fill=device.g_min)
-    return program_crossbar(device, tp, tn, key=key), k
+    return program_crossbar(device, tp, tn, key=key, circuit=circuit), k

@@ -11,6 +11,9 @@ drawing a batch x rows x cols array of conductances (DESIGN.md).
 
 from __future__ import annotations
 
+import abc
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -78,6 +81,36 @@ def current_stats(
     return mean, jnp.sqrt(jnp.sum(d_p * d_p + d_n * d_n, axis=-2))
 
 
+class AbstractCircuit(eqx.Module):
+    """How column currents follow from cells and row voltages (the circuit model).
+
+    A crossbar holds one; `Crossbar.currents` and `step` call it. The ideal
+    circuit has no wire resistance; circuits with IR drop, sneak paths and
+    non-linear cells implement the same method.
+    """
+
+    @abc.abstractmethod
+    def current_stats(
+        self,
+        device: AbstractDevice,
+        pos: AbstractDeviceState,
+        neg: AbstractDeviceState,
+        v: Float[Array, "*batch tiles_r rows"],
+        t_s,
+    ) -> tuple[
+        Float[Array, "*batch tiles_r tiles_c cols"],
+        Float[Array, "*batch tiles_r tiles_c cols"],
+    ]:
+        """Mean and std (A) of the differential column currents of every tile."""
+
+
+class IdealCircuit(AbstractCircuit):
+    """No wires: every cell sees its row voltage, columns are virtual ground."""
+
+    def current_stats(self, device, pos, neg, v, t_s):
+        return current_stats(device, pos, neg, v, t_s)
+
+
 def ideal_currents(
     device: AbstractDevice,
     pos: AbstractDeviceState,
@@ -91,7 +124,12 @@ def ideal_currents(
 
     One key draws independent noise for every example of the batch.
     """
-    mean, std = current_stats(device, pos, neg, v, t_s)
+    return sample_currents(current_stats(device, pos, neg, v, t_s), key)
+
+
+def sample_currents(stats, key: PRNGKeyArray | None):
+    """Draw column currents from `(mean, std)`; `key=None` returns the mean."""
+    mean, std = stats
     if key is None:
         return mean
     return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
