@@ -10,9 +10,27 @@ from .cards import (
     load_card as load_card,
 )
 from .ideal import Ideal as Ideal, IdealState as IdealState
+from .ionic import (
+    IonicState as IonicState,
+    IonicSynapse as IonicSynapse,
+    linear_step_response as linear_step_response,
+)
 from .memristor import (
     RRAM as RRAM,
     RRAMState as RRAMState,
     nl_curve as nl_curve,
     nl_curve_inverse as nl_curve_inverse,
+)
+from .pcm import (
+    PCM as PCM,
+    PCMState as PCMState,
+    drift_compensation as drift_compensation,
+    pcm_nu_stats as pcm_nu_stats,
+    pcm_prog_sigma as pcm_prog_sigma,
+    pcm_q_s as pcm_q_s,
+)
+from .perovskite import (
+    Perovskite as Perovskite,
+    PerovskiteState as PerovskiteState,
+    paired_pulse_facilitation as paired_pulse_facilitation,
 )

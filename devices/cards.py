@@ -23,9 +23,16 @@ CARD_DIR = Path(__file__).parent / "cards"
 PROVENANCE = {"R", "D", "U", "A"}
 
 
-def available_cards() -> list[str]:
-    """Names of every card shipped in `devices/cards/`."""
-    return sorted(p.stem for p in CARD_DIR.glob("*.json"))
+def available_cards(model: str | None = None) -> list[str]:
+    """Names of every card shipped in `devices/cards/`.
+
+    With `model` (e.g. "RRAM", "PCM", "Perovskite", "IonicSynapse"), only the
+    cards whose `"model"` entry is `model`.
+    """
+    names = sorted(p.stem for p in CARD_DIR.glob("*.json"))
+    if model is None:
+        return names
+    return [n for n in names if json.loads(_load(n)).get("model") == model]
 
 
 @cache

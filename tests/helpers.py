@@ -23,12 +23,28 @@ all_devices = (
     devices.Ideal(),
     devices.RRAM.from_card(),
     devices.RRAM.from_card("rram_taox_hfox_wu2018"),
+    devices.PCM.from_card("pcm_joshi2020"),
+    devices.Perovskite.from_card("perovskite_mapbi3_poddar"),
+    devices.Perovskite.from_card("perovskite_cspbbr3_john2022"),
+    devices.IonicSynapse.from_card("ionic_ecram_tang2018"),
+    devices.IonicSynapse.from_card("ionic_protonic_onen2022"),
+    devices.IonicSynapse.from_card("ionic_droplet_li2025"),
 )
-all_device_ids = ("Ideal", "RRAM-ag_asi_jo2010", "RRAM-taox_hfox_wu2018")
+all_device_ids = (
+    "Ideal",
+    "RRAM-ag_asi_jo2010",
+    "RRAM-taox_hfox_wu2018",
+    "PCM-joshi2020",
+    "Perovskite-mapbi3_poddar",
+    "Perovskite-cspbbr3_john2022",
+    "Ionic-ecram_tang2018",
+    "Ionic-protonic_onen2022",
+    "Ionic-droplet_li2025",
+)
 
 # The RRAM configurations (the ones with noise).
-rram_devices = all_devices[1:]
-rram_device_ids = all_device_ids[1:]
+rram_devices = all_devices[1:3]
+rram_device_ids = all_device_ids[1:3]
 
 
 def zero_noise(device):

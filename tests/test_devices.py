@@ -174,7 +174,7 @@ def _card_curve(name, which="ltp"):
     return c[f"p_max_{which}"], c[f"a_{which}"], c["g_min"], c["g_max"]
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 def test_ltp_pulses_from_g_min_closed_form(card, getkey):
     p_max, a, g_min, g_max = _card_curve(card)
     dev = devices.RRAM.from_card(card, sigma_c2c=0.0)
@@ -232,7 +232,7 @@ def test_vector_1_ag_asi(getkey):
     assert abs(float(state.g[0]) - g_min) <= 400 * EPS32 * g_max
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 def test_single_pulse_steps_closed_form(card, getkey):
     """One LTP or LTD pulse from conductance g moves by the E-NL step:
     dG_up = (B + g_min - g)(1 - e^{-1/A}),  dG_down = (B_d + g_min - g)(1 - e^{1/A_d}),
@@ -267,7 +267,7 @@ def test_single_pulse_steps_closed_form(card, getkey):
     assert np.all(np.diff(np.abs(down - g32_64)) > 0)
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 def test_first_ltp_step_larger_than_last(card, getkey):
     p_max, a, g_min, g_max = _card_curve(card)
     dev = devices.RRAM.from_card(card, sigma_c2c=0.0)
@@ -305,7 +305,7 @@ def test_enl_inverse_round_trip():
 # -- noise statistics -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 @pytest.mark.parametrize("n", [1.0, 4.0, -1.0, -4.0])
 def test_cycle_to_cycle_noise(card, n, getkey):
     c = devices.card_values(card)
@@ -369,7 +369,7 @@ def _levels64(card):
     return _enl(np.arange(int(p_max) + 1), p_max, a, g_min, g_max)
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 def test_program_lands_on_nearest_level(card, getkey):
     levels = _levels64(card)
     g_min, g_max = levels[0], levels[-1]
@@ -405,7 +405,7 @@ def test_program_lands_on_nearest_level(card, getkey):
     assert np.all(err <= best + 16 * EPS32 * g_max)
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 @pytest.mark.parametrize("frac", [0.3, 0.5, 0.7])
 def test_programming_noise_std(card, frac, getkey):
     levels = _levels64(card)
@@ -467,7 +467,7 @@ def test_card_numbers_rederived():
     """The a(NL) values are devices.md section 0's lookup table (typed here), the
     sign of a follows the sign of NL, and the D-tagged numbers re-derive."""
     table = {0.04: 31.566827, 0.63: 1.997332, 2.4: 0.499181, 4.88: 0.200303}
-    for card in devices.available_cards():
+    for card in devices.available_cards("RRAM"):
         c = devices.card_values(card)
         for which in ("ltp", "ltd"):
             nl, a = c[f"nl_{which}"], c[f"a_{which}"]
@@ -477,7 +477,7 @@ def test_card_numbers_rederived():
     wu = devices.card_values("rram_taox_hfox_wu2018")
     # g_min = g_max / (on/off 10): the card's D note. Exact up to float parsing.
     assert abs(wu["g_min"] - wu["g_max"] / 10) <= 1e-12 * wu["g_max"]
-    for card in devices.available_cards():
+    for card in devices.available_cards("RRAM"):
         # sigma_prog = 2.023 uS / 40 uS = 0.0506, rounded to two decimals (+-0.005).
         assert abs(devices.card_values(card)["sigma_prog"] - 2.023 / 40) <= 0.005
     jo = devices.card_values("rram_ag_asi_jo2010")
@@ -486,7 +486,7 @@ def test_card_numbers_rederived():
     assert abs(jo["g_min"] - 1 / 325e6) <= 1e-4 * jo["g_min"]
 
 
-@pytest.mark.parametrize("card", devices.available_cards())
+@pytest.mark.parametrize("card", devices.available_cards("RRAM"))
 def test_from_card_uses_card_values(card):
     c = devices.card_values(card)
     dev = devices.RRAM.from_card(card)

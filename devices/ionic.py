@@ -1,0 +1,179 @@
+"""Ionic synapses: ECRAM, protonic resistors, Li-ion transistors, droplet interfaces."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .base import (
+    AbstractDevice,
+    AbstractDeviceState,
+    as_param,
+    check_bounds,
+    check_range,
+)
+from .perovskite import _from_card, decay
+
+
+class IonicState(AbstractDeviceState):
+    """State of an array of ionic cells.
+
+    Attributes:
+        g: conductance read now, clip(w + vol_step span q, g_min, g_max) (S).
+        w: non-volatile conductance (intercalated ions) (S).
+        q: volatile pulse count (ions that diffuse back): signed pulses applied,
+            decaying as exp(-dt / tau); the volatile conductance is
+            `vol_step (g_max - g_min) q`. Kept in pulse units so that n up and n
+            down pulses cancel exactly.
+        dx_up, dx_dn: per-device step sizes (fraction of the range per pulse).
+        gamma_up, gamma_dn: per-device soft-bound strength.
+    """
+
+    g: Float[Array, "*cells"]
+    w: Float[Array, "*cells"]
+    q: Float[Array, "*cells"]
+    dx_up: Float[Array, "*cells"]
+    dx_dn: Float[Array, "*cells"]
+    gamma_up: Float[Array, "*cells"]
+    gamma_dn: Float[Array, "*cells"]
+
+
+def linear_step_response(x0, n, dx, gamma, x_ref):
+    """n pulses of aihwkit's LinearStep (E-LS) in closed form, x = normalized g.
+
+    One up pulse moves `x` by `dx (1 - gamma (x - x_ref) / (1 - x_ref))`, one
+    down pulse by `-dx (1 + gamma (x - x_ref) / x_ref)` (E-LS with the weight
+    range mapped to [0, 1] and the weight zero at `x_ref`). Each is an affine
+    map `x -> x* + (1 - c)(x - x*)`, so n pulses give
+    `x_n = x0 + s dx (1 - gamma (x0 - x_ref) / b) expm1(|n| log1p(-c)) / (-c)`
+    with `s = sign n`, `b = 1 - x_ref` (up) or `-x_ref` (down), `c = s dx gamma / b`;
+    the last factor tends to |n| as gamma -> 0 (linear steps).
+    """
+    up = n > 0
+    s = jnp.where(up, 1.0, -1.0)
+    b = jnp.where(up, 1.0 - x_ref, -x_ref)
+    m = jnp.abs(n)
+    c = s * dx * gamma / b
+    small = c < 1e-6
+    c_safe = jnp.where(small, 1.0, c)
+    factor = jnp.where(small, m, jnp.expm1(m * jnp.log1p(-c_safe)) / -c_safe)
+    step0 = s * dx * (1.0 - gamma * (x0 - x_ref) / b)
+    return x0 + step0 * factor
+
+
+class IonicSynapse(AbstractDevice):
+    """Electrochemical (ionic) synapse: near-linear soft-bounded steps plus an
+    optional volatile part.
+
+    Non-volatile conductance follows aihwkit's LinearStep (E-LS) in normalized
+    conductance `x = (w - g_min) / (g_max - g_min)`: steps of `dx` per pulse
+    shrinking towards the bounds with strength `gamma_up`, `gamma_dn`
+    (`linear_step_response`), each pulse multiplied by `(1 + sigma_c2c xi)`
+    (for a write of n pulses the summed noise has std `sigma_c2c |dx_total| /
+    sqrt|n|`, exact for gamma = 0). Device-to-device: per cell,
+    `dx_up, dx_dn = dx |1 + sigma_d2d xi|` and `gamma exp(sigma_gamma_d2d xi)`
+    (log-normal, so gamma stays >= 0; aihwkit draws |gamma + gamma_dtod xi|).
+    Volatile part (e.g. a droplet-interface bilayer whose pores close, or
+    ECRAM self-discharge): each pulse adds `vol_step (g_max - g_min) n`, decaying
+    as `exp(-dt / tau_s)` under `relax`. Reads see `g = clip(w + v)` with
+    relative read noise `sigma_read`.
+
+    Args:
+        g_min, g_max: conductance bounds (S).
+        dx: non-volatile step per pulse, fraction of the range, in [0, 1]
+            (1 / number of states; 0 for a purely volatile device).
+        gamma_up, gamma_dn: soft-bound strength (0 linear, 1 soft bounds), >= 0.
+        x_ref: normalized conductance of the weight zero (symmetry reference),
+            in (0, 1).
+        sigma_c2c: relative std per pulse (aihwkit dw_min_std), >= 0.
+        sigma_d2d: relative device-to-device std of dx, in [0, 1).
+        sigma_gamma_d2d: device-to-device log-std of gamma, >= 0.
+        sigma_read: relative std of one read, >= 0.
+        sigma_prog: programming error std, fraction of the range, >= 0.
+        vol_step: volatile step per pulse, fraction of the range, in [0, 1].
+        tau_s: volatile time constant (s), > 0.
+
+    References: see the cards `ionic_*`.
+    """
+
+    g_min: Float[Array, ""] = eqx.field(converter=as_param)
+    g_max: Float[Array, ""] = eqx.field(converter=as_param)
+    dx: Float[Array, ""] = eqx.field(converter=as_param)
+    gamma_up: Float[Array, ""] = eqx.field(converter=as_param)
+    gamma_dn: Float[Array, ""] = eqx.field(converter=as_param)
+    x_ref: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_c2c: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_gamma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_read: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_prog: Float[Array, ""] = eqx.field(converter=as_param)
+    vol_step: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
+    tau_s: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
+
+    def __check_init__(self):
+        check_bounds(self.g_min, self.g_max)
+        check_range("dx", self.dx, 0.0, 1.0)
+        check_range("gamma_up", self.gamma_up, 0.0)
+        check_range("gamma_dn", self.gamma_dn, 0.0)
+        check_range("x_ref", self.x_ref, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range("sigma_c2c", self.sigma_c2c, 0.0)
+        check_range("sigma_d2d", self.sigma_d2d, 0.0, 1.0, hi_open=True)
+        check_range("sigma_gamma_d2d", self.sigma_gamma_d2d, 0.0)
+        check_range("sigma_read", self.sigma_read, 0.0)
+        check_range("sigma_prog", self.sigma_prog, 0.0)
+        check_range("vol_step", self.vol_step, 0.0, 1.0)
+        check_range("tau_s", self.tau_s, 0.0, lo_open=True, unit="s")
+
+    @classmethod
+    def from_card(cls, name: str = "ionic_ecram_tang2018", **overrides):
+        """An IonicSynapse with the numbers of card `name`, fields overridable."""
+        return _from_card(cls, name, overrides)
+
+    def init(self, shape, *, key: PRNGKeyArray) -> IonicState:
+        k = jax.random.split(key, 4)
+        xi = [jax.random.normal(kk, shape, jnp.float32) for kk in k]
+        g = jnp.full(shape, self.g_min, jnp.float32)
+        return IonicState(
+            g=g, w=g, q=jnp.zeros(shape, jnp.float32),
+            dx_up=self.dx * jnp.abs(1.0 + self.sigma_d2d * xi[0]),
+            dx_dn=self.dx * jnp.abs(1.0 + self.sigma_d2d * xi[1]),
+            gamma_up=self.gamma_up * jnp.exp(self.sigma_gamma_d2d * xi[2]),
+            gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
+        )
+
+    def _with(self, state, w, q):
+        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * q,
+                     self.g_min, self.g_max)
+        return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
+
+    def program(self, state, g_target, *, key: PRNGKeyArray) -> IonicState:
+        g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max)
+        g_t = jnp.broadcast_to(g_t, state.g.shape)
+        noise = self.sigma_prog * (self.g_max - self.g_min)
+        w = g_t + noise * jax.random.normal(key, g_t.shape, jnp.float32)
+        w = jnp.clip(w, self.g_min, self.g_max)
+        return self._with(state, w, jnp.zeros_like(w))
+
+    def update(self, state, pulses, *, key: PRNGKeyArray) -> IonicState:
+        n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
+        span = self.g_max - self.g_min
+        x0 = jnp.clip((state.w - self.g_min) / span, 0.0, 1.0)
+        up = n > 0
+        dx = jnp.where(up, state.dx_up, state.dx_dn)
+        gamma = jnp.where(up, state.gamma_up, state.gamma_dn)
+        x = linear_step_response(x0, n, dx, gamma, self.x_ref)
+        m = jnp.maximum(jnp.abs(n), 1.0)
+        noise = self.sigma_c2c * jnp.abs(x - x0) / jnp.sqrt(m)
+        x = x + noise * jax.random.normal(key, x.shape, jnp.float32)
+        w = self.g_min + jnp.clip(x, 0.0, 1.0) * span
+        w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
+        return self._with(state, w, state.q + n)
+
+    def relax(self, state, dt_s) -> IonicState:
+        return self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
+
+    def read_stats(self, state, t_s=0.0):
+        del t_s
+        return state.g, self.sigma_read * jnp.abs(state.g)

@@ -1,0 +1,203 @@
+"""Phase-change memory: the drift reference (aihwkit's PCMLikeNoiseModel, E-PCM)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .base import (
+    AbstractDevice,
+    AbstractDeviceState,
+    as_param,
+    check_bounds,
+    check_range,
+    concrete,
+)
+from .cards import card_values
+from .memristor import nl_curve, nl_curve_inverse
+
+G_REF_PCM = 25e-6  # S: the g_max the aihwkit polynomials were fitted at
+
+
+class PCMState(AbstractDeviceState):
+    """State of an array of PCM cells.
+
+    Attributes:
+        g: conductance right after programming, g_p (S); drift acts on reads.
+        nu: per-cell drift exponent, drawn when the cell was programmed.
+        g_hat: programmed conductance / g_max, which sets the read noise `Q_s`.
+    """
+
+    g: Float[Array, "*cells"]
+    nu: Float[Array, "*cells"]
+    g_hat: Float[Array, "*cells"]
+
+
+def pcm_prog_sigma(g_hat, c0, c1, c2, g_max):
+    """Programming-noise std (S): (c0 + c1 g^ + c2 g^2) [uS] x g_max / 25 uS."""
+    return (c0 + c1 * g_hat + c2 * g_hat * g_hat) * 1e-6 * (g_max / G_REF_PCM)
+
+
+def pcm_nu_stats(g_hat):
+    """Mean and std of the drift exponent at normalized target g^ (E-PCM step 2).
+
+    mu = clip(-0.0155 ln g^ + 0.0244, 0.049, 0.1),
+    sigma = clip(-0.0125 ln g^ - 0.0059, 0.008, 0.045), g^ clamped >= 1e-7.
+    """
+    lg = jnp.log(jnp.maximum(g_hat, 1e-7))
+    mu = jnp.clip(-0.0155 * lg + 0.0244, 0.049, 0.1)
+    sig = jnp.clip(-0.0125 * lg - 0.0059, 0.008, 0.045)
+    return mu, sig
+
+
+def pcm_q_s(g_hat):
+    """Relative 1/f read-noise amplitude Q_s = min(0.0088 / max(g^^0.65, 1e-3), 0.2)."""
+    return jnp.minimum(0.0088 / jnp.maximum(jnp.abs(g_hat) ** 0.65, 1e-3), 0.2)
+
+
+class PCM(AbstractDevice):
+    """Statistical PCM model of Nandakumar et al. / Joshi et al. (aihwkit E-PCM).
+
+    1. Programming: `g_p = g_T + sigma_prog(g^_T) xi`, sigma_prog a quadratic in
+       `g^ = g / g_max` fitted at g_max = 25 uS and scaled by g_max / 25 uS.
+    2. Drift exponent per cell, drawn at programming: `nu = |N(mu(g^), s(g^))|`.
+    3. Drift at `t` s after programming: `g_d = g_p ((t + t0) / t0)^-nu`.
+    4. Read noise of one read (1/f, accumulated): std
+       `|g_d| Q_s(g^_p) sqrt(ln((t + t0 + t_read) / (2 t_read)))`.
+
+    aihwkit clips reads at 0; here a read is Gaussian (mean, std) so that a
+    crossbar can add it to column currents exactly, and conductances are kept
+    in `[g_min, g_max]` at programming.
+
+    Pulse updates follow the gradual SET / abrupt RESET of PCM: `n > 0` SET
+    pulses climb the E-NL curve (nonlinearity `a_set`, `p_max_set` pulses),
+    `n < 0` RESETs the cell to `g_min`; each write redraws the drift exponent.
+
+    Args:
+        g_min, g_max: conductance bounds (S).
+        t0_s: drift reference time t0 (s), > 0.
+        t_read_s: read duration (s), > 0.
+        prog_c0, prog_c1, prog_c2: programming-noise polynomial (uS at 25 uS).
+        sigma_prog_scale, sigma_read_scale, sigma_nu_scale: multipliers of the
+            programming noise, read noise and spread of nu (aihwkit's
+            prog_noise_scale, read_noise_scale; 0 turns each off), >= 0.
+        drift_scale: multiplier of the mean drift exponent (aihwkit's
+            drift_scale), >= 0.
+        p_max_set, a_set: SET pulse response (E-NL); sigma_c2c: SET C2C noise
+            per sqrt(pulse), fraction of the range.
+
+    References:
+        V. Joshi et al., "Accurate deep neural network inference using
+        computational phase-change memory", Nat. Commun. 11, 2473 (2020),
+        doi 10.1038/s41467-020-16108-9; aihwkit `inference/noise/pcm.py`.
+    """
+
+    g_min: Float[Array, ""] = eqx.field(converter=as_param)
+    g_max: Float[Array, ""] = eqx.field(converter=as_param)
+    t0_s: Float[Array, ""] = eqx.field(converter=as_param)
+    t_read_s: Float[Array, ""] = eqx.field(converter=as_param)
+    prog_c0: Float[Array, ""] = eqx.field(converter=as_param)
+    prog_c1: Float[Array, ""] = eqx.field(converter=as_param)
+    prog_c2: Float[Array, ""] = eqx.field(converter=as_param)
+    p_max_set: Float[Array, ""] = eqx.field(converter=as_param)
+    a_set: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_c2c: Float[Array, ""] = eqx.field(converter=as_param)
+    sigma_prog_scale: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
+    sigma_read_scale: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
+    sigma_nu_scale: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
+    drift_scale: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
+
+    def __check_init__(self):
+        check_bounds(self.g_min, self.g_max)
+        check_range("t0_s", self.t0_s, 0.0, lo_open=True, unit="s")
+        check_range("t_read_s", self.t_read_s, 0.0, lo_open=True, unit="s")
+        check_range("p_max_set", self.p_max_set, 0.0, lo_open=True, unit="pulses")
+        a = concrete(self.a_set)
+        if a is not None and (not jnp.all(jnp.isfinite(a)) or (a == 0).any()):
+            raise ValueError(f"a_set must be a finite nonzero number; got a_set={a}")
+        for name in ("sigma_c2c", "sigma_prog_scale", "sigma_read_scale",
+                     "sigma_nu_scale", "drift_scale"):
+            check_range(name, getattr(self, name), 0.0)
+
+    @classmethod
+    def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
+        """A PCM with the numbers of card `name`, any field overridden by keyword."""
+        values = card_values(name)
+        fields = [f for f in cls.__dataclass_fields__]
+        unknown = set(overrides) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown PCM fields {sorted(unknown)}; fields: {fields}")
+        kwargs = {f: values[f] for f in fields if f in values}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # -- state ---------------------------------------------------------------
+
+    def init(self, shape, *, key: PRNGKeyArray) -> PCMState:
+        del key
+        g = jnp.full(shape, self.g_min, jnp.float32)
+        g_hat = g / self.g_max
+        mu, _ = pcm_nu_stats(g_hat)
+        return PCMState(g=g, nu=self.drift_scale * mu, g_hat=g_hat)
+
+    def draw_nu(self, g_hat, key: PRNGKeyArray):
+        """Drift exponents `|N(mu(g^), sigma(g^))|` for normalized targets g^."""
+        mu, sig = pcm_nu_stats(g_hat)
+        xi = jax.random.normal(key, g_hat.shape, jnp.float32)
+        return jnp.abs(self.drift_scale * mu + self.sigma_nu_scale * sig * xi)
+
+    def program(self, state: PCMState, g_target, *, key: PRNGKeyArray) -> PCMState:
+        k_prog, k_nu = jax.random.split(key)
+        g_t = jnp.broadcast_to(
+            jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max),
+            state.g.shape,
+        )
+        g_hat_t = g_t / self.g_max
+        sig = self.sigma_prog_scale * pcm_prog_sigma(
+            g_hat_t, self.prog_c0, self.prog_c1, self.prog_c2, self.g_max
+        )
+        g = g_t + sig * jax.random.normal(k_prog, g_t.shape, jnp.float32)
+        g = jnp.clip(g, self.g_min, self.g_max)
+        return PCMState(g=g, nu=self.draw_nu(g_hat_t, k_nu), g_hat=g / self.g_max)
+
+    def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
+        k_c2c, k_nu = jax.random.split(key)
+        n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
+        g0 = jnp.clip(state.g, self.g_min, self.g_max)
+        p = nl_curve_inverse(g0, self.p_max_set, self.a_set, self.g_min, self.g_max)
+        n_up = jnp.maximum(n, 0.0)
+        g_set = nl_curve(p + n_up, self.p_max_set, self.a_set, self.g_min, self.g_max)
+        c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(n_up)
+        g_set = g_set + c2c * jax.random.normal(k_c2c, g0.shape, jnp.float32)
+        g = jnp.where(n > 0, g_set, jnp.where(n < 0, self.g_min, state.g))
+        g = jnp.clip(g, self.g_min, self.g_max)
+        g = jnp.where(n == 0, state.g, g)
+        g_hat = g / self.g_max
+        nu = jnp.where(n == 0, state.nu, self.draw_nu(g_hat, k_nu))
+        return PCMState(g=g, nu=nu, g_hat=jnp.where(n == 0, state.g_hat, g_hat))
+
+    def drift_factor(self, state: PCMState, t_s):
+        """((t + t0) / t0)^-nu for every cell, `t_s` seconds after programming."""
+        t = jnp.asarray(t_s, jnp.float32)
+        return jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
+
+    def read_stats(self, state: PCMState, t_s=0.0):
+        t = jnp.asarray(t_s, jnp.float32)
+        g_d = state.g * self.drift_factor(state, t)
+        log_term = jnp.log((t + self.t0_s + self.t_read_s) / (2.0 * self.t_read_s))
+        std = (self.sigma_read_scale * jnp.abs(g_d) * pcm_q_s(state.g_hat)
+               * jnp.sqrt(log_term))
+        return g_d, std
+
+
+def drift_compensation(read_at_t0, read_at_t):
+    """Global drift compensation factor (aihwkit GlobalDriftCompensation).
+
+    `sum |read_at_t0| / sum |read_at_t|`: the ratio of a reference read (e.g.
+    the column currents for an all-ones input, or the conductances) taken right
+    after programming to the same read at inference time. Multiply the outputs
+    read at time t by it. Returns a scalar.
+    """
+    return jnp.sum(jnp.abs(read_at_t0)) / jnp.sum(jnp.abs(read_at_t))
