@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, as_param, check_range
 
 from .array import Crossbar, step
-from .mapping import from_tiles, map_matrix
+from .mapping import from_tiles, map_matrix, program_targets, slice_layout, sliced_targets
 from .periphery import ADC, DAC
 from .solve import AbstractCircuit
 
@@ -28,6 +28,15 @@ class AnalogLinear(eqx.Module):
     to weight units and adds them over the tiles of a column, then adds the
     (digital) bias. Takes one example or a batch (leading axes).
 
+    Options beyond the default differential analog mapping (see
+    `from_weights`): bit slicing (`n_slices` cells of `ceil(weight_bits /
+    n_slices)` bits per weight, digital shift-add of their ADC outputs), a
+    single device per weight with a shared reference column
+    (`scheme="reference"`), per-column or per-tile weight scaling, bit-serial
+    or pulse-width input encoding (`DAC.encoding`), and bound management
+    (`bound_management` re-reads of examples whose ADC clipped, each with half
+    the input scale, as aihwkit's iterative bound management).
+
     Build it with `AnalogLinear.from_weights`.
     """
 
@@ -41,6 +50,12 @@ class AnalogLinear(eqx.Module):
     in_features: int = eqx.field(static=True)
     out_features: int = eqx.field(static=True)
     input_scaling: Literal["abs_max", "fixed"] = eqx.field(static=True)
+    n_slices: int = eqx.field(static=True, default=1)
+    weight_bits: int | None = eqx.field(static=True, default=None)
+    scheme: Literal["differential", "reference"] = eqx.field(
+        static=True, default="differential"
+    )
+    bound_management: int = eqx.field(static=True, default=0)
 
     def __check_init__(self):
         check_range("t_read_s", self.t_read_s, 0.0, unit="s")
@@ -68,6 +83,11 @@ class AnalogLinear(eqx.Module):
         x_max: float = 1.0,
         clip_percentile: float | None = None,
         circuit: AbstractCircuit | None = None,
+        n_slices: int = 1,
+        weight_bits: int | None = None,
+        scheme: Literal["differential", "reference"] = "differential",
+        scaling: Literal["tensor", "column", "tile"] = "tensor",
+        bound_management: int = 0,
     ) -> AnalogLinear:
         """Map `weight` (shape `(out, in)`, as `eqx.nn.Linear`) onto tiles and program it.
 
@@ -85,6 +105,16 @@ class AnalogLinear(eqx.Module):
             clip_percentile: map this percentile of |W| to the full range and
                 clip beyond it (default: max |W|, no clipping).
             circuit: the tiles' circuit model (default `IdealCircuit()`).
+            n_slices: cells per weight (bit slices), in [1, weight_bits].
+            weight_bits: magnitude bits of the quantized weight, or None for
+                analog weights (then n_slices must be 1).
+            scheme: "differential" (G+ and G- per cell) or "reference" (one
+                device per weight, offset by a shared reference column per tile,
+                whose current is subtracted before the ADC).
+            scaling: "tensor", "column" or "tile": which weights share one
+                `w_max` (the digital side undoes each scale).
+            bound_management: maximum re-reads with halved input scale for
+                examples whose ADC inputs clipped (0: off).
         """
         weight = jnp.asarray(weight, jnp.float32)
         if weight.ndim != 2:
@@ -96,15 +126,30 @@ class AnalogLinear(eqx.Module):
                     f"bias must have shape ({weight.shape[0]},) to match weight "
                     f"{weight.shape}; got {bias.shape}"
                 )
-        crossbar, k = map_matrix(
-            weight.T,
-            device,
-            key=key,
-            tile_rows=tile_rows,
-            tile_cols=tile_cols,
-            clip_percentile=clip_percentile,
-            circuit=circuit,
-        )
+        if not isinstance(bound_management, int) or bound_management < 0:
+            raise ValueError(
+                "bound_management must be an integer >= 0; got "
+                f"bound_management={bound_management!r}"
+            )
+        default = (n_slices, weight_bits, scheme, scaling) == (
+            1, None, "differential", "tensor")
+        if default:
+            crossbar, k = map_matrix(
+                weight.T,
+                device,
+                key=key,
+                tile_rows=tile_rows,
+                tile_cols=tile_cols,
+                clip_percentile=clip_percentile,
+                circuit=circuit,
+            )
+        else:
+            g_pos, g_neg, k = sliced_targets(
+                weight.T, device, tile_rows=tile_rows, tile_cols=tile_cols,
+                n_slices=n_slices, weight_bits=weight_bits, scheme=scheme,
+                scaling=scaling, clip_percentile=clip_percentile,
+            )
+            crossbar = program_targets(device, g_pos, g_neg, key=key, circuit=circuit)
         return cls(
             crossbar=crossbar,
             dac=DAC() if dac is None else dac,
@@ -116,11 +161,130 @@ class AnalogLinear(eqx.Module):
             in_features=int(weight.shape[1]),
             out_features=int(weight.shape[0]),
             input_scaling=input_scaling,
+            n_slices=n_slices,
+            weight_bits=weight_bits,
+            scheme=scheme,
+            bound_management=bound_management,
         )
 
     @property
     def grid(self) -> tuple[int, int]:
         return self.crossbar.grid
+
+    @property
+    def is_default(self) -> bool:
+        """The original path: analog differential, tensor scale, amplitude-like
+        DAC, no bound management (kept bit-for-bit)."""
+        return (
+            self.n_slices == 1
+            and self.weight_bits is None
+            and self.scheme == "differential"
+            and self.g_per_w.ndim == 0
+            and self.dac.encoding != "bit_serial"
+            and self.bound_management == 0
+        )
+
+    @property
+    def groups_per_tile(self) -> int:
+        """Logical output columns per tile (bit-slice groups)."""
+        return slice_layout(
+            self.crossbar.tile_shape[1], n_slices=self.n_slices,
+            weight_bits=self.weight_bits, scheme=self.scheme,
+        )[1]
+
+    @property
+    def bits_per_slice(self) -> int:
+        return slice_layout(
+            self.crossbar.tile_shape[1], n_slices=self.n_slices,
+            weight_bits=self.weight_bits, scheme=self.scheme,
+        )[0]
+
+    def slice_weights(self) -> Float[Array, " slices"]:
+        """Shift-add weights `2^(b s)` of the slices (1 for analog weights)."""
+        s = jnp.arange(self.n_slices, dtype=jnp.float32)
+        return 2.0 ** (self.bits_per_slice * s)
+
+    def _select(self, i: Float[Array, "*batch tr tc cols"]):
+        """What the ADCs see: the used columns, minus the reference column."""
+        if self.is_default:
+            return i
+        used = self.groups_per_tile * self.n_slices
+        out = i[..., :used]
+        if self.scheme == "reference":
+            out = out - i[..., -1:]
+        return out
+
+    def _analog(self, u, key):
+        """ADC inputs for normalized inputs `u`: `(*batch, tr, tc, cols)`, or
+        `(cycles, *batch, tr, tc, cols)` for a bit-serial DAC."""
+        if self.dac.encoding == "bit_serial":
+            planes = self.dac.bit_planes(u)
+            drive = DAC(bits=None, v_read=self.dac.v_read)
+            return self._select(step(self.crossbar, drive, planes, self.t_read_s, key=key))
+        return self._select(step(self.crossbar, self.dac, u, self.t_read_s, key=key))
+
+    def adc_inputs(self, x: Float[Array, "*batch in"]):
+        """Noise-free currents (A) the ADCs convert for inputs `x` (calibration)."""
+        u, _ = self._inputs(x)
+        return self._analog(u, None)
+
+    def adc_valid_columns(self):
+        """Mask `(tc, cols)` of ADC columns that carry an output (not padding)."""
+        if self.is_default:
+            cols = np.arange(self.grid[1] * self.crossbar.tile_shape[1])
+            return cols.reshape(self.grid[1], -1) < self.out_features
+        m = self.groups_per_tile
+        logical = np.arange(self.grid[1] * m).reshape(self.grid[1], m, 1)
+        mask = np.broadcast_to(logical < self.out_features, (self.grid[1], m, self.n_slices))
+        return mask.reshape(self.grid[1], m * self.n_slices)
+
+    def _digital(self, u, key):
+        """Outputs in units of `v_read * g_per_w`-scaled inputs, and a clip flag.
+
+        Returns `(y (*batch, out), clipped (*batch,))`.
+        """
+        k_read, k_adc = (None, None) if key is None else jax.random.split(key)
+        a = self._analog(u, k_read)
+        d = self.adc(a, key=k_adc)
+        if self.adc.i_max is None:
+            clipped = jnp.zeros(a.shape, bool)
+        else:
+            clipped = jnp.abs(a) >= jnp.broadcast_to(self.adc.i_max, a.shape)
+        if self.dac.encoding == "bit_serial":
+            d = jnp.tensordot(self.dac.plane_weights(), d, axes=1)
+            clipped = jnp.any(clipped, axis=0)
+        m, ns = self.groups_per_tile, self.n_slices
+        d = d.reshape(d.shape[:-1] + (m, ns))
+        d = jnp.tensordot(d, self.slice_weights(), axes=1)  # (*b, tr, tc, m)
+        d = d / jnp.broadcast_to(self.g_per_w, d.shape)
+        y = jnp.sum(d, axis=-3).reshape(d.shape[:-3] + (-1,))[..., : self.out_features]
+        batch_ndim = u.ndim - 2
+        clipped = jnp.any(clipped.reshape(clipped.shape[:batch_ndim] + (-1,)), axis=-1)
+        return y, clipped
+
+    def _general_call(self, x, key):
+        u, s = self._inputs(x)
+        y, clipped = self._digital(u, key)
+        if self.bound_management > 0:
+            f0 = jnp.ones(u.shape[:-2] + (1, 1), jnp.float32)
+
+            def cond(c):
+                _, _, clip, it = c
+                return jnp.any(clip) & (it < self.bound_management)
+
+            def body(c):
+                f, y, clip, it = c
+                f = jnp.where(clip[..., None, None], 0.5 * f, f)
+                k = None if key is None else jax.random.fold_in(key, it + 1)
+                y2, clip2 = self._digital(u * f, k)
+                y = jnp.where(clip[..., None], y2 / f[..., 0], y)
+                return f, y, clip & clip2, it + 1
+
+            _, y, _, _ = jax.lax.while_loop(
+                cond, body, (f0, y, clipped, jnp.asarray(0, jnp.int32))
+            )
+        y = y * (s / self.dac.v_read)
+        return y if self.bias is None else y + jnp.broadcast_to(self.bias, y.shape)
 
     def _inputs(self, x: Float[Array, "*batch in"]):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -155,6 +319,8 @@ class AnalogLinear(eqx.Module):
         draws independent read noise for every example, which is faster than
         vmapping over split keys and has the same distribution.
         """
+        if not self.is_default:
+            return self._general_call(x, key)
         u, s = self._inputs(x)
         i = step(self.crossbar, self.dac, u, self.t_read_s, key=key)
         scale = s / (self.dac.v_read * self.g_per_w)  # (*batch, 1)
@@ -168,8 +334,17 @@ class AnalogLinear(eqx.Module):
         dev = self.crossbar.device
         g_p, _ = dev.read_stats(self.crossbar.pos, self.t_read_s)
         g_n, _ = dev.read_stats(self.crossbar.neg, self.t_read_s)
-        w = from_tiles(g_p - g_n, self.in_features, self.out_features) / self.g_per_w
-        return w.T
+        plain = (self.n_slices, self.weight_bits, self.scheme) == (
+            1, None, "differential")
+        if plain and self.g_per_w.ndim == 0:
+            w = from_tiles(g_p - g_n, self.in_features, self.out_features) / self.g_per_w
+            return w.T
+        # Rows as the batch axis through the same digital combination.
+        d = jnp.moveaxis(self._select(jnp.moveaxis(g_p - g_n, 2, 0)), 0, 2)
+        m, ns = self.groups_per_tile, self.n_slices
+        d = d.reshape(d.shape[:-1] + (m, ns))
+        d = jnp.tensordot(d, self.slice_weights(), axes=1) / self.g_per_w[:, :, None, :]
+        return from_tiles(d, self.in_features, self.out_features).T
 
 
 def calibrate_adc(
@@ -178,24 +353,35 @@ def calibrate_adc(
     *,
     bits: int | None = 8,
     percentile: float = 99.9,
+    per_column: bool = False,
 ) -> AnalogLinear:
     """Set the layer's ADC full scale from data.
 
-    `i_max` becomes the given percentile of |column current| over all tiles,
-    columns and the calibration inputs `x`, read without noise: what a chip
-    does once at deployment with representative inputs.
+    `i_max` becomes the given percentile of |ADC input current| over all
+    tiles, columns (and bit-serial cycles) and the calibration inputs `x`,
+    read without noise: what a chip does once at deployment with
+    representative inputs. `per_column=True` calibrates every ADC column on
+    its own (`i_max` shaped `(tiles_r, tiles_c, cols)`). The ADC's noise and
+    sharing are kept; a drawn INL/DNL transfer function is dropped (its code
+    count is tied to the old bits).
     """
     check_range("percentile", percentile, 0.0, 100.0, lo_open=True)
-    i = layer.tile_currents(x, key=None)
-    tr, tc = layer.grid
-    # Exclude padded columns of the last tile column (they always read 0).
-    cols = np.arange(tc * layer.crossbar.tile_shape[1]).reshape(tc, -1)
-    valid = jnp.asarray(cols < layer.out_features)
-    vals = jnp.abs(i)[:, :, valid]
-    i_max = float(jnp.percentile(vals, percentile))
-    if not i_max > 0:
-        raise ValueError("calibrate_adc: all calibration currents are zero")
-    return eqx.tree_at(lambda m: m.adc, layer, ADC(bits=bits, i_max=i_max))
+    valid = jnp.asarray(layer.adc_valid_columns())
+    a = jnp.abs(layer.adc_inputs(x))
+    if per_column:
+        flat = a.reshape((-1,) + a.shape[-3:])
+        i_col = jnp.percentile(flat, percentile, axis=0)
+        ok = jnp.broadcast_to(valid, i_col.shape)
+        if not bool(jnp.all(jnp.where(ok, i_col, 1.0) > 0)):
+            raise ValueError("calibrate_adc: a used ADC column reads zero on all inputs")
+        i_max = jnp.where(ok, i_col, 1.0)
+    else:
+        vals = a.reshape((-1,) + a.shape[-3:])[:, :, valid]
+        i_max = float(jnp.percentile(vals, percentile))
+        if not i_max > 0:
+            raise ValueError("calibrate_adc: all calibration currents are zero")
+    adc = ADC(bits=bits, i_max=i_max, noise_lsb=layer.adc.noise_lsb, share=layer.adc.share)
+    return eqx.tree_at(lambda m: m.adc, layer, adc)
 
 
 

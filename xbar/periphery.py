@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import as_param, check_range, concrete
+
+ENCODINGS = ("amplitude", "pulse_width", "bit_serial")
 
 
 def _as_bits(x):
@@ -44,18 +48,81 @@ def quantize_signed(u: Array, bits: Array) -> Array:
 class DAC(eqx.Module):
     """Row driver: a normalized input in [-1, 1] becomes a voltage pulse amplitude.
 
+    Three input encodings (static `encoding`):
+
+    - "amplitude" (default): one read of `t_read` at voltage `q(u) v_read`.
+    - "pulse_width": one read at `+-v_read` for a fraction `|q(u)|` of the read
+      window. For ohmic cells the integrated column charge equals the
+      amplitude encoding's, so `__call__` returns the same time-averaged
+      voltage; the encodings differ in energy (`V^2 G t |u|` instead of
+      `(u V)^2 G t`) and latency (`2^(bits-1) - 1` time slots), see
+      `xbar.energy`.
+    - "bit_serial": the magnitude `|q(u)| (2^(bits-1) - 1)` is sent one bit per
+      cycle at `+-v_read` (`bits - 1` cycles, least significant first); every
+      cycle's column currents are converted by the ADC and the digital side
+      shift-adds them (`bit_planes`, `plane_weights`). `__call__` returns the
+      equivalent amplitude (the shift-added voltage), so `xbar.step` callers
+      see the same mean currents.
+
     Args:
         bits: resolution including sign, integer in [2, 24], or None for an
-            unquantized driver. An array leaf, so a sweep can vmap over it.
+            unquantized driver. An array leaf, so a sweep can vmap over it
+            (except for "bit_serial", where it sets the number of cycles).
         v_read: full-scale read voltage (V), > 0: input 1 drives `v_read`.
+        encoding: "amplitude", "pulse_width" or "bit_serial".
     """
 
     bits: Float[Array, ""] | None = eqx.field(converter=_as_bits, default=8)
     v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
+    encoding: Literal["amplitude", "pulse_width", "bit_serial"] = eqx.field(
+        static=True, default="amplitude"
+    )
 
     def __check_init__(self):
         _check_bits("DAC bits", self.bits)
         check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(
+                f"DAC encoding must be one of {ENCODINGS}; got "
+                f"encoding={self.encoding!r}"
+            )
+        if self.encoding == "bit_serial":
+            if self.bits is None:
+                raise ValueError(
+                    "DAC bits must be an integer in [2, 24] for bit_serial "
+                    "encoding (it sets the number of cycles); got bits=None"
+                )
+            if concrete(self.bits) is None:
+                raise ValueError("bit_serial DAC bits must be concrete (not traced)")
+
+    @property
+    def n_cycles(self) -> int:
+        """Read cycles per input vector: `bits - 1` for bit-serial, else 1."""
+        if self.encoding != "bit_serial":
+            return 1
+        return int(concrete(self.bits)) - 1
+
+    def magnitude_levels(self) -> Float[Array, ""]:
+        """`2^(bits-1) - 1`: the largest integer input magnitude."""
+        return 2.0 ** (self.bits - 1.0) - 1.0
+
+    def bit_planes(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
+        """Bit-serial cycles: `sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB)..
+
+        `sum_c plane_weights[c] * planes[c]` equals `quantize_signed(u, bits)`.
+        """
+        n = self.magnitude_levels()
+        m = jnp.round(jnp.abs(quantize_signed(u, self.bits)) * n)
+        c = jnp.arange(self.n_cycles, dtype=jnp.float32).reshape(
+            (-1,) + (1,) * u.ndim
+        )
+        bit = jnp.mod(jnp.floor(m[None] / 2.0**c), 2.0)
+        return jax.lax.stop_gradient(jnp.sign(u)[None] * bit)
+
+    def plane_weights(self) -> Float[Array, " cycles"]:
+        """Shift-add weights `2^c / (2^(bits-1) - 1)` of the bit-serial cycles."""
+        c = jnp.arange(self.n_cycles, dtype=jnp.float32)
+        return 2.0**c / self.magnitude_levels()
 
     def __call__(self, u: Float[Array, "*rows"]) -> Float[Array, "*rows"]:
         """Voltages (V) for normalized inputs `u` (clipped to [-1, 1])."""
@@ -67,21 +134,60 @@ class DAC(eqx.Module):
 class ADC(eqx.Module):
     """Column converter: a current becomes a number, clipped at +-`i_max`.
 
+    Non-idealities (all off by default):
+
+    - input-referred noise: `N(0, noise_lsb)` LSBs added to the input of every
+      conversion (drawn only when a key is passed, like the cells' read noise);
+    - INL/DNL: a fixed transfer function, the code transition thresholds
+      `thresholds` (in units of full scale), drawn once per converter by
+      `ADC.with_nonlinearity`; the output is the ideal level of the code whose
+      thresholds bracket the input;
+    - sharing: one converter serves `share` columns one after another, which
+      multiplies the conversion latency by `share` (see `xbar.energy`); it
+      does not change the values.
+
     Args:
         bits: resolution including sign, integer in [2, 24], or None for no
             quantization (then only the clipping at `i_max` acts).
         i_max: full-scale current (A), > 0, or None for an ideal converter
             (no clipping; `bits` must then be None). Any shape that broadcasts
             against the column currents (per tile or per column).
+        noise_lsb: input-referred noise std in LSBs, >= 0.
+        thresholds: code transition thresholds (fraction of full scale), shape
+            `(2^bits - 2,)`, increasing, or None for the ideal mid-point ones.
+        share: columns per converter, integer >= 1.
     """
 
     bits: Float[Array, ""] | None = eqx.field(converter=_as_bits, default=8)
     i_max: Float[Array, "..."] | None = eqx.field(
         converter=lambda x: None if x is None else as_param(x), default=None
     )
+    noise_lsb: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
+    thresholds: Float[Array, " codes"] | None = eqx.field(
+        converter=lambda x: None if x is None else jnp.asarray(x, jnp.float32),
+        default=None,
+    )
+    share: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
         _check_bits("ADC bits", self.bits)
+        check_range("ADC noise_lsb", self.noise_lsb, 0.0, unit="LSB")
+        if not isinstance(self.share, int | np.integer) or self.share < 1:
+            raise ValueError(f"ADC share must be an integer >= 1; got share={self.share!r}")
+        if self.thresholds is not None:
+            b = concrete(self.bits)
+            t = concrete(self.thresholds)
+            if b is None and self.bits is None:
+                raise ValueError("ADC thresholds need bits (an integer in [2, 24])")
+            if b is not None and t is not None:
+                n_codes = int(2 ** int(b) - 2)
+                if t.shape[-1:] != (n_codes,):
+                    raise ValueError(
+                        f"ADC thresholds must have shape ({n_codes},) for bits={int(b)}"
+                        f"; got {t.shape}"
+                    )
+                if np.any(np.diff(t, axis=-1) < 0):
+                    raise ValueError("ADC thresholds must be non-decreasing")
         if self.i_max is None:
             if self.bits is not None:
                 raise ValueError(
@@ -91,10 +197,72 @@ class ADC(eqx.Module):
         else:
             check_range("ADC i_max", self.i_max, 0.0, lo_open=True, unit="A")
 
-    def __call__(self, i: Float[Array, "*cols"]) -> Float[Array, "*cols"]:
-        """The current the digital side sees (A): clipped and quantized."""
+    @classmethod
+    def with_nonlinearity(
+        cls,
+        bits: int,
+        i_max,
+        *,
+        key: PRNGKeyArray,
+        inl_lsb: float = 0.0,
+        dnl_lsb: float = 0.0,
+        **kwargs,
+    ) -> ADC:
+        """An ADC whose transfer function deviates from the ideal staircase.
+
+        Every code width is `1 + dnl_lsb * xi_k` LSB (xi_k standard normal,
+        drawn once from `key`; widths clipped at 0, i.e. a missing code), the
+        staircase is rescaled to keep its end points (end-point INL), and a
+        bow `inl_lsb * (1 - t^2)` LSB is added to every threshold `t`, so the
+        INL at mid-scale is `inl_lsb` plus the accumulated DNL.
+
+        Args:
+            bits: resolution including sign (concrete integer in [2, 24]).
+            i_max: full-scale current (A).
+            key: draws the converter's DNL (a fixed property of one converter).
+            inl_lsb: amplitude of the bow-shaped INL (LSB).
+            dnl_lsb: std of the code widths' DNL (LSB), >= 0.
+        """
+        _check_bits("ADC bits", bits)
+        check_range("ADC dnl_lsb", dnl_lsb, 0.0, unit="LSB")
+        n = 2 ** (int(bits) - 1) - 1
+        lsb = 1.0 / n
+        n_codes = 2 * n  # transitions between the 2n + 1 levels
+        widths = jnp.maximum(1.0 + dnl_lsb * jax.random.normal(key, (n_codes - 1,)), 0.0)
+        # Ideal thresholds at (k + 1/2) LSB from -1: first at -1 + lsb/2.
+        edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(widths)])
+        edges = edges / edges[-1] * (n_codes - 1)  # end points fixed
+        t = (-1.0 + 0.5 * lsb) + edges * lsb
+        t = t + inl_lsb * lsb * (1.0 - t * t)
+        return cls(bits=bits, i_max=i_max, thresholds=jnp.sort(t), **kwargs)
+
+    @property
+    def lsb(self):
+        """Full-scale fraction of one LSB, `1 / (2^(bits-1) - 1)`."""
+        return 1.0 / (2.0 ** (self.bits - 1.0) - 1.0)
+
+    def __call__(
+        self, i: Float[Array, "*cols"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "*cols"]:
+        """The current the digital side sees (A): clipped and quantized.
+
+        `key` draws the input-referred noise (none without a key).
+        """
         if self.i_max is None:
             return i
+        i_max = self.i_max
+        if i_max.ndim != i.ndim:  # per-tile / per-column full scale
+            i_max = jnp.broadcast_to(i_max, jnp.broadcast_shapes(i_max.shape, i.shape))
         if self.bits is None:
-            return jnp.clip(i, -self.i_max, self.i_max)
-        return quantize_signed(i / self.i_max, self.bits) * self.i_max
+            return jnp.clip(i, -i_max, i_max)
+        u = i / i_max
+        if key is not None:
+            u = u + self.noise_lsb * self.lsb * jax.random.normal(key, u.shape, u.dtype)
+        if self.thresholds is None:
+            return quantize_signed(u, self.bits) * i_max
+        n = 2.0 ** (self.bits - 1.0) - 1.0
+        code = jnp.searchsorted(self.thresholds, jax.lax.stop_gradient(u), side="right")
+        q = code.astype(jnp.float32) / n - 1.0
+        # Straight-through: value of the non-ideal level, gradient of the clip.
+        uc = jnp.clip(u, -1.0, 1.0)
+        return (uc + jax.lax.stop_gradient(q - uc)) * i_max

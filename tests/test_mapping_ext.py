@@ -1,0 +1,256 @@
+"""Bit slicing, reference column, per-column/per-tile scaling, clipping, bit-serial
+inputs and bound management, against float64 NumPy references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import EPS32
+
+import devices
+import xbar
+
+IDEAL = devices.Ideal()  # g in [1e-6, 1e-4] S
+G_MIN, G_MAX = 1e-6, 1e-4
+TILE = (8, 7)  # small tiles: several row and column tiles, groups split columns
+
+
+def _int_weights(key, out_f, in_f, bits):
+    """Weights on the quantization grid of `bits` magnitude bits, max |q| = 2^bits-1,
+    so a quantized mapping represents them exactly."""
+    top = 2**bits - 1
+    q = np.array(jax.random.randint(key, (out_f, in_f), -top, top + 1))
+    q[0, 0] = top
+    return q * 0.01
+
+
+def _bound(w, x, n_acc, n_slices, ref):
+    """Float32 error bound of a mapped W x in output units.
+
+    A weight unit is worth c = 1 (differential) or 2 (reference) times w_max / dG
+    per siemens of combined conductance. Three float32 terms, each eps times a
+    length times a magnitude:
+    - cells: each conductance (<= g_max) errs by eps g_max; the shift-add weights
+      of the slices, 2^(b s) (2^b - 1) / (2^B - 1), sum to 1, so over the slices
+      this is <= 2 eps c w_max g_max / dG per input (x4 for the scalings);
+    - common mode: a column sums n_acc cells that all carry the offset g_off
+      (g_min, or g_ref = (g_min + g_max) / 2 which the reference column
+      subtracts): n_acc eps c w_max g_off / dG per input;
+    - accumulation of the signal: (n_acc + 8) eps sum_j |W_cj x_j|.
+    `n_slices` is kept for the call sites; the slice weights telescope (see above).
+    """
+    del n_slices
+    w = np.asarray(w, np.float64)
+    x = np.asarray(x, np.float64)
+    w_max = np.abs(w).max()
+    c = 2.0 if ref else 1.0
+    g_off = 0.5 * (G_MIN + G_MAX) if ref else G_MIN
+    sx = np.abs(x).sum(-1, keepdims=True)
+    cells = 8 * c * w_max * G_MAX / (G_MAX - G_MIN) * sx
+    common = (n_acc + 8) * c * w_max * g_off / (G_MAX - G_MIN) * sx
+    acc = (n_acc + 8) * (np.abs(x) @ np.abs(w).T)
+    return EPS32 * (cells + common + acc)
+
+
+@pytest.fixture(scope="module")
+def data():
+    key = jax.random.key(7)
+    kw, kx = jax.random.split(key)
+    w = _int_weights(kw, 9, 30, 6)
+    x = np.asarray(jax.random.normal(kx, (5, 30), jnp.float32), np.float64)
+    return w, x
+
+
+@pytest.mark.parametrize("scheme", ["differential", "reference"])
+@pytest.mark.parametrize("n_slices", [1, 2, 3, 6])
+def test_bit_sliced_ideal_equals_wx(data, n_slices, scheme):
+    w, x = data
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
+        tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=None),
+        n_slices=n_slices, weight_bits=6, scheme=scheme,
+    )
+    # Ideal ADC (no clipping, no quantization): "enough bits".
+    y = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
+    expected = x @ w.T
+    tol = _bound(w, x, 4 * TILE[0], n_slices, scheme == "reference")
+    assert np.all(np.abs(y - expected) <= tol)
+    # The bound is far below the signal, so a wrong slice weight or column fails.
+    assert tol.max() < 1e-3 * np.abs(expected).mean()
+    # Layout: a group's slices stay in one tile.
+    assert layer.groups_per_tile == (TILE[1] - (scheme == "reference")) // n_slices
+
+
+@pytest.mark.parametrize("scaling", ["tensor", "column", "tile"])
+def test_scaling_quantizes_like_numpy(scaling, getkey):
+    """weight_bits=3 with one scale per tensor / output column / tile: the
+    programmed weights are sign(w) round(|w| / w_max * 7) w_max / 7 with w_max
+    taken over the group (computed independently here)."""
+    out_f, in_f, bits = 9, 30, 3
+    col_mag = np.geomspace(0.01, 1.0, out_f)[:, None]  # columns of very different size
+    w = np.asarray(jax.random.normal(getkey(), (out_f, in_f)), np.float64) * col_mag
+    w32 = jnp.asarray(w, jnp.float32)
+    layer = xbar.AnalogLinear.from_weights(
+        w32, None, IDEAL, key=getkey(), tile_rows=TILE[0], tile_cols=TILE[1],
+        dac=xbar.DAC(bits=None), n_slices=1, weight_bits=bits, scaling=scaling,
+    )
+    a = np.abs(np.asarray(w32, np.float64))
+    if scaling == "tensor":
+        w_max = np.full_like(a, a.max())
+    elif scaling == "column":
+        w_max = np.broadcast_to(a.max(axis=1, keepdims=True), a.shape)
+    else:
+        w_max = np.empty_like(a)
+        for r0 in range(0, in_f, TILE[0]):
+            for c0 in range(0, out_f, TILE[1]):
+                blk = (slice(c0, c0 + TILE[1]), slice(r0, r0 + TILE[0]))
+                w_max[blk] = a[blk].max()
+    top = 2**bits - 1
+    w_q = np.sign(w) * np.round(a / w_max * top) * w_max / top
+    w_eff = np.asarray(layer.effective_weight(), np.float64)
+    # Conductances in float32: 4 eps of w_max g_max / dG per weight; rounding ties
+    # are measure-zero for random normals.
+    np.testing.assert_allclose(w_eff, w_q, rtol=0, atol=(4 * EPS32 * w_max * 1.02).max())
+    x = np.asarray(jax.random.normal(getkey(), (4, in_f)), np.float64)
+    y = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
+    expected = x @ w_q.T
+    assert np.all(np.abs(y - expected) <= _bound(w, x, 4 * TILE[0], 1, False))
+
+
+def test_column_scaling_helps_small_columns(getkey):
+    # Same data as above: with a tensor scale the smallest column (1 % of the
+    # largest) quantizes to zero at 3 bits; with a column scale it keeps its
+    # shape. Relative error of that column: ~1 vs <= 1/7 / 2 per weight.
+    w = np.asarray(jax.random.normal(getkey(), (9, 30)), np.float64)
+    w = w * np.geomspace(0.01, 1.0, 9)[:, None]
+    errs = {}
+    for scaling in ("tensor", "column"):
+        layer = xbar.AnalogLinear.from_weights(
+            jnp.asarray(w, jnp.float32), None, IDEAL, key=getkey(), tile_rows=8,
+            tile_cols=7, dac=xbar.DAC(bits=None), weight_bits=3, scaling=scaling,
+        )
+        w_eff = np.asarray(layer.effective_weight(), np.float64)
+        errs[scaling] = np.abs(w_eff[0] - w[0]).max() / np.abs(w[0]).max()
+    assert errs["tensor"] > 0.9 and errs["column"] <= 0.5 / 7 + 1e-5
+
+
+def test_clip_percentile(getkey):
+    w = np.asarray(jax.random.normal(getkey(), (9, 30)), np.float64)
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32), None, IDEAL, key=getkey(), tile_rows=8,
+        tile_cols=7, dac=xbar.DAC(bits=None), scheme="reference", clip_percentile=90.0,
+    )
+    p = np.percentile(np.abs(np.asarray(jnp.asarray(w, jnp.float32), np.float64)), 90.0)
+    w_eff = np.asarray(layer.effective_weight(), np.float64)
+    # Weights beyond the 90th percentile of |W| clip to +-p; float32 cells: 8 eps
+    # of p g_max / dG (reference scheme: half the conductance per unit weight).
+    np.testing.assert_allclose(w_eff, np.clip(w, -p, p), rtol=0, atol=8 * EPS32 * p * 1.02)
+    assert np.mean(np.abs(w) > p) > 0.05  # clipping really happened
+
+
+def test_bit_serial_equals_amplitude(data):
+    w, x = data
+    outs = {}
+    for enc in ("amplitude", "bit_serial", "pulse_width"):
+        layer = xbar.AnalogLinear.from_weights(
+            jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
+            tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=5, encoding=enc),
+            n_slices=2, weight_bits=6,
+        )
+        outs[enc] = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
+    # Same quantized inputs, same cells, ideal ADC: the shift-add of the 4 bit
+    # cycles is the amplitude product up to float32 rounding of 4 partial sums.
+    tol = 4 * _bound(w, x, 4 * TILE[0], 2, False)
+    assert np.all(np.abs(outs["bit_serial"] - outs["amplitude"]) <= tol)
+    np.testing.assert_array_equal(outs["pulse_width"], outs["amplitude"])
+    # And the 5-bit DAC really quantizes (differs from the exact product).
+    assert np.abs(outs["amplitude"] - x @ w.T).max() > 100 * tol.max()
+
+
+def test_bit_serial_adc_sees_each_cycle(data):
+    """With a per-cycle ADC, bit-serial inputs give each cycle its own rounding:
+    the result equals sum_c 2^c/n Q(I_c) computed here from the cycles' currents."""
+    w, x = data
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
+        tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=4, encoding="bit_serial"),
+    )
+    x32 = jnp.asarray(x, jnp.float32)
+    layer = xbar.calibrate_adc(layer, x32, bits=4, percentile=100.0)
+    a = np.asarray(layer.adc_inputs(x32), np.float64)  # (3 cycles, 5, tr, tc, C)
+    assert a.shape[0] == 3
+    i_max = float(layer.adc.i_max)
+    q = np.clip(np.round(a / i_max * 7), -7, 7) / 7 * i_max
+    d = np.tensordot(np.array([1, 2, 4]) / 7, q, axes=1).sum(axis=1)  # (5, tc, C)
+    s = np.abs(x).max(-1)[:, None]
+    y_ref = d.reshape(5, -1)[:, :9] * s / (float(layer.dac.v_read) * float(layer.g_per_w))
+    y = np.asarray(layer(x32), np.float64)
+    # Rounding ties aside (none at these random currents), float32: 1e-5 relative.
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5 * np.abs(y_ref).max())
+
+
+def test_bound_management_removes_clipping(data):
+    """An ADC that only clips (bits=None) at a full scale below the largest
+    current: without bound management outputs are clipped; with it, clipped
+    examples are re-read at half (quarter) input scale and equal W x."""
+    w, x = data
+    x32 = jnp.asarray(x, jnp.float32)
+    kw = dict(tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=None))
+    base = xbar.AnalogLinear.from_weights(jnp.asarray(w, jnp.float32), None, IDEAL,
+                                          key=jax.random.key(0), **kw)
+    i_max = 0.3 * float(np.abs(np.asarray(base.tile_currents(x32, key=None))).max())
+    adc = xbar.ADC(bits=None, i_max=i_max)
+    outs = {}
+    for bm in (0, 3):
+        layer = xbar.AnalogLinear.from_weights(
+            jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0), adc=adc,
+            bound_management=bm, weight_bits=6, **kw)
+        outs[bm] = np.asarray(layer(x32), np.float64)
+    expected = x @ w.T
+    tol = _bound(w, x, 4 * TILE[0], 1, False)
+    assert np.abs(outs[0] - expected).max() > 1e3 * tol.max()  # clipped
+    assert np.all(np.abs(outs[3] - expected) <= 4 * tol)  # scaled by 1/4 at most
+
+
+def test_per_column_calibration(data):
+    w, x = data
+    x32 = jnp.asarray(x, jnp.float32)
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
+        tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=None), n_slices=2,
+        weight_bits=6,
+    )
+    cal = xbar.calibrate_adc(layer, x32, bits=8, percentile=100.0, per_column=True)
+    a = np.abs(np.asarray(layer.adc_inputs(x32)))  # (5, tr, tc, 6)
+    expect = a.max(axis=0)
+    valid = np.broadcast_to(layer.adc_valid_columns(), expect.shape)
+    # Exactly the max over the data (a percentile of 100 is the max).
+    np.testing.assert_array_equal(np.asarray(cal.adc.i_max)[valid], expect[valid])
+    assert cal.adc.i_max.shape == a.shape[1:]
+
+
+def test_impossible_configurations():
+    w = jnp.ones((4, 6), jnp.float32)
+    with pytest.raises(ValueError, match="tile_cols must be >= n_slices"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
+                                       tile_cols=3, n_slices=4, weight_bits=8)
+    with pytest.raises(ValueError, match=r"tile_cols must be >= n_slices \+ 1"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
+                                       tile_cols=4, n_slices=4, weight_bits=8,
+                                       scheme="reference")
+    with pytest.raises(ValueError, match="n_slices must be in"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
+                                       n_slices=5, weight_bits=4)
+    with pytest.raises(ValueError, match="weight_bits"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0), n_slices=2)
+    with pytest.raises(ValueError, match="ADC i_max must be in"):
+        xbar.ADC(bits=6, i_max=0.0)
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
+                                       scaling="row")
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
+                                       scheme="single")
+    with pytest.raises(ValueError, match="bound_management"):
+        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
+                                       bound_management=-1)
