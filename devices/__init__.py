@@ -9,6 +9,13 @@ from .cards import (
     card_values as card_values,
     load_card as load_card,
 )
+from .compact import (
+    VTEAM as VTEAM,
+    AbstractCompactModel as AbstractCompactModel,
+    LinearIonDrift as LinearIonDrift,
+    loop_area as loop_area,
+    simulate as simulate,
+)
 from .ideal import Ideal as Ideal, IdealState as IdealState
 from .ionic import (
     IonicState as IonicState,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
@@ -25,11 +26,14 @@ class RRAMState(AbstractDeviceState):
         g: conductance (S).
         a_ltp: per-device LTP nonlinearity `a` (device-to-device variation).
         a_ltd: per-device LTD nonlinearity `a`.
+        stuck: per-device stuck-at fault, +1 stuck at g_max (on), -1 stuck at
+            g_min (off), 0 healthy (drawn at `init`; None when faults are off).
     """
 
     g: Float[Array, "*cells"]
     a_ltp: Float[Array, "*cells"]
     a_ltd: Float[Array, "*cells"]
+    stuck: Float[Array, "*cells"] | None = None
 
 
 def nl_curve(p, p_max, a, g_min, g_max):
@@ -62,7 +66,18 @@ class RRAM(AbstractDevice):
     `g (1 + sigma_read xi)`, so read noise grows with conductance. `program`
     writes a target conductance as a verified write to the nearest of the
     `p_max_ltp + 1` levels of the LTP curve, with a residual error
-    `N(0, sigma_prog (g_max - g_min))`. The cell is ohmic (`I = g V`); no drift.
+    `N(0, sigma_prog (g_max - g_min))`.
+
+    Optional effects, all off by default (the NeuroSim model above):
+
+    - stuck-at faults: at `init` each cell is stuck at g_max with probability
+      `p_stuck_on` and at g_min with `p_stuck_off`; stuck cells ignore
+      programming and pulses.
+    - retention relaxation (E-LOG mean, aihwkit ReRamCMONoiseModel form): a
+      read `t` s after programming sees
+      `g + retention_m (g_max - g_min) ln(1 + t / retention_t0_s)`, clipped.
+    - sinh I-V (`iv="sinh"`): `I = g v0 sinh(V / v0)`, ohmic for |V| << v0
+      (Yakopcic / Stanford-model form); solvers then use the elementwise I-V.
 
     Args:
         g_min, g_max: conductance bounds (S), 0 <= g_min < g_max.
@@ -90,6 +105,17 @@ class RRAM(AbstractDevice):
     sigma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
     sigma_read: Float[Array, ""] = eqx.field(converter=as_param)
     sigma_prog: Float[Array, ""] = eqx.field(converter=as_param)
+    p_stuck_on: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
+    p_stuck_off: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
+    retention_m: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
+    retention_t0_s: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
+    v0: Float[Array, ""] = eqx.field(converter=as_param, default=0.25)
+    iv: str = eqx.field(static=True, default="linear")
+    faults: bool = eqx.field(static=True, default=False)
+
+    @property
+    def linear_iv(self) -> bool:  # type: ignore[override]
+        return self.iv == "linear"
 
     def __check_init__(self):
         check_bounds(self.g_min, self.g_max)
@@ -106,6 +132,24 @@ class RRAM(AbstractDevice):
         check_range("sigma_d2d", self.sigma_d2d, 0.0, 1.0, hi_open=True)
         check_range("sigma_read", self.sigma_read, 0.0)
         check_range("sigma_prog", self.sigma_prog, 0.0)
+        check_range("p_stuck_on", self.p_stuck_on, 0.0, 1.0)
+        check_range("p_stuck_off", self.p_stuck_off, 0.0, 1.0)
+        on, off = concrete(self.p_stuck_on), concrete(self.p_stuck_off)
+        if on is not None and off is not None and np.any(on + off > 1.0):
+            raise ValueError(
+                "p_stuck_on + p_stuck_off must be in [0, 1]; "
+                f"got p_stuck_on={on}, p_stuck_off={off}"
+            )
+        if (on is not None and np.any(on > 0) or off is not None and np.any(off > 0)) \
+                and not self.faults:
+            raise ValueError(
+                "p_stuck_on/p_stuck_off > 0 need faults=True (a static switch that "
+                "adds the fault map to the state); got faults=False"
+            )
+        check_range("retention_t0_s", self.retention_t0_s, 0.0, lo_open=True, unit="s")
+        check_range("v0", self.v0, 0.0, lo_open=True, unit="V")
+        if self.iv not in ("linear", "sinh"):
+            raise ValueError(f"iv must be one of ['linear', 'sinh']; got iv={self.iv!r}")
 
     @classmethod
     def from_card(cls, name: str = "rram_ag_asi_jo2010", **overrides) -> RRAM:
@@ -115,9 +159,14 @@ class RRAM(AbstractDevice):
             "g_min g_max p_max_ltp p_max_ltd a_ltp a_ltd sigma_c2c sigma_d2d "
             "sigma_read sigma_prog"
         ).split()
-        unknown = set(overrides) - set(fields)
+        optional = (
+            "p_stuck_on p_stuck_off retention_m retention_t0_s v0 iv faults".split()
+        )
+        unknown = set(overrides) - set(fields) - set(optional)
         if unknown:
-            raise ValueError(f"unknown RRAM fields {sorted(unknown)}; fields: {fields}")
+            raise ValueError(
+                f"unknown RRAM fields {sorted(unknown)}; fields: {fields + optional}"
+            )
         kwargs = {f: values[f] for f in fields}
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -128,12 +177,30 @@ class RRAM(AbstractDevice):
         k1, k2 = jax.random.split(key)
         xi1 = jax.random.normal(k1, shape, jnp.float32)
         xi2 = jax.random.normal(k2, shape, jnp.float32)
+        stuck = None
+        if self.faults:
+            # Fresh key for the fault map, so switching faults on leaves the
+            # a_ltp/a_ltd draws unchanged.
+            u = jax.random.uniform(jax.random.fold_in(key, 7), shape, jnp.float32)
+            stuck = jnp.where(
+                u < self.p_stuck_on, 1.0,
+                jnp.where(u < self.p_stuck_on + self.p_stuck_off, -1.0, 0.0),
+            ).astype(jnp.float32)
         # |1 + sigma xi| keeps each cell's curvature sign; sigma_d2d < 1.
-        return RRAMState(
+        state = RRAMState(
             g=jnp.full(shape, self.g_min, jnp.float32),
             a_ltp=self.a_ltp * jnp.abs(1.0 + self.sigma_d2d * xi1),
             a_ltd=self.a_ltd * jnp.abs(1.0 + self.sigma_d2d * xi2),
+            stuck=stuck,
         )
+        return self._pin(state, state.g)
+
+    def _pin(self, state: RRAMState, g) -> RRAMState:
+        """`state` with conductance `g`, stuck cells held at their bound."""
+        if state.stuck is not None:
+            g = jnp.where(state.stuck > 0, self.g_max,
+                          jnp.where(state.stuck < 0, self.g_min, g))
+        return RRAMState(g=g, a_ltp=state.a_ltp, a_ltd=state.a_ltd, stuck=state.stuck)
 
     def levels(self) -> Float[Array, " levels"]:
         """Conductances reachable from g_min by whole LTP pulses (nominal cell)."""
@@ -154,8 +221,7 @@ class RRAM(AbstractDevice):
         g = jnp.where(g_hi - g_t < g_t - g_lo, g_hi, g_lo)
         noise = self.sigma_prog * (self.g_max - self.g_min)
         g = g + noise * jax.random.normal(key, g.shape, jnp.float32)
-        return RRAMState(g=jnp.clip(g, self.g_min, self.g_max), a_ltp=state.a_ltp,
-                         a_ltd=state.a_ltd)
+        return self._pin(state, jnp.clip(g, self.g_min, self.g_max))
 
     def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
@@ -168,8 +234,20 @@ class RRAM(AbstractDevice):
         c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(jnp.abs(n))
         g = g + c2c * jax.random.normal(key, g.shape, jnp.float32)
         g = jnp.where(n == 0, state.g, jnp.clip(g, self.g_min, self.g_max))
-        return RRAMState(g=g, a_ltp=state.a_ltp, a_ltd=state.a_ltd)
+        return self._pin(state, g)
 
     def read_stats(self, state: RRAMState, t_s=0.0):
-        del t_s
-        return state.g, self.sigma_read * jnp.abs(state.g)
+        g = state.g
+        if concrete(self.retention_m) is None or np.any(concrete(self.retention_m)):
+            t = jnp.asarray(t_s, jnp.float32)
+            shift = self.retention_m * (self.g_max - self.g_min)
+            g = jnp.clip(g + shift * jnp.log1p(t / self.retention_t0_s),
+                         self.g_min, self.g_max)
+            g = self._pin(state, g).g
+        return g, self.sigma_read * jnp.abs(g)
+
+    def current(self, g, v):
+        """Cell current (A): `g v` (linear) or `g v0 sinh(v / v0)` (`iv="sinh"`)."""
+        if self.iv == "sinh":
+            return g * self.v0 * jnp.sinh(v / self.v0)
+        return g * v
