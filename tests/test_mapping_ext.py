@@ -254,3 +254,83 @@ def test_impossible_configurations():
     with pytest.raises(ValueError, match="bound_management"):
         xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
                                        bound_management=-1)
+
+
+# -- convolution by im2col -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1)])
+def test_conv_equals_lax_conv(stride, padding, getkey):
+    from xbar.conv import AnalogConv2d
+
+    w = jax.random.normal(getkey(), (6, 3, 3, 3), jnp.float32)
+    b = jax.random.normal(getkey(), (6,), jnp.float32)
+    x = jax.random.normal(getkey(), (2, 3, 9, 9), jnp.float32)
+    conv = AnalogConv2d.from_weights(
+        w, b, IDEAL, key=getkey(), stride=stride, padding=padding, tile_rows=16,
+        tile_cols=4, dac=xbar.DAC(bits=None),
+    )
+    y = np.asarray(conv(x), np.float64)
+    ref = jax.lax.conv_general_dilated(
+        np.asarray(x, np.float64), np.asarray(w, np.float64), (stride, stride),
+        ((padding, padding), (padding, padding)),
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+    )
+    ref = np.asarray(ref) + np.asarray(b, np.float64)[:, None, None]
+    assert y.shape == ref.shape
+    # Each output pixel is a 27-long dot product through two 16-row tiles: the
+    # float32 MVM bound with n_acc = 32 (cells, common mode, accumulation), on
+    # the patch magnitudes; bounded here by its largest patch |x| sum (<= 27 max|x|).
+    w2 = np.asarray(w, np.float64).reshape(6, -1)
+    xmax = np.abs(np.asarray(x)).max()
+    tol = EPS32 * (40 * 27 * xmax * np.abs(w2).max() * 2 + 40 * 27 * xmax * np.abs(w2).max())
+    np.testing.assert_allclose(y, ref, rtol=2 * EPS32, atol=tol)
+    assert tol < 2e-3 * np.abs(ref).mean()  # far below a wrong patch order (O(1))
+
+
+# -- write-verify -----------------------------------------------------------------
+
+
+def test_write_verify_ideal_reaches_tolerance(getkey):
+    from xbar.write_verify import write_verify
+
+    dev = devices.Ideal(n_states=100.0)
+    step = (G_MAX - G_MIN) / 100
+    t = np.asarray(jax.random.uniform(getkey(), (20, 30), minval=G_MIN, maxval=G_MAX))
+    tol = 0.5 * step * 1.001  # half a pulse step: always reachable
+    for burst in (1, 8):
+        r = write_verify(dev, dev.init(t.shape), jnp.asarray(t), key=getkey(), tol=tol,
+                         max_pulses=120, max_burst=burst)
+        assert bool(np.all(np.asarray(r.converged)))
+        assert np.all(np.abs(np.asarray(r.residual)) <= tol)
+        # From g_min the nearest level is round((t - g_min) / step) pulses away,
+        # and an ideal cell needs exactly that many (hand count, float64).
+        expected = np.round((t.astype(np.float64) - G_MIN) / step).astype(int)
+        np.testing.assert_array_equal(np.asarray(r.pulses), expected)
+        if burst > 1:  # bursts take fewer rounds than pulses
+            assert int(r.iterations) < expected.max()
+
+
+def test_write_verify_reports_failures_on_noisy_device(getkey):
+    from xbar.write_verify import write_verify
+
+    # Cycle-to-cycle noise 3.5 % of the range per sqrt(pulse) against a 1 %
+    # tolerance and 30 pulses: many cells cannot settle. No read noise, so a
+    # verify read is the true conductance.
+    dev = devices.RRAM.from_card(sigma_read=0.0)
+    span = float(dev.g_max - dev.g_min)
+    t = jax.random.uniform(getkey(), (40, 50), minval=float(dev.g_min),
+                           maxval=float(dev.g_max))
+    tol = 0.01 * span
+    r = write_verify(dev, dev.init(t.shape, key=getkey()), t, key=getkey(), tol=tol,
+                     max_pulses=30, max_burst=4)
+    conv = np.asarray(r.converged)
+    res = np.abs(np.asarray(r.residual, np.float64))
+    s = r.summary(tol)
+    assert 0.05 < s["converged_fraction"] < 0.95  # honest: some fail, some succeed
+    # Converged cells are within tolerance (float32 of g: 2 eps g_max); failed ones
+    # are not, and used their whole budget.
+    assert np.all(res[conv] <= tol + 2 * EPS32 * float(dev.g_max))
+    assert np.all(res[~conv] > tol)
+    assert np.all(np.asarray(r.pulses)[~conv] == 30)
+    assert s["pulses_max"] == 30 and s["within_tol_fraction"] == s["converged_fraction"]
