@@ -23,3 +23,11 @@ from .solve import (
     sample_currents as sample_currents,
 )
 from .sweep import Sweep as Sweep, stack as stack
+from . import nir_io as nir_io, spiking as spiking
+from .neurons import AdaptiveLIF as AdaptiveLIF, LIF as LIF, LIFState as LIFState
+from .plasticity import PairSTDP as PairSTDP, STDPState as STDPState
+from .spiking import (
+    SpikingLayer as SpikingLayer,
+    SpikingNetwork as SpikingNetwork,
+    rate_encode as rate_encode,
+)

@@ -1,0 +1,171 @@
+"""Neuromorphic Intermediate Representation (NIR) import and export.
+
+NIR (Pedersen et al., Nat. Commun. 15, 8122 (2024), doi 10.1038/s41467-024-52259-9)
+is the graph format snnTorch, Norse, spyx, Rockpool, Lava and others exchange.
+We read and write chains `Input -> (Linear | Affine) -> LIF -> ... -> Output`.
+
+NIR's LIF is `tau dv/dt = (v_leak - v) + r I`, the ODE of `xbar.LIF` with
+`v_leak = v_rest` and `r = tau / C`. On export a layer's synapse becomes a
+`Linear` whose weight is the noise-free column current per input spike,
+`W = v_read (G+ - G-)^T` (amperes), and its neurons a `LIF` with their own
+`tau`, `r`, `v_threshold`, `v_reset`, `v_leak`. The time step and refractory
+periods (which NIR's LIF lacks) go into metadata.
+
+On import a weight matrix `W` is mapped onto a crossbar with `G+ - G- = k W`
+(`k` siemens per unit of `W`), so an input spike drives `v_read k W`; the
+membrane resistance becomes `r / (v_read k)` (capacitance `tau v_read k / r`)
+so that `R I` -- the only way the current enters the ODE -- is what NIR says.
+Spikes are read as discrete-time {0, 1} events at the time step `dt_s`, the
+convention of snnTorch and of NIR graphs exported from discrete-time
+simulators. Affine biases must be zero (a crossbar column has no bias cell
+here); other node types raise `ValueError`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from devices.base import AbstractDevice
+
+from .neurons import LIF, AdaptiveLIF
+from .periphery import DAC
+from .spiking import SpikingLayer, SpikingNetwork, base_lif
+
+
+def _scalar_or_array(x) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x.reshape(-1)[:1].reshape(()) if x.size > 0 and np.all(x == x.flat[0]) else x
+
+
+def to_nir(net: SpikingNetwork, *, t_s=1.0):
+    """Export `net` (its weights read noise-free at `t_s` after programming) to NIR."""
+    import nir
+
+    if any(isinstance(lay.neuron, AdaptiveLIF) for lay in net.layers):
+        raise ValueError("NIR has no adaptive-threshold LIF; export LIF layers only")
+    nodes = {"input": nir.Input(input_type={"input": np.array([net.layers[0].n_in])})}
+    edges = []
+    prev = "input"
+    for i, lay in enumerate(net.layers):
+        lif = base_lif(lay.neuron)
+        n = lay.n_out
+        g_diff = np.asarray(lay.weight(t_s) * lay.g_per_w)  # (out, in) siemens
+        w = (float(lay.dac.v_read) * g_diff).astype(np.float32)
+
+        def full(p):
+            return np.broadcast_to(np.asarray(p, np.float32), (n,)).copy()
+
+        nodes[f"fc{i}"] = nir.Linear(weight=w)
+        nodes[f"lif{i}"] = nir.LIF(
+            tau=full(lif.tau_s),
+            r=full(lif.r_ohm),
+            v_leak=full(lif.v_rest),
+            v_threshold=full(lif.v_th),
+            v_reset=full(lif.v_reset),
+            metadata={"t_ref_s": full(lif.t_ref_s)},
+        )
+        edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
+        prev = f"lif{i}"
+    nodes["output"] = nir.Output(
+        output_type={"output": np.array([net.layers[-1].n_out])}
+    )
+    edges.append((prev, "output"))
+    return nir.NIRGraph(
+        nodes=nodes,
+        edges=edges,
+        metadata={"dt_s": float(net.dt_s), "source": "xbar-sim"},
+    )
+
+
+def _chain(graph) -> list[str]:
+    succ: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    starts = [k for k, v in graph.nodes.items() if type(v).__name__ == "Input"]
+    if len(starts) != 1:
+        raise ValueError(f"NIR graph must have exactly one Input node; got {starts}")
+    order, cur = [], starts[0]
+    while True:
+        order.append(cur)
+        nxt = succ.get(cur, [])
+        if not nxt:
+            break
+        if len(nxt) > 1:
+            raise ValueError(
+                f"NIR import supports chains only; node {cur!r} feeds {nxt}"
+            )
+        cur = nxt[0]
+    return order
+
+
+def from_nir(
+    graph,
+    device: AbstractDevice,
+    *,
+    key,
+    dt_s: float | None = None,
+    dac: DAC | None = None,
+    tile_rows: int = 256,
+    tile_cols: int = 256,
+) -> SpikingNetwork:
+    """Build a crossbar network from a NIR chain of (Linear|Affine) -> LIF layers.
+
+    Args:
+        graph: a `nir.NIRGraph` (e.g. from `nir.read(path)`).
+        device: cell model of every crossbar.
+        key: device-to-device and programming-noise key.
+        dt_s: time step (s); default the graph's metadata "dt_s", else 1 ms.
+        dac, tile_rows, tile_cols: as `SpikingLayer.from_weights`.
+    """
+    order = _chain(graph)
+    if dt_s is None:
+        dt_s = float(graph.metadata.get("dt_s", 1e-3)) if graph.metadata else 1e-3
+    dac = DAC() if dac is None else dac
+    kinds = [type(graph.nodes[n]).__name__ for n in order]
+    body = order[1:-1] if kinds[-1] == "Output" else order[1:]
+    body_kinds = [type(graph.nodes[n]).__name__ for n in body]
+    if len(body) % 2 or any(
+        a not in ("Linear", "Affine") or b != "LIF"
+        for a, b in zip(body_kinds[::2], body_kinds[1::2])
+    ):
+        raise ValueError(
+            "NIR import supports Input -> (Linear|Affine -> LIF)* -> Output; got "
+            f"{kinds}"
+        )
+    layers = []
+    keys = jax.random.split(key, len(body) // 2)
+    for (syn_name, lif_name), k in zip(zip(body[::2], body[1::2]), keys):
+        syn, node = graph.nodes[syn_name], graph.nodes[lif_name]
+        w = np.asarray(syn.weight, np.float32)
+        if type(syn).__name__ == "Affine" and np.any(np.asarray(syn.bias) != 0):
+            raise ValueError(
+                f"NIR node {syn_name!r}: nonzero Affine bias is not "
+                "supported (no bias cells on the crossbar)"
+            )
+        t_ref = (node.metadata or {}).get("t_ref_s", 0.0)
+        template = LIF(
+            c_mem_f=1.0,
+            tau_s=_scalar_or_array(node.tau),
+            v_th=_scalar_or_array(node.v_threshold),
+            v_reset=_scalar_or_array(0.0 if node.v_reset is None else node.v_reset),
+            v_rest=_scalar_or_array(node.v_leak),
+            t_ref_s=_scalar_or_array(t_ref),
+        )
+        lay = SpikingLayer.from_weights(
+            jnp.asarray(w),
+            device,
+            key=k,
+            dt_s=dt_s,
+            neuron=template,
+            dac=dac,
+            tile_rows=tile_rows,
+            tile_cols=tile_cols,
+        )
+        # R I must equal NIR's r W s: R = r / (v_read k), C = tau / R.
+        r_hw = jnp.asarray(_scalar_or_array(node.r)) / (dac.v_read * lay.g_per_w)
+        lif = eqx.tree_at(lambda m: m.c_mem_f, template, template.tau_s / r_hw)
+        layers.append(eqx.tree_at(lambda m: m.neuron, lay, lif))
+    return SpikingNetwork(tuple(layers), dt_s)
