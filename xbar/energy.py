@@ -1,0 +1,230 @@
+"""Energy, latency and area estimates of analog layers, built from counts.
+
+Every estimate is a count times a per-event constant:
+
+- DAC conversions: one per driven row per tile and cycle (a zero input drives
+  no row); bit-serial inputs use 1-bit row drivers, one pulse per set bit;
+- cell reads: `V^2 G t` summed over every cell of every driven row (both cells
+  of a differential pair; padding cells on a driven row conduct too);
+- ADC conversions: one per used column per tile and cycle, skipped for a tile
+  whose rows are all idle in that cycle; energy per conversion from the Walden
+  figure of merit `FoM * 2^bits`;
+- digital accumulation: one add per conversion (shift-add of slices and
+  cycles, and the sum over row tiles) plus one per output for the bias;
+- programming: write-verify pulses, `V_w^2 G t_w` each.
+
+Latency of one MVM: every tile works in parallel; per cycle a read pulse and
+`share` conversions in series (one ADC per `share` columns). Layers run one
+after another.
+
+The constants are defaults with their provenance (R: read in the source, D:
+derived, A: assumption), listed in `CONSTANTS`; every one is a field of
+`EnergyModel` so a study can replace or sweep it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from devices.base import as_param, check_range
+
+from .layers import AnalogLinear
+
+CONSTANTS = {
+    "adc_fom_j_per_step": (
+        10e-15,
+        "A",
+        "Walden FoM P / (2^ENOB f_s) of a SAR ADC; 10 fJ/conversion-step is within "
+        "the range of SAR designs in B. Murmann, 'ADC Performance Survey "
+        "1997-2024' (github.com/bmurmann/ADC-survey); ENOB taken = bits",
+    ),
+    "t_adc_s": (10e-9, "A", "one conversion at 100 MS/s (SAR, same survey range)"),
+    "e_dac_j": (
+        50e-15,
+        "A",
+        "one multi-bit row-driver conversion incl. charging the row line; assumption",
+    ),
+    "e_driver_1bit_j": (5e-15, "A", "one 1-bit row pulse (bit-serial); assumption"),
+    "e_add_j": (
+        0.1e-12,
+        "R",
+        "32-bit integer add, 45 nm: M. Horowitz, 'Computing's energy problem (and "
+        "what we can do about it)', ISSCC 2014, doi 10.1109/ISSCC.2014.6757323",
+    ),
+    "t_read_s": (
+        5e-9,
+        "R",
+        "read pulse width, NeuroSim V3.0 Cell.cpp default (shared/reference/devices.md)",
+    ),
+    "t_pulse_slot_s": (1e-9, "A", "one time slot of a pulse-width-encoded input"),
+    "v_write_V": (3.2, "R", "LTP pulse of card rram_ag_asi_jo2010 (NeuroSim table)"),
+    "t_write_s": (3e-4, "R", "LTP pulse width of card rram_ag_asi_jo2010"),
+    "cell_area_m2": (
+        12 * (32e-9) ** 2,
+        "A",
+        "1T1R cell of 12 F^2 at F = 32 nm (NeuroSim's 32 nm node); assumption",
+    ),
+    "adc_area_m2": (1000e-12, "A", "one SAR ADC, 1000 um^2; assumption"),
+}
+
+
+class EnergyModel(eqx.Module):
+    """Per-event energies (J), times (s) and areas (m^2); defaults in `CONSTANTS`."""
+
+    adc_fom_j_per_step: jnp.ndarray = eqx.field(converter=as_param,
+                                                default=CONSTANTS["adc_fom_j_per_step"][0])
+    t_adc_s: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["t_adc_s"][0])
+    e_dac_j: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["e_dac_j"][0])
+    e_driver_1bit_j: jnp.ndarray = eqx.field(converter=as_param,
+                                             default=CONSTANTS["e_driver_1bit_j"][0])
+    e_add_j: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["e_add_j"][0])
+    t_read_s: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["t_read_s"][0])
+    t_pulse_slot_s: jnp.ndarray = eqx.field(converter=as_param,
+                                            default=CONSTANTS["t_pulse_slot_s"][0])
+    v_write_V: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["v_write_V"][0])
+    t_write_s: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["t_write_s"][0])
+    cell_area_m2: jnp.ndarray = eqx.field(converter=as_param,
+                                          default=CONSTANTS["cell_area_m2"][0])
+    adc_area_m2: jnp.ndarray = eqx.field(converter=as_param,
+                                         default=CONSTANTS["adc_area_m2"][0])
+
+    def __check_init__(self):
+        for name in CONSTANTS:
+            check_range(name, getattr(self, name), 0.0)
+
+    def adc_energy(self, bits) -> jnp.ndarray:
+        """Energy of one conversion at `bits` resolution (Walden FoM 2^bits)."""
+        return self.adc_fom_j_per_step * 2.0 ** jnp.asarray(bits, jnp.float32)
+
+
+def _drive(layer: AnalogLinear, x):
+    """Per-cycle row drive: `(cycles, *batch, tr, R)` fraction of v_read^2 t_read
+    seen by each row (0 for an idle row) and the row-active mask."""
+    u, _ = layer._inputs(x)
+    dac = layer.dac
+    if dac.encoding == "bit_serial":
+        planes = jnp.abs(dac.bit_planes(u))  # (c, *b, tr, R) in {0, 1}
+        return planes, planes > 0
+    q = jnp.abs(dac(u)) / dac.v_read  # quantized |u|
+    if dac.encoding == "pulse_width":
+        return q[None], q[None] > 0  # full V for a fraction |u| of the window
+    return (q * q)[None], q[None] > 0
+
+
+def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> dict:
+    """Event counts, energies (J) and latency (s) of `layer` on inputs `x`.
+
+    `x` is `(batch, in)`; every count and energy is the mean per input vector.
+    Returns a dict of floats: `dac_conversions`, `driver_pulses`,
+    `adc_conversions`, `digital_adds`, and `energy_J` per component
+    (`dac`, `cells`, `adc`, `digital`), `latency_s`, `devices`, `adcs`,
+    `area_m2`.
+    """
+    model = EnergyModel() if model is None else model
+    x = jnp.asarray(x, jnp.float32).reshape(-1, layer.in_features)
+    n = x.shape[0]
+    dac = layer.dac
+    drive, active = _drive(layer, x)  # (c, n, tr, R)
+    tr, tc = layer.grid
+    rows, cols = layer.crossbar.tile_shape
+    dev = layer.crossbar.device
+    g_p, _ = dev.read_stats(layer.crossbar.pos, layer.t_read_s)
+    g_n, _ = dev.read_stats(layer.crossbar.neg, layer.t_read_s)
+    g_row = jnp.sum(g_p + g_n, axis=(1, 3))  # (tr, R): conductance on each row
+    if dac.encoding == "pulse_width":
+        t_window = (2.0 ** (dac.bits - 1.0) - 1.0) * model.t_pulse_slot_s
+    else:
+        t_window = model.t_read_s
+    e_cells = jnp.sum(drive * g_row[None, None]) * dac.v_read**2 * t_window / n
+
+    driven = jnp.sum(active) * tc / n  # row drives, every tile of a tile row
+    if dac.encoding == "bit_serial":
+        dac_conv, pulses = 0.0, float(driven)
+        e_dac = pulses * model.e_driver_1bit_j
+    else:
+        dac_conv, pulses = float(driven), 0.0
+        e_dac = dac_conv * model.e_dac_j
+    used = int(np.sum(layer.adc_valid_columns()))  # converted columns of a tile row
+    tile_busy = jnp.any(active, axis=-1)  # (c, n, tr)
+    adc_conv = float(jnp.sum(tile_busy) * used / n)
+    adds = adc_conv + layer.out_features
+    bits = layer.adc.bits if layer.adc.bits is not None else 0.0
+    if layer.adc.i_max is None:  # ideal converter: no ADC modelled
+        e_adc = 0.0
+    else:
+        e_adc = adc_conv * float(model.adc_energy(bits))
+    e_digital = adds * model.e_add_j
+
+    share = layer.adc.share
+    cols_per_tile = used / tc
+    n_adc_tile = math.ceil(cols_per_tile / share)
+    conv_serial = math.ceil(cols_per_tile / n_adc_tile) if n_adc_tile else 0
+    cycles = dac.n_cycles
+    latency = cycles * (t_window + conv_serial * model.t_adc_s)
+    n_dev = tr * tc * rows * cols * (1 if layer.scheme == "reference" else 2)
+    n_adcs = tr * tc * n_adc_tile
+    area = n_dev * model.cell_area_m2 + n_adcs * model.adc_area_m2
+    out = {
+        "dac_conversions": dac_conv,
+        "driver_pulses": pulses,
+        "adc_conversions": adc_conv,
+        "digital_adds": float(adds),
+        "cycles": cycles,
+        "adc_conversions_in_series": conv_serial,
+        "energy_J": {
+            "dac": float(e_dac),
+            "cells": float(e_cells),
+            "adc": float(e_adc),
+            "digital": float(e_digital),
+        },
+        "latency_s": float(latency),
+        "devices": n_dev,
+        "adcs": n_adcs,
+        "area_m2": float(area),
+    }
+    out["energy_J"]["total"] = sum(out["energy_J"].values())
+    return out
+
+
+def programming_energy(result, model: EnergyModel | None = None) -> float:
+    """Energy (J) of a write-verify run: pulses x `V_w^2 G t_w`, G the final
+    conductance of each cell (the cell's conductance during its pulses varies;
+    this uses the end point)."""
+    model = EnergyModel() if model is None else model
+    g = result.state.g
+    return float(jnp.sum(result.pulses.astype(jnp.float32) * g)
+                 * model.v_write_V**2 * model.t_write_s)
+
+
+def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
+    """`layer_counts` for each layer of a sequential network (AnalogLinear or
+    AnalogConv2d, ReLU between, as AnalogMLP), on the activations it sees.
+
+    Conv layers count per image: their per-patch counts times patches per image.
+    """
+    from .conv import AnalogConv2d
+
+    out = []
+    n = x.shape[0]
+    for i, layer in enumerate(layers):
+        if isinstance(layer, AnalogConv2d):
+            p = layer.patches(x)
+            c = layer_counts(layer.linear, p.reshape(-1, p.shape[-1]), model)
+            per_image = p.shape[-3] * p.shape[-2]
+            for k in ("dac_conversions", "driver_pulses", "adc_conversions", "digital_adds"):
+                c[k] *= per_image
+            c["energy_J"] = {k: v * per_image for k, v in c["energy_J"].items()}
+            c["latency_s"] *= per_image  # patches one after another on one copy
+        else:
+            x = x.reshape(n, -1)
+            c = layer_counts(layer, x, model)
+        c["layer"] = i
+        out.append(c)
+        x = layer(x, key=None)
+        if i < len(layers) - 1:
+            x = jnp.maximum(x, 0.0)
+    return out
