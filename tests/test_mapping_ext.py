@@ -334,3 +334,34 @@ def test_write_verify_reports_failures_on_noisy_device(getkey):
     assert np.all(res[~conv] > tol)
     assert np.all(np.asarray(r.pulses)[~conv] == 30)
     assert s["pulses_max"] == 30 and s["within_tol_fraction"] == s["converged_fraction"]
+
+
+# -- placement ----------------------------------------------------------------------
+
+
+def test_placement_by_hand():
+    from xbar.placement import Chip, place
+    from xbar.train import MLP
+
+    model = MLP([784, 256, 10], key=jax.random.key(0))
+    chip = Chip(tile_rows=256, tile_cols=256, tiles_per_core=4, cores=4)
+    p = place(model, chip, n_slices=2, weight_bits=8)
+    # 2 slices: 128 weight columns per 256-column tile. 784 x 256 -> 4 x 2 tiles
+    # (tiles 0-7, cores 0-1); 256 x 10 -> 1 tile (tile 8, core 2).
+    l0, l1 = p.layers
+    assert (l0.grid, l0.tiles, l0.cores) == ((4, 2), 8, (0, 1))
+    assert (l1.grid, l1.tiles, l1.cores, l1.first_tile) == ((1, 1), 1, (2,), 8)
+    assert l0.devices_per_weight == 4.0  # 2 slices x (G+, G-)
+    assert l0.utilization == pytest.approx(784 * 256 * 4 / (8 * 256 * 256 * 2))
+    assert p.tiles_used == 9 and p.cores_used == 3
+    assert "9/16 tiles" in p.report()
+    # The same configuration mapped as a layer uses the same tile grid.
+    lay = xbar.AnalogLinear.from_weights(
+        model.layers[0].weight, None, IDEAL, key=jax.random.key(1), n_slices=2,
+        weight_bits=8)
+    assert lay.grid == l0.grid
+    # Reference scheme: one device per weight plus a 256-cell column per tile.
+    r = place([w for w, _ in model.params()], chip, scheme="reference")
+    assert r.layers[0].devices == 784 * 256 + r.layers[0].tiles * 256
+    with pytest.raises(ValueError, match="chip too small"):
+        place(model, Chip(tiles_per_core=2, cores=2), n_slices=2, weight_bits=8)

@@ -1,0 +1,175 @@
+"""Placing a whole network onto a chip: tiles -> cores -> chip, with a report."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import equinox as eqx
+import numpy as np
+
+from .mapping import check_tile_shape, grid_shape, slice_layout
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """A chip of `cores` cores of `tiles_per_core` tiles of `tile_rows x tile_cols`
+    cells (a cell is one device; a differential pair uses two tiles' worth of
+    devices: G+ and G- arrays are counted as cells of the same tile)."""
+
+    tile_rows: int = 256
+    tile_cols: int = 256
+    tiles_per_core: int = 8
+    cores: int = 16
+
+    def __post_init__(self):
+        check_tile_shape(self.tile_rows, self.tile_cols)
+        for name in ("tiles_per_core", "cores"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
+
+    @property
+    def tiles(self) -> int:
+        return self.tiles_per_core * self.cores
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPlacement:
+    name: str
+    shape: tuple[int, int]  # (in, out) of the matrix on the tiles
+    grid: tuple[int, int]  # tiles (rows, cols)
+    tiles: int
+    first_tile: int  # global tile index of the first tile
+    cores: tuple[int, ...]
+    devices: int  # devices holding this layer's weights (incl. reference columns)
+    devices_per_weight: float
+    utilization: float  # weight cells / cells of its tiles
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    chip: Chip
+    layers: tuple[LayerPlacement, ...]
+
+    @property
+    def tiles_used(self) -> int:
+        return sum(p.tiles for p in self.layers)
+
+    @property
+    def cores_used(self) -> int:
+        return len({c for p in self.layers for c in p.cores})
+
+    @property
+    def utilization(self) -> float:
+        """Weight-holding cells over all cells of the used tiles."""
+        cells = self.chip.tile_rows * self.chip.tile_cols
+        used = sum(p.utilization * p.tiles * cells for p in self.layers)
+        return used / (self.tiles_used * cells)
+
+    def report(self) -> str:
+        c = self.chip
+        lines = [
+            f"chip: {c.cores} cores x {c.tiles_per_core} tiles of "
+            f"{c.tile_rows}x{c.tile_cols} = {c.tiles} tiles",
+            f"{'layer':<12}{'in x out':>12}{'grid':>8}{'tiles':>7}{'cores':>10}"
+            f"{'dev/weight':>12}{'util':>7}",
+        ]
+        for p in self.layers:
+            cores = f"{p.cores[0]}-{p.cores[-1]}" if len(p.cores) > 1 else str(p.cores[0])
+            lines.append(
+                f"{p.name:<12}{p.shape[0]:>5} x {p.shape[1]:<5}"
+                f"{p.grid[0]:>3}x{p.grid[1]:<4}{p.tiles:>7}{cores:>10}"
+                f"{p.devices_per_weight:>12.2f}{p.utilization:>7.1%}"
+            )
+        lines.append(
+            f"total: {self.tiles_used}/{c.tiles} tiles ({self.tiles_used / c.tiles:.1%}),"
+            f" {self.cores_used}/{c.cores} cores, cell utilization {self.utilization:.1%}"
+        )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "chip": dataclasses.asdict(self.chip),
+            "layers": [dataclasses.asdict(p) for p in self.layers],
+            "tiles_used": self.tiles_used,
+            "cores_used": self.cores_used,
+            "utilization": self.utilization,
+        }
+
+
+def layer_matrices(model) -> list[tuple[str, tuple[int, int]]]:
+    """`(name, (in, out))` of every weight matrix: eqx.nn.Linear / Conv (im2col:
+    in = C kh kw), or arrays `(out, in)` / `(out, in, kh, kw)` in a list."""
+    import jax
+
+    if isinstance(model, list | tuple) and all(
+        hasattr(w, "shape") or isinstance(w, tuple) for w in model
+    ):  # arrays, or (weight, bias) pairs as MLP.params() gives
+        leaves = [("", w[0] if isinstance(w, tuple) else w) for w in model]
+    else:
+        is_layer = lambda x: isinstance(x, eqx.nn.Linear | eqx.nn.Conv)  # noqa: E731
+        flat = jax.tree_util.tree_flatten_with_path(model, is_leaf=is_layer)[0]
+        leaves = [
+            (jax.tree_util.keystr(path), leaf.weight)
+            for path, leaf in flat
+            if is_layer(leaf)
+        ]
+    out = []
+    for i, (name, w) in enumerate(leaves):
+        shape = tuple(np.shape(w))
+        if len(shape) < 2:
+            raise ValueError(f"layer {i} weight must be >= 2-D (out, in, ...); got {shape}")
+        out.append((name or f"layer{i}", (int(np.prod(shape[1:])), int(shape[0]))))
+    if not out:
+        raise ValueError("model holds no Linear/Conv weights to place")
+    return out
+
+
+def place(
+    model,
+    chip: Chip = Chip(),
+    *,
+    n_slices: int = 1,
+    weight_bits: int | None = None,
+    scheme: str = "differential",
+) -> Placement:
+    """Place every layer on whole tiles, layers in order, filling cores in order.
+
+    A layer never shares a tile with another (each tile has its own periphery
+    configuration); it may span cores. Raises ValueError when the chip is too
+    small, naming the layer and the tiles needed.
+    """
+    _, m = slice_layout(chip.tile_cols, n_slices=n_slices, weight_bits=weight_bits,
+                        scheme=scheme)
+    pair = 1 if scheme == "reference" else 2
+    placed, next_tile = [], 0
+    for name, (n_in, n_out) in layer_matrices(model):
+        tr, tc = grid_shape(n_in, n_out, chip.tile_rows, m)
+        tiles = tr * tc
+        if next_tile + tiles > chip.tiles:
+            raise ValueError(
+                f"chip too small: layer {name} ({n_in} x {n_out}) needs {tiles} tiles "
+                f"from tile {next_tile}; the chip has {chip.tiles} "
+                f"({chip.cores} cores x {chip.tiles_per_core}); raise cores or tile size"
+            )
+        cores = tuple(range(next_tile // chip.tiles_per_core,
+                            (next_tile + tiles - 1) // chip.tiles_per_core + 1))
+        ref_cols = tiles if scheme == "reference" else 0
+        weight_devices = n_in * n_out * n_slices * pair
+        devices = weight_devices + ref_cols * chip.tile_rows
+        cells = tiles * chip.tile_rows * chip.tile_cols * pair
+        placed.append(LayerPlacement(
+            name=name, shape=(n_in, n_out), grid=(tr, tc), tiles=tiles,
+            first_tile=next_tile, cores=cores, devices=devices,
+            devices_per_weight=devices / (n_in * n_out),
+            utilization=weight_devices / cells,
+        ))
+        next_tile += tiles
+    return Placement(chip, tuple(placed))
+
+
+def tiles_needed(n_in: int, n_out: int, chip: Chip, n_slices: int = 1) -> int:
+    """Tiles for one `(in, out)` matrix with `n_slices` columns per weight."""
+    m = chip.tile_cols // n_slices
+    return math.ceil(n_in / chip.tile_rows) * math.ceil(n_out / m)
