@@ -31,3 +31,13 @@ from .spiking import (
     SpikingNetwork as SpikingNetwork,
     rate_encode as rate_encode,
 )
+from .conv import AnalogConv2d as AnalogConv2d, calibrate_conv_adc as calibrate_conv_adc, im2col as im2col
+from .energy import (
+    EnergyModel as EnergyModel,
+    layer_counts as layer_counts,
+    network_counts as network_counts,
+    programming_energy as programming_energy,
+)
+from .mapping import slice_layout as slice_layout, sliced_targets as sliced_targets
+from .placement import Chip as Chip, Placement as Placement, place as place
+from .write_verify import WriteVerifyResult as WriteVerifyResult, write_verify as write_verify
