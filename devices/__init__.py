@@ -16,6 +16,15 @@ from .compact import (
     loop_area as loop_area,
     simulate as simulate,
 )
+from .fit import (
+    cycle_table as cycle_table,
+    fit_pulse_response as fit_pulse_response,
+    fit_to_card as fit_to_card,
+    pulse_response as pulse_response,
+    read_table as read_table,
+    write_card as write_card,
+    write_table as write_table,
+)
 from .ideal import Ideal as Ideal, IdealState as IdealState
 from .ionic import (
     IonicState as IonicState,

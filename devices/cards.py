@@ -43,13 +43,25 @@ def _load(name: str) -> str:
 def load_card(name: str) -> dict[str, Any]:
     """The card called `name` as a dict (a fresh copy each call).
 
+    `name` may also be the path of a card file ending in `.json` (e.g. one
+    written by `devices.write_card` from a fit to measurements).
+
     Raises:
         ValueError: no card of that name; the message lists the available cards.
     """
-    names = available_cards()
-    if name not in names:
-        raise ValueError(f"unknown device card {name!r}; available cards: {names}")
-    card = json.loads(_load(name))
+    if str(name).endswith(".json"):  # a card file of the user's own device
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"card file {str(path)!r} does not exist")
+        card = json.loads(path.read_text())
+        name = card.get("name", path.stem)
+    else:
+        names = available_cards()
+        if name not in names:
+            raise ValueError(
+                f"unknown device card {name!r}; available cards: {names}"
+            )
+        card = json.loads(_load(name))
     for key, p in card["parameters"].items():
         if p.get("provenance") not in PROVENANCE:
             raise ValueError(

@@ -132,7 +132,9 @@ class VTEAM(AbstractCompactModel):
         check_range("v_off", self.v_off, 0.0, lo_open=True, unit="V")
         lo, hi = concrete(self.x_on), concrete(self.x_off)
         if lo is not None and hi is not None and lo >= hi:
-            raise ValueError(f"x_on must be in (-inf, x_off); got x_on={lo}, x_off={hi}")
+            raise ValueError(
+                f"x_on must be in (-inf, x_off); got x_on={lo}, x_off={hi}"
+            )
 
     def resistance(self, x):
         frac = (x - self.x_on) / (self.x_off - self.x_on)
@@ -156,7 +158,7 @@ def simulate(
     t_end_s,
     n_steps: int,
     x0,
-) -> tuple[Float[Array, " n"], Float[Array, " n"], Float[Array, " n"], Float[Array, " n"]]:
+) -> tuple[Array, Array, Array, Array]:
     """Integrate `model` under the waveform `v_fn(t)` with fixed-step RK4.
 
     Args:

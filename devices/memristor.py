@@ -149,7 +149,9 @@ class RRAM(AbstractDevice):
         check_range("retention_t0_s", self.retention_t0_s, 0.0, lo_open=True, unit="s")
         check_range("v0", self.v0, 0.0, lo_open=True, unit="V")
         if self.iv not in ("linear", "sinh"):
-            raise ValueError(f"iv must be one of ['linear', 'sinh']; got iv={self.iv!r}")
+            raise ValueError(
+                f"iv must be one of ['linear', 'sinh']; got iv={self.iv!r}"
+            )
 
     @classmethod
     def from_card(cls, name: str = "rram_ag_asi_jo2010", **overrides) -> RRAM:
