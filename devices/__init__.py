@@ -36,6 +36,7 @@ from .memristor import (
     RRAMState as RRAMState,
     nl_curve as nl_curve,
     nl_curve_inverse as nl_curve_inverse,
+    nl_step as nl_step,
 )
 from .pcm import (
     PCM as PCM,

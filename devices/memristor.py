@@ -47,6 +47,19 @@ def nl_curve(p, p_max, a, g_min, g_max):
     return b * -jnp.expm1(-p / big_a) + g_min
 
 
+def nl_step(g, n, p_max, a, g_min, g_max):
+    """Conductance after `n` pulses along the curve of `nl_curve` from `g`.
+
+    `G(P + n) = c - (c - G(P)) e^{-n/A}` with `c = B + G_min`, so the step
+    needs no inversion of the curve: `g + (c - g)(1 - e^{-n/A})` (equal to
+    `nl_curve(nl_curve_inverse(g) + n)`, with two transcendental functions
+    instead of four).
+    """
+    big_a = a * p_max
+    c = (g_max - g_min) / -jnp.expm1(-p_max / big_a) + g_min
+    return g + (c - g) * -jnp.expm1(-n / big_a)
+
+
 def nl_curve_inverse(g, p_max, a, g_min, g_max):
     """Pulse number P at which the curve of `nl_curve` reaches `g`."""
     big_a = a * p_max
@@ -231,8 +244,7 @@ class RRAM(AbstractDevice):
         up = n > 0
         p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
         a = jnp.where(up, state.a_ltp, state.a_ltd)
-        p = nl_curve_inverse(g0, p_max, a, self.g_min, self.g_max)
-        g = nl_curve(p + n, p_max, a, self.g_min, self.g_max)
+        g = nl_step(g0, n, p_max, a, self.g_min, self.g_max)
         c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(jnp.abs(n))
         g = g + c2c * jax.random.normal(key, g.shape, jnp.float32)
         g = jnp.where(n == 0, state.g, jnp.clip(g, self.g_min, self.g_max))

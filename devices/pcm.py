@@ -16,7 +16,7 @@ from .base import (
     concrete,
 )
 from .cards import card_values
-from .memristor import nl_curve, nl_curve_inverse
+from .memristor import nl_step
 
 G_REF_PCM = 25e-6  # S: the g_max the aihwkit polynomials were fitted at
 
@@ -166,9 +166,8 @@ class PCM(AbstractDevice):
         k_c2c, k_nu = jax.random.split(key)
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         g0 = jnp.clip(state.g, self.g_min, self.g_max)
-        p = nl_curve_inverse(g0, self.p_max_set, self.a_set, self.g_min, self.g_max)
         n_up = jnp.maximum(n, 0.0)
-        g_set = nl_curve(p + n_up, self.p_max_set, self.a_set, self.g_min, self.g_max)
+        g_set = nl_step(g0, n_up, self.p_max_set, self.a_set, self.g_min, self.g_max)
         c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(n_up)
         g_set = g_set + c2c * jax.random.normal(k_c2c, g0.shape, jnp.float32)
         g = jnp.where(n > 0, g_set, jnp.where(n < 0, self.g_min, state.g))

@@ -16,7 +16,7 @@ from .base import (
     concrete,
 )
 from .cards import card_values
-from .memristor import nl_curve, nl_curve_inverse
+from .memristor import nl_step
 
 
 class PerovskiteState(AbstractDeviceState):
@@ -166,8 +166,7 @@ class Perovskite(AbstractDevice):
         up = n > 0
         p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
         a = jnp.where(up, state.a_ltp, state.a_ltd)
-        p = nl_curve_inverse(w0, p_max, a, self.g_min, self.g_max)
-        w = nl_curve(p + n, p_max, a, self.g_min, self.g_max)
+        w = nl_step(w0, n, p_max, a, self.g_min, self.g_max)
         c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(jnp.abs(n))
         w = w + c2c * jax.random.normal(key, w.shape, jnp.float32)
         return jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))

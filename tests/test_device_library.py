@@ -589,3 +589,20 @@ def test_new_device_fields_are_sweepable(getkey):
                                    rtol=8 * EPS32)
     assert float(out[0].mean()) > float(out[1].mean())  # less drift, higher g
     assert dataclasses.is_dataclass(cfgs[0])
+
+
+# -- benchmark and gallery scripts run (tiny versions) ------------------------
+
+
+def test_devices_benchmark_quick(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "devices.py"
+    spec = importlib.util.spec_from_file_location("bench_devices", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--quick"])
+    assert {r["name"].split("_")[0] for r in rows} == {"RRAM", "PCM", "Perovskite",
+                                                       "Ionic"}
+    assert all(r["ratio"] > 0 and r["unit"] == "ms" for r in rows)

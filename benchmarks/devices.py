@@ -1,0 +1,124 @@
+"""One pulse update and one noisy read of 10^6 cells per device family, as a
+time ratio to a plain `jnp` elementwise expression of the same size.
+
+The baselines are the least a noisy elementwise operation costs: one normal
+draw and a few arithmetic ops per cell (`clip(g + dg n + s xi)` for an
+update, `g + s g xi` for a read). Each candidate and its baseline are jitted
+and timed interleaved in the same process (these machines are shared). Prints
+one JSON object per measurement.
+
+    python benchmarks/devices.py           # 10^6 cells
+    python benchmarks/devices.py --quick   # 10^4 cells, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+# Run as `python benchmarks/devices.py`, this file's folder comes first on the
+# path and `import devices` would import this script itself: drop the folder.
+_HERE = Path(__file__).resolve().parent
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import devices  # noqa: E402
+
+# Independent normal draws per cell in one pulse update (the baseline draws
+# one): PCM redraws the drift exponent at every write besides the C2C noise.
+NORMALS_PER_UPDATE = {"RRAM": 1, "PCM": 2, "Perovskite": 1, "Ionic": 1}
+
+FAMILIES = {
+    "RRAM": lambda: devices.RRAM.from_card("rram_ag_asi_jo2010"),
+    "PCM": lambda: devices.PCM.from_card("pcm_joshi2020"),
+    "Perovskite": lambda: devices.Perovskite.from_card("perovskite_mapbi3_poddar"),
+    "Ionic": lambda: devices.IonicSynapse.from_card("ionic_ecram_tang2018"),
+}
+
+
+def best_times(calls, repeats: int) -> list[float]:
+    """Best wall time of each `(fn, args)`, timed interleaved."""
+    for fn, args in calls:
+        jax.block_until_ready(fn(*args))  # warm-up and compile
+    times = [[] for _ in calls]
+    for _ in range(repeats):
+        for t, (fn, args) in zip(times, calls):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            t.append(time.perf_counter() - t0)
+    return [min(t) for t in times]
+
+
+@jax.jit
+def baseline_update(g, pulses, key):
+    xi = jax.random.normal(key, g.shape, jnp.float32)
+    return jnp.clip(g + 1e-7 * pulses + 1e-8 * xi, 1e-6, 1e-4)
+
+
+@jax.jit
+def baseline_read(g, key):
+    return g + 0.03 * g * jax.random.normal(key, g.shape, jnp.float32)
+
+
+@jax.jit
+def update(device, state, pulses, key):
+    return device.update(state, pulses, key=key)
+
+
+@jax.jit
+def read(device, state, key):
+    return device.read(state, 3600.0, key=key)
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    n = 10_000 if args.quick else 1_000_000
+    repeats = 3 if args.quick else 30
+    k_init, k_prog, k_p, k_run = jax.random.split(jax.random.key(0), 4)
+    pulses = jnp.round(jax.random.uniform(k_p, (n,), minval=-5.0, maxval=5.0))
+    rows = []
+    for name, make in FAMILIES.items():
+        dev = make()
+        st = dev.init((n,), key=k_init)
+        st = dev.program(
+            st, jnp.full((n,), 0.5 * (dev.g_min + dev.g_max)), key=k_prog
+        )
+        g = st.g
+        t_bu, t_up, t_br, t_rd = best_times(
+            [
+                (baseline_update, (g, pulses, k_run)),
+                (update, (dev, st, pulses, k_run)),
+                (baseline_read, (g, k_run)),
+                (read, (dev, st, k_run)),
+            ],
+            repeats,
+        )
+        for op, t, tb, base in (
+            ("update", t_up, t_bu, "clip(g + dg n + s xi)"),
+            ("read", t_rd, t_br, "g + s g xi"),
+        ):
+            rows.append({
+                "name": f"{name}_{op}_{n}_cells",
+                "value": t * 1e3,
+                "unit": "ms",
+                "baseline": tb * 1e3,
+                "baseline_name": base,
+                "ratio": t / tb,
+                "target": 2.0,
+                "normals_per_cell": NORMALS_PER_UPDATE[name] if op == "update" else 1,
+                "backend": jax.default_backend(),
+            })
+    for r in rows:
+        print(json.dumps(r))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
