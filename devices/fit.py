@@ -37,17 +37,19 @@ from .base import AbstractDevice, AbstractDeviceState
 
 
 def pulse_response(device: AbstractDevice, state: AbstractDeviceState, pulses, *,
-                   key):
+                   key, dt_s=0.0):
     """Apply `pulses[k]` (signed counts, leading axis = time) one write at a
-    time under `lax.scan`; returns the final state and the conductance after
-    every write, shaped `pulses.shape`."""
+    time under `lax.scan`, relaxing the state by `dt_s` seconds (the pulse
+    spacing) after each; returns the final state and the conductance right
+    after every write, shaped `pulses.shape`."""
     pulses = jnp.asarray(pulses, jnp.float32)
     keys = jax.random.split(key, pulses.shape[0])
 
     def step(s, inp):
         n, k = inp
         s = device.update(s, n, key=k)
-        return s, s.g
+        g = s.g
+        return device.relax(s, dt_s), g
 
     return jax.lax.scan(step, state, (pulses, keys))
 

@@ -606,3 +606,33 @@ def test_devices_benchmark_quick(capsys):
     assert {r["name"].split("_")[0] for r in rows} == {"RRAM", "PCM", "Perovskite",
                                                        "Ionic"}
     assert all(r["ratio"] > 0 and r["unit"] == "ms" for r in rows)
+
+
+def test_device_gallery_quick(tmp_path):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "device_gallery.py"
+    spec = importlib.util.spec_from_file_location("device_gallery", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["device_gallery"] = mod
+    spec.loader.exec_module(mod)
+    # Two rows (drift and volatile decay) keep the compile time down; the
+    # full figure runs every family through the same code.
+    fams = ("PCM", "Ionic (droplet)")
+    out = mod.run(quick=True, out_dir=tmp_path, families=fams)
+    saved = json.loads((tmp_path / "device_gallery.json").read_text())
+    assert (tmp_path / "device_gallery.png").stat().st_size > 10_000
+    assert set(saved["results"]["families"]) == set(fams)
+    assert set(fams) <= {f for f, _, _ in mod.FAMILIES}
+    assert saved["seed"] == 0 and saved["git_revision"]
+    # The loops in the JSON shrink with frequency (the figure's claim).
+    for loops in out["results"]["compact"].values():
+        areas = [lp["area"] for lp in loops]
+        assert all(a > b for a, b in zip(areas, areas[1:]))
+    # PCM drifts down on the log axis; the droplet synapse decays to rest.
+    fams = saved["results"]["families"]
+    assert fams["PCM"]["time"]["mean"][-1] < 0.7
+    assert fams["Ionic (droplet)"]["time"]["mean"][-1] < 0.6
