@@ -8,9 +8,11 @@ spikes of neuron j. With a pre spike at step m and a post spike at step n,
     dn = -a_minus exp(+dt / tau_minus)    if dt <  0   (post before pre: LTD)
 
 programming pulses (all-to-all pairing, summed over pairs and over the batch),
-computed online from two exponential traces. `dn` is rounded to whole pulses
-(to the nearest integer, or stochastically so that the expected count equals
-`dn`) and applied through `device.update`, so the conductance change follows
+computed online from two exponential traces; optionally every post spike also
+requests `a_post` pulses on all its synapses (negative: the input-independent
+depression `x_tar` of Diehl & Cook 2015, which weakens inputs that stay
+silent). `dn` is rounded to whole pulses (to the nearest integer, or
+stochastically so that the expected count equals `dn`) and applied through `device.update`, so the conductance change follows
 the device's own pulse response: its nonlinearity, its bounds and its
 cycle-to-cycle noise. An ideal device turns `n` pulses into exactly
 `n (g_max - g_min) / n_states` siemens.
@@ -56,6 +58,8 @@ class PairSTDP(eqx.Module):
         a_plus: pulses requested for a pre-then-post pair at zero delay, >= 0.
         a_minus: pulses (magnitude) for a post-then-pre pair at zero delay, >= 0.
         tau_plus_s, tau_minus_s: window time constants (s), > 0.
+        a_post: pulses on every synapse of a neuron at each of its spikes
+            (negative depresses; default 0).
         rounding: "nearest" or "stochastic" rounding of the requested pulses.
         scheme: "differential", "bidirectional" or "positive" (module docstring).
     """
@@ -64,6 +68,7 @@ class PairSTDP(eqx.Module):
     a_minus: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
     tau_plus_s: Float[Array, ""] = eqx.field(converter=as_param, default=20e-3)
     tau_minus_s: Float[Array, ""] = eqx.field(converter=as_param, default=20e-3)
+    a_post: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
     rounding: Literal["nearest", "stochastic"] = eqx.field(
         static=True, default="stochastic"
     )
@@ -107,6 +112,8 @@ class PairSTDP(eqx.Module):
         ltp = jnp.einsum("...i,...j->ij", x_pre, post)
         ltd = jnp.einsum("...i,...j->ij", pre, x_post_old)
         dn = self.a_plus * ltp - self.a_minus * ltd
+        post_total = jnp.sum(post.reshape((-1, post.shape[-1])), axis=0)
+        dn = dn + self.a_post * post_total[None, :]
         return STDPState(x_pre=x_pre, x_post=x_post_old + post), dn
 
     def round(self, dn: Array, *, key: PRNGKeyArray | None) -> Array:

@@ -166,7 +166,14 @@ class SpikingLayer(eqx.Module):
         batch = spikes.shape[:-1]
         pad = [(0, 0)] * len(batch) + [(0, tr * rows - self.n_in)]
         u = jnp.pad(spikes, pad).reshape(batch + (tr, rows))
-        i = step(self.crossbar, self.dac, u, t_s, key=key)  # (*b, tr, tc, cols)
+        i = step(self.crossbar, self.dac, u, t_s, key=None)  # (*b, tr, tc, cols)
+        if key is not None:
+            # The read noise enters the forward pass, not the gradient: the
+            # noise std sqrt(sum v^2 s^2) has an infinite derivative where it is
+            # zero (no input spike), which would turn surrogate gradients into
+            # NaN. XLA shares the mean product between the two calls.
+            noisy = step(self.crossbar, self.dac, u, t_s, key=key)
+            i = i + jax.lax.stop_gradient(noisy - i)
         return jnp.sum(i, axis=-3).reshape(batch + (-1,))[..., : self.n_out]
 
     def weight(self, t_s=0.0) -> Float[Array, "out in"]:
