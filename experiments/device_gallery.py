@@ -151,7 +151,7 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         p_up = int(c.get("p_max_ltp", c.get("p_max_set", 0)) or round(1 / max(
             c.get("dx", 0.0) or c.get("vol_step", 0.05), 1e-9)))
         p_up = min(p_up, 1000)
-        p_dn = p_up
+        p_dn = int(c.get("p_max_ltd", p_up))
         if quick:
             p_up = p_dn = min(p_up, 40)
         volatile = float(getattr(dev, "vol_step", 0.0)) > 0

@@ -469,7 +469,8 @@ def test_card_provenance_and_sources(card):
 def test_card_numbers_rederived():
     """The a(NL) values are devices.md section 0's lookup table (typed here), the
     sign of a follows the sign of NL, and the D-tagged numbers re-derive."""
-    table = {0.04: 31.566827, 0.63: 1.997332, 2.4: 0.499181, 4.88: 0.200303}
+    table = {0.04: 31.566827, 0.63: 1.997332, 2.4: 0.499181, 4.88: 0.200303,
+             3.68: 0.300644, 6.76: 0.100251}
     for card in devices.available_cards("RRAM"):
         c = devices.card_values(card)
         for which in ("ltp", "ltd"):
