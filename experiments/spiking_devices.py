@@ -393,7 +393,7 @@ def plot(results_path: Path, png_path: Path) -> None:
         ax.bar_label(b, fmt="%.0f", fontsize=7)
     ax.axhline(10, color="gray", ls=":", lw=1, label="chance")
     names = [f"{f}\n{res['results'][f]['card'] or 'exact'}" for f in fams]
-    ax.set_xticks(x, names, fontsize=7)
+    ax.set_xticks(x, names, fontsize=7, rotation=25, ha="right")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_ylim(0, 100)
     miss = res.get("missing_families") or []
@@ -411,8 +411,10 @@ def plot(results_path: Path, png_path: Path) -> None:
     axr = fig.add_subplot(gs[:, 1])
     offset = 0
     colors = ["0.6", "tab:blue", "tab:red"]
-    groups = [("input", r["input"])] + [
-        (f"layer {i + 1}", s) for i, s in enumerate(r["layers"])
+    n_layers = len(r["layers"])
+    groups = [(f"input ({len(r['input'])})", r["input"])] + [
+        (("output" if i == n_layers - 1 else f"hidden {i + 1}") + f" ({len(s)})", s)
+        for i, s in enumerate(r["layers"])
     ]
     for (lab, trains), c in zip(groups, colors):
         for j, times in enumerate(trains):
@@ -420,7 +422,7 @@ def plot(results_path: Path, png_path: Path) -> None:
                 axr.scatter(
                     np.asarray(times) * dt_ms,
                     np.full(len(times), offset + j),
-                    s=3,
+                    s=6,
                     color=c,
                     marker="|",
                 )
@@ -449,7 +451,11 @@ def plot(results_path: Path, png_path: Path) -> None:
             t,
             v[j],
             lw=lw,
-            label=f"{j}" if j == r["label"] else None,
+            label=(
+                f"class {j} (true)"
+                if j == r["label"]
+                else ("other classes" if j == (r["label"] + 1) % v.shape[0] else None)
+            ),
             alpha=1.0 if j == r["label"] else 0.5,
         )
     axv.axhline(r["v_th_V"], color="k", ls="--", lw=0.8, label="threshold")

@@ -12,8 +12,9 @@ computed online from two exponential traces; optionally every post spike also
 requests `a_post` pulses on all its synapses (negative: the input-independent
 depression `x_tar` of Diehl & Cook 2015, which weakens inputs that stay
 silent). `dn` is rounded to whole pulses (to the nearest integer, or
-stochastically so that the expected count equals `dn`) and applied through `device.update`, so the conductance change follows
-the device's own pulse response: its nonlinearity, its bounds and its
+stochastically so that the expected count equals `dn`) and applied through
+`device.update`, so the conductance change follows the device's own pulse
+response: its nonlinearity, its bounds and its
 cycle-to-cycle noise. An ideal device turns `n` pulses into exactly
 `n (g_max - g_min) / n_states` siemens.
 
