@@ -115,6 +115,23 @@ def _drive(layer: AnalogLinear, x):
     return (q * q)[None], q[None] > 0
 
 
+@eqx.filter_jit
+def _sums(layer: AnalogLinear, x):
+    """Sum of drive x row conductance, driven rows, busy tile-row cycles."""
+    drive, active = _drive(layer, x)  # (c, n, tr, R)
+    dev = layer.crossbar.device
+    g_p, _ = dev.read_stats(layer.crossbar.pos, layer.t_read_s)
+    g_n, _ = dev.read_stats(layer.crossbar.neg, layer.t_read_s)
+    g_row = jnp.sum(g_p + g_n, axis=(1, 3))  # (tr, R): conductance on each row
+    busy = jnp.any(active, axis=-1)  # (c, n, tr)
+    return jnp.sum(drive * g_row[None, None]), jnp.sum(active), jnp.sum(busy)
+
+
+@eqx.filter_jit
+def _apply(layer, x):
+    return layer(x, key=None)
+
+
 def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> dict:
     """Event counts, energies (J) and latency (s) of `layer` on inputs `x`.
 
@@ -128,20 +145,15 @@ def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> di
     x = jnp.asarray(x, jnp.float32).reshape(-1, layer.in_features)
     n = x.shape[0]
     dac = layer.dac
-    drive, active = _drive(layer, x)  # (c, n, tr, R)
     tr, tc = layer.grid
     rows, cols = layer.crossbar.tile_shape
-    dev = layer.crossbar.device
-    g_p, _ = dev.read_stats(layer.crossbar.pos, layer.t_read_s)
-    g_n, _ = dev.read_stats(layer.crossbar.neg, layer.t_read_s)
-    g_row = jnp.sum(g_p + g_n, axis=(1, 3))  # (tr, R): conductance on each row
     if dac.encoding == "pulse_width":
         t_window = (2.0 ** (dac.bits - 1.0) - 1.0) * model.t_pulse_slot_s
     else:
         t_window = model.t_read_s
-    e_cells = jnp.sum(drive * g_row[None, None]) * dac.v_read**2 * t_window / n
-
-    driven = jnp.sum(active) * tc / n  # row drives, every tile of a tile row
+    drive_g, n_active, n_busy = _sums(layer, x)
+    e_cells = drive_g * dac.v_read**2 * t_window / n
+    driven = n_active * tc / n  # row drives, every tile of a tile row
     if dac.encoding == "bit_serial":
         dac_conv, pulses = 0.0, float(driven)
         e_dac = pulses * model.e_driver_1bit_j
@@ -149,8 +161,7 @@ def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> di
         dac_conv, pulses = float(driven), 0.0
         e_dac = dac_conv * model.e_dac_j
     used = int(np.sum(layer.adc_valid_columns()))  # converted columns of a tile row
-    tile_busy = jnp.any(active, axis=-1)  # (c, n, tr)
-    adc_conv = float(jnp.sum(tile_busy) * used / n)
+    adc_conv = float(n_busy * used / n)
     adds = adc_conv + layer.out_features
     bits = layer.adc.bits if layer.adc.bits is not None else 0.0
     if layer.adc.i_max is None:  # ideal converter: no ADC modelled
@@ -224,7 +235,7 @@ def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
             c = layer_counts(layer, x, model)
         c["layer"] = i
         out.append(c)
-        x = layer(x, key=None)
+        x = _apply(layer, x)
         if i < len(layers) - 1:
             x = jnp.maximum(x, 0.0)
     return out

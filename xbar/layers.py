@@ -347,6 +347,11 @@ class AnalogLinear(eqx.Module):
         return from_tiles(d, self.in_features, self.out_features).T
 
 
+@eqx.filter_jit
+def _abs_adc_inputs(layer: AnalogLinear, x):
+    return jnp.abs(layer.adc_inputs(x))
+
+
 def calibrate_adc(
     layer: AnalogLinear,
     x: Float[Array, "batch in"],
@@ -367,7 +372,7 @@ def calibrate_adc(
     """
     check_range("percentile", percentile, 0.0, 100.0, lo_open=True)
     valid = jnp.asarray(layer.adc_valid_columns())
-    a = jnp.abs(layer.adc_inputs(x))
+    a = _abs_adc_inputs(layer, x)
     if per_column:
         flat = a.reshape((-1,) + a.shape[-3:])
         i_col = jnp.percentile(flat, percentile, axis=0)

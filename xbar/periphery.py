@@ -72,11 +72,21 @@ class DAC(eqx.Module):
         encoding: "amplitude", "pulse_width" or "bit_serial".
     """
 
-    bits: Float[Array, ""] | None = eqx.field(converter=_as_bits, default=8)
-    v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
-    encoding: Literal["amplitude", "pulse_width", "bit_serial"] = eqx.field(
-        static=True, default="amplitude"
-    )
+    bits: Float[Array, ""] | int | None
+    v_read: Float[Array, ""]
+    encoding: Literal["amplitude", "pulse_width", "bit_serial"] = eqx.field(static=True)
+
+    def __init__(self, bits=8, v_read=0.2, encoding="amplitude"):
+        # A bit-serial DAC's bits set the number of cycles (a shape): kept as a
+        # Python int, so it stays concrete under jit; otherwise an array leaf.
+        if encoding == "bit_serial" and bits is not None and concrete(bits) is not None:
+            b = concrete(bits)
+            bits = int(b) if b.size == 1 and float(b) == int(b) else b
+        else:
+            bits = _as_bits(bits)
+        self.bits = bits
+        self.v_read = as_param(v_read)
+        self.encoding = encoding
 
     def __check_init__(self):
         _check_bits("DAC bits", self.bits)

@@ -1,0 +1,350 @@
+"""What do ADC resolution, bit slicing and the input encoding cost in accuracy and energy?
+
+Trains a 784-256-10 MLP (the flagship's) and a small CNN (conv 1->8 3x3/2,
+conv 8->16 3x3/2, linear 576->10) digitally on the 5,000-digit MNIST subset
+(seeded 4,000 / 1,000 split), maps them onto 256 x 256 tiles of Ag:a-Si RRAM
+(card `rram_ag_asi_jo2010`, programming and read noise at the card's values)
+with 8-bit weights split into 1, 2 or 4 bit slices (differential pairs), an
+8-bit DAC by pulse amplitude or bit-serial, and per-layer ADCs calibrated
+once on training inputs, and measures held-out accuracy against ADC bits.
+
+Each (network, slices, encoding) is one `xbar.Sweep`: the ADC bits and full
+scales are arrays, so the whole ADC-bit sweep and its repeats are one
+compilation (the number of slices and the encoding set array shapes, so each
+combination compiles once; counts are recorded). Then an energy/latency
+breakdown per layer and component (`xbar.energy`) for one design point.
+Writes `figures/periphery.json` and `figures/periphery.png` (redrawn from the
+JSON by `--plot-only`).
+
+    python experiments/periphery.py           # full run
+    python experiments/periphery.py --quick   # seconds, for tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import devices
+import xbar
+from xbar.conv import AnalogConv2d, calibrate_conv_adc
+from xbar.datasets import mnist_subset
+from xbar.energy import CONSTANTS, network_counts
+from xbar.train import accuracy, train_mlp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from device_accuracy import _git_revision, _versions, write_json_atomic  # noqa: E402
+
+CARD = "rram_ag_asi_jo2010"
+
+
+class CNN(eqx.Module):
+    """Digital reference CNN: two strided 3x3 convolutions and a linear head."""
+
+    c1: eqx.nn.Conv2d
+    c2: eqx.nn.Conv2d
+    fc: eqx.nn.Linear
+
+    def __init__(self, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.c1 = eqx.nn.Conv2d(1, 8, 3, stride=2, key=k1)
+        self.c2 = eqx.nn.Conv2d(8, 16, 3, stride=2, key=k2)
+        self.fc = eqx.nn.Linear(16 * 6 * 6, 10, key=k3)
+
+    def __call__(self, x):  # x: (784,) one image
+        h = jax.nn.relu(self.c1(x.reshape(1, 28, 28)))
+        h = jax.nn.relu(self.c2(h))
+        return self.fc(h.reshape(-1))
+
+    def params(self):
+        return [(self.c1.weight, self.c1.bias[:, 0, 0]),
+                (self.c2.weight, self.c2.bias[:, 0, 0]),
+                (self.fc.weight, self.fc.bias)]
+
+
+def train_cnn(x, y, *, key, epochs, batch_size=128, lr=2e-3):
+    import optax
+
+    k_init, k_shuffle = jax.random.split(key)
+    model = CNN(k_init)
+    opt = optax.adam(lr)
+    params, static = eqx.partition(model, eqx.is_array)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    nb = len(y) // batch_size
+
+    def loss(p, xb, yb):
+        logits = jax.vmap(eqx.combine(p, static))(xb)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    def step(carry, idx):
+        p, s = carry
+        g = jax.grad(loss)(p, x[idx], y[idx])
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    @jax.jit
+    def run(p, k):
+        def epoch(c, ke):
+            perm = jax.random.permutation(ke, len(y))[: nb * batch_size]
+            return jax.lax.scan(step, c, perm.reshape(nb, -1))[0], None
+
+        return jax.lax.scan(epoch, (p, opt.init(p)), jax.random.split(k, epochs))[0][0]
+
+    with jax.numpy_dtype_promotion("standard"):
+        params = run(params, k_shuffle)
+    return eqx.combine(params, static)
+
+
+def build(net, params, device, *, key, adcs, n_slices, weight_bits, dac, tiles):
+    """The analog network: a list of AnalogLinear / AnalogConv2d layers."""
+    keys = jax.random.split(key, len(params))
+    kw = dict(dac=dac, n_slices=n_slices, weight_bits=weight_bits, **tiles)
+    layers = []
+    for i, ((w, b), k) in enumerate(zip(params, keys)):
+        adc = None if adcs is None else adcs[i]
+        if w.ndim == 4:
+            layers.append(AnalogConv2d.from_weights(w, b, device, key=k, stride=2,
+                                                    adc=adc, **kw))
+        else:
+            layers.append(xbar.AnalogLinear.from_weights(w, b, device, key=k, adc=adc, **kw))
+    return layers
+
+
+def forward(layers, x, *, key=None):
+    n = x.shape[0]
+    keys = [None] * len(layers) if key is None else list(jax.random.split(key, len(layers)))
+    if isinstance(layers[0], AnalogConv2d):
+        x = x.reshape(n, 1, 28, 28)
+    for i, (layer, k) in enumerate(zip(layers, keys)):
+        if not isinstance(layer, AnalogConv2d):
+            x = x.reshape(n, -1)
+        x = layer(x, key=k)
+        if i < len(layers) - 1:
+            x = jax.nn.relu(x)
+    return x
+
+
+@eqx.filter_jit
+def _apply(layer, x):
+    return layer(x, key=None)
+
+
+def calibrate(layers, x, *, bits, percentile):
+    """Per-layer ADC full scale on the activations each layer sees (noise-free)."""
+    out, n = [], x.shape[0]
+    if isinstance(layers[0], AnalogConv2d):
+        x = x.reshape(n, 1, 28, 28)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, AnalogConv2d):
+            out.append(calibrate_conv_adc(layer, x, bits=bits, percentile=percentile))
+        else:
+            x = x.reshape(n, -1)
+            out.append(xbar.calibrate_adc(layer, x, bits=bits, percentile=percentile))
+        x = _apply(layer, x)
+        if i < len(layers) - 1:
+            x = jax.nn.relu(x)
+    return out
+
+
+def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
+        combos: list | None = None) -> dict:
+    t_start = time.time()
+    cfg = {
+        "card": CARD,
+        "n_test": 1000,
+        "n_train": 2000 if quick else 4000,
+        "epochs_mlp": 3 if quick else 30,
+        "epochs_cnn": 2 if quick else 15,
+        "tile": [256, 256],
+        "weight_bits": 8,
+        "dac_bits": 8,
+        "v_read_V": 0.2,
+        "adc_calibration_percentile": 99.9,
+        "n_calibration": 128 if quick else 256,
+        "n_repeats": 1 if quick else 3,
+        "n_eval": 100 if quick else 1000,
+        "adc_bits": [3, 6] if quick else [3, 4, 5, 6, 8],
+        "n_slices": [1, 2, 4],
+        "encodings": ["amplitude", "bit_serial"],
+        # (net, slices, encoding) combinations run; --quick runs two of them.
+        "combos": [["mlp", 2, "bit_serial"], ["cnn", 2, "amplitude"]] if quick else [
+            [n, s, e] for n in ("mlp", "cnn") for s in (1, 2, 4)
+            for e in ("amplitude", "bit_serial")],
+        "energy_point": {"net": "mlp", "n_slices": 2, "encoding": "amplitude",
+                         "adc_bits": 6, "n_images": 16 if quick else 64},
+    }
+    if combos is not None:
+        cfg["combos"] = [list(c) for c in combos]
+    key = jax.random.key(seed)
+    k_mlp, k_cnn, k_cal, k_sweep, k_energy = jax.random.split(key, 5)
+    x_tr, y_tr, x_te, y_te = mnist_subset(n_test=cfg["n_test"], seed=seed)
+    n_train = cfg["n_train"]
+    x_fit, y_fit = x_tr[:n_train], y_tr[:n_train]
+    models = {
+        "mlp": train_mlp(x_fit, y_fit, [784, 256, 10], key=k_mlp,
+                         epochs=cfg["epochs_mlp"]),
+        "cnn": train_cnn(x_fit, y_fit, key=k_cnn, epochs=cfg["epochs_cnn"]),
+    }
+    float_acc = {n: float(accuracy(jax.vmap(m)(jnp.asarray(x_te)), y_te))
+                 for n, m in models.items()}
+    print(f"float accuracy {float_acc} ({time.time() - t_start:.1f} s)")
+    x_eval = jnp.asarray(x_te[: cfg["n_eval"]])
+    y_eval = jnp.asarray(y_te[: cfg["n_eval"]])
+    x_cal = jnp.asarray(x_tr[: cfg["n_calibration"]])
+    device = devices.RRAM.from_card(CARD)
+    quiet = devices.RRAM.from_card(CARD, sigma_prog=0.0, sigma_read=0.0, sigma_c2c=0.0)
+    tiles = dict(tile_rows=cfg["tile"][0], tile_cols=cfg["tile"][1])
+
+    results = []
+    for net, ns, enc in cfg["combos"]:
+        params = models[net].params()
+        dac = xbar.DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=enc)
+        common = dict(n_slices=ns, weight_bits=cfg["weight_bits"], dac=dac,
+                      tiles=tiles)
+        cal = calibrate(eqx.filter_jit(build)(net, params, quiet, key=k_cal, adcs=None, **common),
+                        x_cal, bits=8, percentile=cfg["adc_calibration_percentile"])
+        i_max = [(lay.linear if isinstance(lay, AnalogConv2d) else lay).adc.i_max
+                 for lay in cal]
+        print(f"  calibrated {net} {ns} {enc} ({time.time() - t_start:.1f} s)")
+        points = [tuple(xbar.ADC(bits=b, i_max=i) for i in i_max)
+                  for b in cfg["adc_bits"]]
+
+        def evaluate(adcs, k, params=params, common=common, net=net):
+            k_map, k_read = jax.random.split(k)
+            layers = build(net, params, device, key=k_map, adcs=list(adcs),
+                           **common)
+            return accuracy(forward(layers, x_eval, key=k_read), y_eval)
+
+        sweep = xbar.Sweep(evaluate, batch_size=1)
+        t0 = time.time()
+        acc = np.asarray(sweep(xbar.stack(points), k_sweep, cfg["n_repeats"]))
+        row = {
+            "net": net, "n_slices": ns, "encoding": enc,
+            "adc_bits": cfg["adc_bits"], "accuracy": acc.tolist(),
+            "mean": acc.mean(axis=1).tolist(), "compiles": sweep.n_traces,
+            "seconds": round(time.time() - t0, 2),
+        }
+        results.append(row)
+        print(f"{net} slices={ns} {enc}: {sweep.n_traces} compile(s), "
+              f"{row['seconds']} s; " + ", ".join(
+                  f"{b}b {m:.3f}" for b, m in zip(cfg["adc_bits"], row["mean"])))
+
+    # Energy breakdown of one design point, noise-free counts on test images.
+    ep = cfg["energy_point"]
+    dac = xbar.DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=ep["encoding"])
+    energy = {}
+    for net, model in models.items():
+        layers = eqx.filter_jit(build)(net, model.params(), device, key=k_energy, adcs=None,
+                       n_slices=ep["n_slices"], weight_bits=cfg["weight_bits"], dac=dac,
+                       tiles=tiles)
+        layers = calibrate(layers, x_cal, bits=ep["adc_bits"],
+                           percentile=cfg["adc_calibration_percentile"])
+        xi = jnp.asarray(x_te[: ep["n_images"]])
+        if net == "cnn":
+            xi = xi.reshape(-1, 1, 28, 28)
+        energy[net] = network_counts(layers, xi)
+    out = {
+        "experiment": "periphery",
+        "config": cfg,
+        "seed": seed,
+        "card": devices.load_card(CARD),
+        "float_accuracy": float_acc,
+        "results": results,
+        "compiles_total": sum(r["compiles"] for r in results),
+        "energy": energy,
+        "energy_constants": {k: {"value": v, "provenance": p, "source": s}
+                             for k, (v, p, s) in CONSTANTS.items()},
+        "versions": _versions(),
+        "git_revision": _git_revision(),
+        "jax_backend": jax.default_backend(),
+        "seconds": round(time.time() - t_start, 1),
+    }
+    out_dir = Path(out_dir)
+    write_json_atomic(out_dir / "periphery.json", out)
+    plot(out_dir / "periphery.json", out_dir / "periphery.png")
+    print(f"wrote {out_dir / 'periphery.png'} in {out['seconds']} s")
+    return out
+
+
+def plot(results_path: Path, png_path: Path) -> None:
+    """Draw the figure from the results file alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = json.loads(Path(results_path).read_text())
+    cfg = res["config"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    colors = {1: "tab:blue", 2: "tab:orange", 4: "tab:green"}
+    styles = {"amplitude": "-o", "bit_serial": "--s"}
+    for ax, net in zip(axes[:2], ("mlp", "cnn")):
+        for r in res["results"]:
+            if r["net"] != net:
+                continue
+            acc = np.asarray(r["accuracy"]) * 100
+            ax.errorbar(r["adc_bits"], acc.mean(1),
+                        yerr=acc.std(1, ddof=1) if acc.shape[1] > 1 else None,
+                        fmt=styles[r["encoding"]], color=colors.get(r["n_slices"], "k"),
+                        capsize=2, label=f"{r['n_slices']} slice(s), {r['encoding']}")
+        ax.axhline(res["float_accuracy"][net] * 100, color="gray", lw=1, ls=":",
+                   label="float")
+        ax.set_xlabel("ADC bits (incl. sign)")
+        ax.set_ylabel(f"held-out accuracy (%), {cfg['n_eval']} digits")
+        ax.set_title({"mlp": "MLP 784-256-10", "cnn": "CNN 2 conv + linear"}[net])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    ax = axes[2]
+    comps = ["dac", "cells", "adc", "digital"]
+    labels, bottoms = [], None
+    bars = []
+    for net in ("mlp", "cnn"):
+        for row in res["energy"][net]:
+            labels.append(f"{net} L{row['layer']}")
+            bars.append([row["energy_J"][c] * 1e9 for c in comps])
+    bars = np.asarray(bars)
+    bottoms = np.zeros(len(labels))
+    for j, c in enumerate(comps):
+        ax.bar(labels, bars[:, j], bottom=bottoms, label=c)
+        bottoms += bars[:, j]
+    ep = cfg["energy_point"]
+    ax.set_ylabel("energy per inference (nJ)")
+    ax.set_title(f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit ADC"
+                 f" (mean of {ep['n_images']} digits)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{cfg['weight_bits']}-bit weights on {cfg['tile'][0]}x{cfg['tile'][1]} "
+                 f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC; "
+                 f"{res['compiles_total']} compilations for {len(res['results'])} sweeps",
+                 fontsize=10)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny run for tests")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", type=Path, default=ROOT / "figures")
+    p.add_argument("--plot-only", action="store_true")
+    args = p.parse_args(argv)
+    if args.plot_only:
+        plot(args.out_dir / "periphery.json", args.out_dir / "periphery.png")
+        return
+    run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
