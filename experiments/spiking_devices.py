@@ -13,7 +13,8 @@ time loop per run (`xbar.spiking.run`: DAC -> crossbar -> LIF membranes ->
       programmed cells 1 s and one day after programming;
   (b) unsupervised STDP after Diehl & Cook (2015): one layer of adaptive-
       threshold neurons with lateral inhibition learns one example at a time by
-      pair-based STDP sent to the devices as pulses (one cell per weight, G+),
+      pair-based STDP sent to the devices as pulses (one cell per weight, G+;
+      SET-only differential pairs for PCM, whose depression is a RESET),
       devices relaxing 100 ms between examples; neurons are labelled by their
       strongest class and vote.
 
@@ -50,13 +51,17 @@ from xbar.plasticity import PairSTDP
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "spiking_devices"
-# (family label, class name in `devices`); cards are each class's default.
+# (family label, class name in `devices`, STDP pair scheme); cards are each
+# class's default. PCM depresses by an abrupt RESET to g_min (its `update`), so
+# its weights learn on SET-only differential pairs (G+ up for LTP, G- up for
+# LTD), as PCM synapses are operated (Burr et al., IEEE TED 2015); the other
+# families depress gradually and learn on one cell per weight (G+).
 FAMILIES = [
-    ("ideal", "Ideal"),
-    ("RRAM", "RRAM"),
-    ("PCM", "PCM"),
-    ("perovskite", "Perovskite"),
-    ("ionic", "IonicSynapse"),
+    ("ideal", "Ideal", "positive"),
+    ("RRAM", "RRAM", "positive"),
+    ("PCM", "PCM", "differential"),
+    ("perovskite", "Perovskite", "positive"),
+    ("ionic", "IonicSynapse", "positive"),
 ]
 
 
@@ -170,8 +175,8 @@ def run(
     if families is None:
         # --quick keeps two families so that it stays a smoke test (compiles
         # dominate: each family compiles its own training and evaluation).
-        families = ["ideal", "RRAM"] if quick else [f for f, _ in FAMILIES]
-    known = [f for f, _ in FAMILIES]
+        families = ["ideal", "RRAM"] if quick else [f for f, _, _ in FAMILIES]
+    known = [f for f, _, _ in FAMILIES]
     if not set(families) <= set(known):
         raise ValueError(f"families must be among {known}; got {families}")
     cfg["families"] = families
@@ -199,7 +204,7 @@ def run(
         )
 
     results, missing, raster = {}, [], None
-    for fam, cls_name in FAMILIES:
+    for fam, cls_name, scheme in FAMILIES:
         if fam not in cfg["families"]:
             continue
         dev, card = make_device(cls_name)
@@ -253,7 +258,9 @@ def run(
             )
         # (b) unsupervised STDP with winner-take-all.
         t0 = time.time()
-        row["stdp"] = stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, k_stdp)
+        row["stdp"] = stdp_mode(
+            dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, k_stdp, scheme
+        )
         row["stdp"]["seconds"] = round(time.time() - t0, 1)
         results[fam] = row
         print(
@@ -285,7 +292,7 @@ def run(
     return out
 
 
-def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key) -> dict:
+def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key, scheme) -> dict:
     k_w, k_prog, k_train, k_lab, k_ev = jax.random.split(key, 5)
     w0 = jax.random.uniform(
         k_w, (sd["n_neurons"], 196), jnp.float32, 0.0, sd["w_init_max"]
@@ -310,7 +317,7 @@ def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key) -> dict:
         a_post=sd["a_post"],
         tau_plus_s=sd["tau_stdp_s"],
         tau_minus_s=sd["tau_stdp_s"],
-        scheme="positive",
+        scheme=scheme,
     )
     kw = dict(n_steps=sd["n_steps"], p_max=sd["p_max"])
     lay, ns = jax.jit(
@@ -330,6 +337,7 @@ def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key) -> dict:
     w = np.asarray(lay.weight())
     return {
         "accuracy": float(np.mean(np.asarray(pred) == y_te[: sd["n_eval"]])),
+        "scheme": scheme,
         "label_counts": np.bincount(np.asarray(labels), minlength=10).tolist(),
         "mean_spikes_per_example": float(np.asarray(r_te).sum(1).mean()),
         "weight_mean_max": [float(w.mean()), float(w.max())],
