@@ -33,15 +33,19 @@ from mvm import best_times  # noqa: E402
 
 def _mlp(key):
     k1, k2 = jax.random.split(key)
-    return [(jax.random.normal(k1, (256, 784)) / 28.0, jnp.zeros(256)),
-            (jax.random.normal(k2, (10, 256)) / 16.0, jnp.zeros(10))]
+    return [
+        (jax.random.normal(k1, (256, 784)) / 28.0, jnp.zeros(256)),
+        (jax.random.normal(k2, (10, 256)) / 16.0, jnp.zeros(10)),
+    ]
 
 
 def _cnn(key):
     k1, k2, k3 = jax.random.split(key, 3)
-    return [(jax.random.normal(k1, (8, 1, 3, 3)) / 3.0, jnp.zeros(8)),
-            (jax.random.normal(k2, (16, 8, 3, 3)) / 8.5, jnp.zeros(16)),
-            (jax.random.normal(k3, (10, 576)) / 24.0, jnp.zeros(10))]
+    return [
+        (jax.random.normal(k1, (8, 1, 3, 3)) / 3.0, jnp.zeros(8)),
+        (jax.random.normal(k2, (16, 8, 3, 3)) / 8.5, jnp.zeros(16)),
+        (jax.random.normal(k3, (10, 576)) / 24.0, jnp.zeros(10)),
+    ]
 
 
 def float_forward(params, x):
@@ -51,8 +55,9 @@ def float_forward(params, x):
         x = x.reshape(n, 1, 28, 28)
     for i, (w, b) in enumerate(params):
         if w.ndim == 4:
-            x = jax.lax.conv_general_dilated(x, w, (2, 2), "VALID",
-                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            x = jax.lax.conv_general_dilated(
+                x, w, (2, 2), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW")
+            )
             x = x + b[None, :, None, None]
         else:
             x = jnp.dot(x.reshape(n, -1), w.T) + b[None]
@@ -65,14 +70,24 @@ def analog_network(params, device, x_cal, *, key, n_slices=2, adc_bits=6):
     import importlib.util
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("periphery", root / "experiments/periphery.py")
+    spec = importlib.util.spec_from_file_location(
+        "periphery", root / "experiments/periphery.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules["periphery"] = mod
     spec.loader.exec_module(mod)
     net = "cnn" if params[0][0].ndim == 4 else "mlp"
-    layers = mod.build(net, params, device, key=key, adcs=None, n_slices=n_slices,
-                       weight_bits=8, dac=xbar.DAC(bits=8),
-                       tiles=dict(tile_rows=256, tile_cols=256))
+    layers = mod.build(
+        net,
+        params,
+        device,
+        key=key,
+        adcs=None,
+        n_slices=n_slices,
+        weight_bits=8,
+        dac=xbar.DAC(bits=8),
+        tiles=dict(tile_rows=256, tile_cols=256),
+    )
     return mod.calibrate(layers, x_cal, bits=adc_bits, percentile=99.9), mod.forward
 
 
@@ -99,16 +114,41 @@ def main(argv=None) -> list[dict]:
 
         digital = jax.jit(float_forward)
         t_f, t_a, t_m = best_times(
-            [(digital, (params, x)), (analog, (layers, x, k_run)),
-             (analog_mean, (layers, x))], repeats=repeats)
-        common = {"baseline": t_f * 1e3, "baseline_name": "float32 forward",
-                  "backend": jax.default_backend(), "batch": batch,
-                  "n_slices": 2, "weight_bits": 8, "adc_bits": 6}
-        rows.append({"name": f"{name}_mapped_read_noise", "value": t_a * 1e3, "unit": "ms",
-                     "ratio": t_a / t_f, "target": 3.0 if name.startswith("mlp") else None,
-                     **common})
-        rows.append({"name": f"{name}_mapped_noise_free", "value": t_m * 1e3, "unit": "ms",
-                     "ratio": t_m / t_f, **common})
+            [
+                (digital, (params, x)),
+                (analog, (layers, x, k_run)),
+                (analog_mean, (layers, x)),
+            ],
+            repeats=repeats,
+        )
+        common = {
+            "baseline": t_f * 1e3,
+            "baseline_name": "float32 forward",
+            "backend": jax.default_backend(),
+            "batch": batch,
+            "n_slices": 2,
+            "weight_bits": 8,
+            "adc_bits": 6,
+        }
+        rows.append(
+            {
+                "name": f"{name}_mapped_read_noise",
+                "value": t_a * 1e3,
+                "unit": "ms",
+                "ratio": t_a / t_f,
+                "target": 3.0 if name.startswith("mlp") else None,
+                **common,
+            }
+        )
+        rows.append(
+            {
+                "name": f"{name}_mapped_noise_free",
+                "value": t_m * 1e3,
+                "unit": "ms",
+                "ratio": t_m / t_f,
+                **common,
+            }
+        )
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append({"name": "peak_rss", "value": rss_mib, "unit": "MiB"})
     for r in rows:

@@ -162,25 +162,25 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         "card": CARD,
         "n_test": 1000,
         "n_train": 2000 if quick else 4000,
-        "epochs_mlp": 3 if quick else 30,
-        "epochs_cnn": 2 if quick else 15,
+        "epochs_mlp": 3 if quick else 20,
+        "epochs_cnn": 2 if quick else 8,
         "tile": [256, 256],
         "weight_bits": 8,
         "dac_bits": 8,
         "v_read_V": 0.2,
         "adc_calibration_percentile": 99.9,
-        "n_calibration": 128 if quick else 256,
-        "n_repeats": 1 if quick else 3,
-        "n_eval": 100 if quick else 1000,
+        "n_calibration": 64 if quick else 256,
+        "n_repeats": 1 if quick else 2,
+        "n_eval": 100 if quick else 500,
         "adc_bits": [3, 6] if quick else [3, 4, 5, 6, 8],
         "n_slices": [1, 2, 4],
         "encodings": ["amplitude", "bit_serial"],
         # (net, slices, encoding) combinations run; --quick runs two of them.
-        "combos": [["mlp", 2, "bit_serial"], ["cnn", 2, "amplitude"]] if quick else [
+        "combos": [["mlp", 2, "amplitude"], ["cnn", 2, "amplitude"]] if quick else [
             [n, s, e] for n in ("mlp", "cnn") for s in (1, 2, 4)
             for e in ("amplitude", "bit_serial")],
         "energy_point": {"net": "mlp", "n_slices": 2, "encoding": "amplitude",
-                         "adc_bits": 6, "n_images": 16 if quick else 64},
+                         "adc_bits": 6, "n_images": 8 if quick else 64},
     }
     if combos is not None:
         cfg["combos"] = [list(c) for c in combos]
@@ -218,15 +218,18 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         points = [tuple(xbar.ADC(bits=b, i_max=i) for i in i_max)
                   for b in cfg["adc_bits"]]
 
-        def evaluate(adcs, k, params=params, common=common, net=net):
+        # Weights and data are arguments, not closure constants: XLA would
+        # otherwise constant-fold the whole mapping at compile time.
+        def evaluate(adcs, k, params, x_eval, y_eval, common=common, net=net):
             k_map, k_read = jax.random.split(k)
-            layers = build(net, params, device, key=k_map, adcs=list(adcs),
-                           **common)
+            layers = build(net, params, device, key=k_map, adcs=list(adcs), **common)
             return accuracy(forward(layers, x_eval, key=k_read), y_eval)
 
         sweep = xbar.Sweep(evaluate, batch_size=1)
         t0 = time.time()
-        acc = np.asarray(sweep(xbar.stack(points), k_sweep, cfg["n_repeats"]))
+        acc = np.asarray(
+            sweep(xbar.stack(points), k_sweep, cfg["n_repeats"], params, x_eval, y_eval)
+        )
         row = {
             "net": net, "n_slices": ns, "encoding": enc,
             "adc_bits": cfg["adc_bits"], "accuracy": acc.tolist(),
@@ -298,6 +301,7 @@ def plot(results_path: Path, png_path: Path) -> None:
                         capsize=2, label=f"{r['n_slices']} slice(s), {r['encoding']}")
         ax.axhline(res["float_accuracy"][net] * 100, color="gray", lw=1, ls=":",
                    label="float")
+        ax.set_xticks(cfg["adc_bits"])
         ax.set_xlabel("ADC bits (incl. sign)")
         ax.set_ylabel(f"held-out accuracy (%), {cfg['n_eval']} digits")
         ax.set_title({"mlp": "MLP 784-256-10", "cnn": "CNN 2 conv + linear"}[net])
@@ -316,6 +320,10 @@ def plot(results_path: Path, png_path: Path) -> None:
     for j, c in enumerate(comps):
         ax.bar(labels, bars[:, j], bottom=bottoms, label=c)
         bottoms += bars[:, j]
+    for k, (tot, row) in enumerate(zip(bottoms, bars)):
+        ax.annotate(f"{tot:.2f} nJ\ncells {row[1] * 1e3:.2g} pJ", (k, tot), ha="center",
+                    va="bottom", fontsize=7)
+    ax.set_ylim(0, bottoms.max() * 1.2)
     ep = cfg["energy_point"]
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_title(f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit ADC"

@@ -23,7 +23,12 @@ T_READ, T_ADC = CONSTANTS["t_read_s"][0], CONSTANTS["t_adc_s"][0]
 
 def _layer(encoding, share=2, bits=3):
     return xbar.AnalogLinear.from_weights(
-        W, None, devices.Ideal(), key=jax.random.key(0), tile_rows=2, tile_cols=2,
+        W,
+        None,
+        devices.Ideal(),
+        key=jax.random.key(0),
+        tile_rows=2,
+        tile_cols=2,
         dac=xbar.DAC(bits=bits, v_read=V, encoding=encoding),
         adc=xbar.ADC(bits=6, i_max=1e-5, share=share),
     )
@@ -58,7 +63,8 @@ def test_bit_serial_counts_by_hand():
     # Cycle 0: only tile row 0 busy (2 conversions); cycle 1: both (4).
     assert c["adc_conversions"] == 6
     np.testing.assert_allclose(
-        c["energy_J"]["cells"], T_READ * V**2 * (2 * ROW0 + ROW2), rtol=1e-6)
+        c["energy_J"]["cells"], T_READ * V**2 * (2 * ROW0 + ROW2), rtol=1e-6
+    )
     np.testing.assert_allclose(c["latency_s"], 2 * (T_READ + 2 * T_ADC), rtol=1e-6)
 
 
@@ -67,15 +73,22 @@ def test_pulse_width_counts_by_hand():
     # Full V for a fraction |q(u)| of a 3-slot window.
     t_win = 3 * CONSTANTS["t_pulse_slot_s"][0]
     np.testing.assert_allclose(
-        c["energy_J"]["cells"], t_win * V**2 * (ROW0 + 2 / 3 * ROW2), rtol=1e-6)
+        c["energy_J"]["cells"], t_win * V**2 * (ROW0 + 2 / 3 * ROW2), rtol=1e-6
+    )
     np.testing.assert_allclose(c["latency_s"], t_win + 2 * T_ADC, rtol=1e-6)
 
 
 def test_sparse_inputs_cost_less(getkey):
     w = jax.random.normal(getkey(), (20, 64))
     layer = xbar.AnalogLinear.from_weights(
-        w, None, devices.Ideal(), key=getkey(), tile_rows=16, tile_cols=8,
-        adc=xbar.ADC(bits=6, i_max=1e-5))
+        w,
+        None,
+        devices.Ideal(),
+        key=getkey(),
+        tile_rows=16,
+        tile_cols=8,
+        adc=xbar.ADC(bits=6, i_max=1e-5),
+    )
     x = jax.random.uniform(getkey(), (8, 64), minval=0.1, maxval=1.0)
     mask = np.zeros(64, bool)
     mask[:16] = True  # only the first tile row is active
@@ -92,11 +105,22 @@ def test_network_counts_mlp_and_conv(getkey):
     from xbar.conv import AnalogConv2d
 
     conv = AnalogConv2d.from_weights(
-        jax.random.normal(getkey(), (4, 1, 3, 3)), None, devices.Ideal(), key=getkey(),
-        stride=2, tile_rows=16, tile_cols=8)
+        jax.random.normal(getkey(), (4, 1, 3, 3)),
+        None,
+        devices.Ideal(),
+        key=getkey(),
+        stride=2,
+        tile_rows=16,
+        tile_cols=8,
+    )
     lin = xbar.AnalogLinear.from_weights(
-        jax.random.normal(getkey(), (3, 4 * 3 * 3)), None, devices.Ideal(), key=getkey(),
-        tile_rows=16, tile_cols=8)
+        jax.random.normal(getkey(), (3, 4 * 3 * 3)),
+        None,
+        devices.Ideal(),
+        key=getkey(),
+        tile_rows=16,
+        tile_cols=8,
+    )
     x = jax.random.uniform(getkey(), (2, 1, 7, 7))
     rows = network_counts([conv, lin], x)
     # 3x3 output pixels, 9 nonzero inputs each, one tile column: 81 conversions.

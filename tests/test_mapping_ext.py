@@ -66,9 +66,16 @@ def data():
 def test_bit_sliced_ideal_equals_wx(data, n_slices, scheme):
     w, x = data
     layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
-        tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=None),
-        n_slices=n_slices, weight_bits=6, scheme=scheme,
+        jnp.asarray(w, jnp.float32),
+        None,
+        IDEAL,
+        key=jax.random.key(0),
+        tile_rows=TILE[0],
+        tile_cols=TILE[1],
+        dac=xbar.DAC(bits=None),
+        n_slices=n_slices,
+        weight_bits=6,
+        scheme=scheme,
     )
     # Ideal ADC (no clipping, no quantization): "enough bits".
     y = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
@@ -91,8 +98,16 @@ def test_scaling_quantizes_like_numpy(scaling, getkey):
     w = np.asarray(jax.random.normal(getkey(), (out_f, in_f)), np.float64) * col_mag
     w32 = jnp.asarray(w, jnp.float32)
     layer = xbar.AnalogLinear.from_weights(
-        w32, None, IDEAL, key=getkey(), tile_rows=TILE[0], tile_cols=TILE[1],
-        dac=xbar.DAC(bits=None), n_slices=1, weight_bits=bits, scaling=scaling,
+        w32,
+        None,
+        IDEAL,
+        key=getkey(),
+        tile_rows=TILE[0],
+        tile_cols=TILE[1],
+        dac=xbar.DAC(bits=None),
+        n_slices=1,
+        weight_bits=bits,
+        scaling=scaling,
     )
     a = np.abs(np.asarray(w32, np.float64))
     if scaling == "tensor":
@@ -110,7 +125,9 @@ def test_scaling_quantizes_like_numpy(scaling, getkey):
     w_eff = np.asarray(layer.effective_weight(), np.float64)
     # Conductances in float32: 4 eps of w_max g_max / dG per weight; rounding ties
     # are measure-zero for random normals.
-    np.testing.assert_allclose(w_eff, w_q, rtol=0, atol=(4 * EPS32 * w_max * 1.02).max())
+    np.testing.assert_allclose(
+        w_eff, w_q, rtol=0, atol=(4 * EPS32 * w_max * 1.02).max()
+    )
     x = np.asarray(jax.random.normal(getkey(), (4, in_f)), np.float64)
     y = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
     expected = x @ w_q.T
@@ -126,8 +143,15 @@ def test_column_scaling_helps_small_columns(getkey):
     errs = {}
     for scaling in ("tensor", "column"):
         layer = xbar.AnalogLinear.from_weights(
-            jnp.asarray(w, jnp.float32), None, IDEAL, key=getkey(), tile_rows=8,
-            tile_cols=7, dac=xbar.DAC(bits=None), weight_bits=3, scaling=scaling,
+            jnp.asarray(w, jnp.float32),
+            None,
+            IDEAL,
+            key=getkey(),
+            tile_rows=8,
+            tile_cols=7,
+            dac=xbar.DAC(bits=None),
+            weight_bits=3,
+            scaling=scaling,
         )
         w_eff = np.asarray(layer.effective_weight(), np.float64)
         errs[scaling] = np.abs(w_eff[0] - w[0]).max() / np.abs(w[0]).max()
@@ -137,14 +161,23 @@ def test_column_scaling_helps_small_columns(getkey):
 def test_clip_percentile(getkey):
     w = np.asarray(jax.random.normal(getkey(), (9, 30)), np.float64)
     layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32), None, IDEAL, key=getkey(), tile_rows=8,
-        tile_cols=7, dac=xbar.DAC(bits=None), scheme="reference", clip_percentile=90.0,
+        jnp.asarray(w, jnp.float32),
+        None,
+        IDEAL,
+        key=getkey(),
+        tile_rows=8,
+        tile_cols=7,
+        dac=xbar.DAC(bits=None),
+        scheme="reference",
+        clip_percentile=90.0,
     )
     p = np.percentile(np.abs(np.asarray(jnp.asarray(w, jnp.float32), np.float64)), 90.0)
     w_eff = np.asarray(layer.effective_weight(), np.float64)
     # Weights beyond the 90th percentile of |W| clip to +-p; float32 cells: 8 eps
     # of p g_max / dG (reference scheme: half the conductance per unit weight).
-    np.testing.assert_allclose(w_eff, np.clip(w, -p, p), rtol=0, atol=8 * EPS32 * p * 1.02)
+    np.testing.assert_allclose(
+        w_eff, np.clip(w, -p, p), rtol=0, atol=8 * EPS32 * p * 1.02
+    )
     assert np.mean(np.abs(w) > p) > 0.05  # clipping really happened
 
 
@@ -153,9 +186,15 @@ def test_bit_serial_equals_amplitude(data):
     outs = {}
     for enc in ("amplitude", "bit_serial", "pulse_width"):
         layer = xbar.AnalogLinear.from_weights(
-            jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
-            tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=5, encoding=enc),
-            n_slices=2, weight_bits=6,
+            jnp.asarray(w, jnp.float32),
+            None,
+            IDEAL,
+            key=jax.random.key(0),
+            tile_rows=TILE[0],
+            tile_cols=TILE[1],
+            dac=xbar.DAC(bits=5, encoding=enc),
+            n_slices=2,
+            weight_bits=6,
         )
         outs[enc] = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
     # Same quantized inputs, same cells, ideal ADC: the shift-add of the 4 bit
@@ -172,8 +211,13 @@ def test_bit_serial_adc_sees_each_cycle(data):
     the result equals sum_c 2^c/n Q(I_c) computed here from the cycles' currents."""
     w, x = data
     layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
-        tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=4, encoding="bit_serial"),
+        jnp.asarray(w, jnp.float32),
+        None,
+        IDEAL,
+        key=jax.random.key(0),
+        tile_rows=TILE[0],
+        tile_cols=TILE[1],
+        dac=xbar.DAC(bits=4, encoding="bit_serial"),
     )
     x32 = jnp.asarray(x, jnp.float32)
     layer = xbar.calibrate_adc(layer, x32, bits=4, percentile=100.0)
@@ -183,7 +227,9 @@ def test_bit_serial_adc_sees_each_cycle(data):
     q = np.clip(np.round(a / i_max * 7), -7, 7) / 7 * i_max
     d = np.tensordot(np.array([1, 2, 4]) / 7, q, axes=1).sum(axis=1)  # (5, tc, C)
     s = np.abs(x).max(-1)[:, None]
-    y_ref = d.reshape(5, -1)[:, :9] * s / (float(layer.dac.v_read) * float(layer.g_per_w))
+    y_ref = (
+        d.reshape(5, -1)[:, :9] * s / (float(layer.dac.v_read) * float(layer.g_per_w))
+    )
     y = np.asarray(layer(x32), np.float64)
     # Rounding ties aside (none at these random currents), float32: 1e-5 relative.
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5 * np.abs(y_ref).max())
@@ -196,15 +242,23 @@ def test_bound_management_removes_clipping(data):
     w, x = data
     x32 = jnp.asarray(x, jnp.float32)
     kw = dict(tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=None))
-    base = xbar.AnalogLinear.from_weights(jnp.asarray(w, jnp.float32), None, IDEAL,
-                                          key=jax.random.key(0), **kw)
+    base = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0), **kw
+    )
     i_max = 0.3 * float(np.abs(np.asarray(base.tile_currents(x32, key=None))).max())
     adc = xbar.ADC(bits=None, i_max=i_max)
     outs = {}
     for bm in (0, 3):
         layer = xbar.AnalogLinear.from_weights(
-            jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0), adc=adc,
-            bound_management=bm, weight_bits=6, **kw)
+            jnp.asarray(w, jnp.float32),
+            None,
+            IDEAL,
+            key=jax.random.key(0),
+            adc=adc,
+            bound_management=bm,
+            weight_bits=6,
+            **kw,
+        )
         outs[bm] = np.asarray(layer(x32), np.float64)
     expected = x @ w.T
     tol = _bound(w, x, 4 * TILE[0], 1, False)
@@ -216,8 +270,14 @@ def test_per_column_calibration(data):
     w, x = data
     x32 = jnp.asarray(x, jnp.float32)
     layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32), None, IDEAL, key=jax.random.key(0),
-        tile_rows=TILE[0], tile_cols=TILE[1], dac=xbar.DAC(bits=None), n_slices=2,
+        jnp.asarray(w, jnp.float32),
+        None,
+        IDEAL,
+        key=jax.random.key(0),
+        tile_rows=TILE[0],
+        tile_cols=TILE[1],
+        dac=xbar.DAC(bits=None),
+        n_slices=2,
         weight_bits=6,
     )
     cal = xbar.calibrate_adc(layer, x32, bits=8, percentile=100.0, per_column=True)
@@ -232,28 +292,48 @@ def test_per_column_calibration(data):
 def test_impossible_configurations():
     w = jnp.ones((4, 6), jnp.float32)
     with pytest.raises(ValueError, match="tile_cols must be >= n_slices"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
-                                       tile_cols=3, n_slices=4, weight_bits=8)
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            IDEAL,
+            key=jax.random.key(0),
+            tile_cols=3,
+            n_slices=4,
+            weight_bits=8,
+        )
     with pytest.raises(ValueError, match=r"tile_cols must be >= n_slices \+ 1"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
-                                       tile_cols=4, n_slices=4, weight_bits=8,
-                                       scheme="reference")
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            IDEAL,
+            key=jax.random.key(0),
+            tile_cols=4,
+            n_slices=4,
+            weight_bits=8,
+            scheme="reference",
+        )
     with pytest.raises(ValueError, match="n_slices must be in"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
-                                       n_slices=5, weight_bits=4)
+        xbar.AnalogLinear.from_weights(
+            w, None, IDEAL, key=jax.random.key(0), n_slices=5, weight_bits=4
+        )
     with pytest.raises(ValueError, match="weight_bits"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0), n_slices=2)
+        xbar.AnalogLinear.from_weights(
+            w, None, IDEAL, key=jax.random.key(0), n_slices=2
+        )
     with pytest.raises(ValueError, match="ADC i_max must be in"):
         xbar.ADC(bits=6, i_max=0.0)
     with pytest.raises(ValueError, match="scaling must be one of"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
-                                       scaling="row")
+        xbar.AnalogLinear.from_weights(
+            w, None, IDEAL, key=jax.random.key(0), scaling="row"
+        )
     with pytest.raises(ValueError, match="scheme must be one of"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
-                                       scheme="single")
+        xbar.AnalogLinear.from_weights(
+            w, None, IDEAL, key=jax.random.key(0), scheme="single"
+        )
     with pytest.raises(ValueError, match="bound_management"):
-        xbar.AnalogLinear.from_weights(w, None, IDEAL, key=jax.random.key(0),
-                                       bound_management=-1)
+        xbar.AnalogLinear.from_weights(
+            w, None, IDEAL, key=jax.random.key(0), bound_management=-1
+        )
 
 
 # -- convolution by im2col -----------------------------------------------------------
@@ -267,12 +347,21 @@ def test_conv_equals_lax_conv(stride, padding, getkey):
     b = jax.random.normal(getkey(), (6,), jnp.float32)
     x = jax.random.normal(getkey(), (2, 3, 9, 9), jnp.float32)
     conv = AnalogConv2d.from_weights(
-        w, b, IDEAL, key=getkey(), stride=stride, padding=padding, tile_rows=16,
-        tile_cols=4, dac=xbar.DAC(bits=None),
+        w,
+        b,
+        IDEAL,
+        key=getkey(),
+        stride=stride,
+        padding=padding,
+        tile_rows=16,
+        tile_cols=4,
+        dac=xbar.DAC(bits=None),
     )
     y = np.asarray(conv(x), np.float64)
     ref = jax.lax.conv_general_dilated(
-        np.asarray(x, np.float64), np.asarray(w, np.float64), (stride, stride),
+        np.asarray(x, np.float64),
+        np.asarray(w, np.float64),
+        (stride, stride),
         ((padding, padding), (padding, padding)),
         dimension_numbers=("NCHW", "OIHW", "NCHW"),
     )
@@ -283,7 +372,9 @@ def test_conv_equals_lax_conv(stride, padding, getkey):
     # the patch magnitudes; bounded here by its largest patch |x| sum (<= 27 max|x|).
     w2 = np.asarray(w, np.float64).reshape(6, -1)
     xmax = np.abs(np.asarray(x)).max()
-    tol = EPS32 * (40 * 27 * xmax * np.abs(w2).max() * 2 + 40 * 27 * xmax * np.abs(w2).max())
+    tol = EPS32 * (
+        40 * 27 * xmax * np.abs(w2).max() * 2 + 40 * 27 * xmax * np.abs(w2).max()
+    )
     np.testing.assert_allclose(y, ref, rtol=2 * EPS32, atol=tol)
     assert tol < 2e-3 * np.abs(ref).mean()  # far below a wrong patch order (O(1))
 
@@ -299,8 +390,15 @@ def test_write_verify_ideal_reaches_tolerance(getkey):
     t = np.asarray(jax.random.uniform(getkey(), (20, 30), minval=G_MIN, maxval=G_MAX))
     tol = 0.5 * step * 1.001  # half a pulse step: always reachable
     for burst in (1, 8):
-        r = write_verify(dev, dev.init(t.shape), jnp.asarray(t), key=getkey(), tol=tol,
-                         max_pulses=120, max_burst=burst)
+        r = write_verify(
+            dev,
+            dev.init(t.shape),
+            jnp.asarray(t),
+            key=getkey(),
+            tol=tol,
+            max_pulses=120,
+            max_burst=burst,
+        )
         assert bool(np.all(np.asarray(r.converged)))
         assert np.all(np.abs(np.asarray(r.residual)) <= tol)
         # From g_min the nearest level is round((t - g_min) / step) pulses away,
@@ -319,11 +417,19 @@ def test_write_verify_reports_failures_on_noisy_device(getkey):
     # verify read is the true conductance.
     dev = devices.RRAM.from_card(sigma_read=0.0)
     span = float(dev.g_max - dev.g_min)
-    t = jax.random.uniform(getkey(), (40, 50), minval=float(dev.g_min),
-                           maxval=float(dev.g_max))
+    t = jax.random.uniform(
+        getkey(), (40, 50), minval=float(dev.g_min), maxval=float(dev.g_max)
+    )
     tol = 0.01 * span
-    r = write_verify(dev, dev.init(t.shape, key=getkey()), t, key=getkey(), tol=tol,
-                     max_pulses=30, max_burst=4)
+    r = write_verify(
+        dev,
+        dev.init(t.shape, key=getkey()),
+        t,
+        key=getkey(),
+        tol=tol,
+        max_pulses=30,
+        max_burst=4,
+    )
     conv = np.asarray(r.converged)
     res = np.abs(np.asarray(r.residual, np.float64))
     s = r.summary(tol)
@@ -357,8 +463,13 @@ def test_placement_by_hand():
     assert "9/16 tiles" in p.report()
     # The same configuration mapped as a layer uses the same tile grid.
     lay = xbar.AnalogLinear.from_weights(
-        model.layers[0].weight, None, IDEAL, key=jax.random.key(1), n_slices=2,
-        weight_bits=8)
+        model.layers[0].weight,
+        None,
+        IDEAL,
+        key=jax.random.key(1),
+        n_slices=2,
+        weight_bits=8,
+    )
     assert lay.grid == l0.grid
     # Reference scheme: one device per weight plus a 256-cell column per tile.
     r = place([w for w, _ in model.params()], chip, scheme="reference")

@@ -93,8 +93,13 @@ def test_dnl_statistics_and_fixed_per_converter():
     # Fixed transfer function: the same key draws the same converter, another differs.
     same = xbar.ADC.with_nonlinearity(bits, 1.0, key=jax.random.key(2), dnl_lsb=dnl)
     other = xbar.ADC.with_nonlinearity(bits, 1.0, key=jax.random.key(3), dnl_lsb=dnl)
-    np.testing.assert_array_equal(np.asarray(adc.thresholds), np.asarray(same.thresholds))
-    assert np.abs(np.asarray(adc.thresholds) - np.asarray(other.thresholds)).max() > 0.1 / n
+    np.testing.assert_array_equal(
+        np.asarray(adc.thresholds), np.asarray(same.thresholds)
+    )
+    assert (
+        np.abs(np.asarray(adc.thresholds) - np.asarray(other.thresholds)).max()
+        > 0.1 / n
+    )
 
 
 def test_input_referred_noise(getkey):
@@ -110,3 +115,61 @@ def test_input_referred_noise(getkey):
     # Sampling error of the std: expected / sqrt(2N); 5 of those; mean: 5 / sqrt(N).
     assert abs(codes.std(ddof=1) - expected) < 5 * expected / np.sqrt(2 * codes.size)
     assert abs(codes.mean() - 100) < 5 * expected / np.sqrt(codes.size)
+
+
+# -- the periphery experiment and the network benchmark, tiny -------------------------
+
+
+def _load(relpath: str, name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(name, root / relpath)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_periphery_experiment_tiny(tmp_path):
+    import json
+
+    exp = _load("experiments/periphery.py", "periphery")
+    out = exp.run(quick=True, out_dir=tmp_path, combos=[["mlp", 2, "bit_serial"]])
+    saved = json.loads((tmp_path / "periphery.json").read_text())
+    assert saved == json.loads(json.dumps(out))
+    (row,) = saved["results"]
+    assert row["compiles"] == 1  # the ADC-bit sweep and its repeats: one compile
+    acc = np.asarray(row["accuracy"])
+    assert acc.shape == (len(saved["config"]["adc_bits"]), saved["config"]["n_repeats"])
+    # 3 epochs on 2,000 digits: > 80 % float (measured ~90 %); a 6-bit ADC stays
+    # within 10 points of float on 100 digits, and beats a 3-bit one.
+    assert saved["float_accuracy"]["mlp"] > 0.8
+    assert acc[-1].mean() > saved["float_accuracy"]["mlp"] - 0.1
+    assert acc[-1].mean() >= acc[0].mean()
+    for net in ("mlp", "cnn"):
+        e = saved["energy"][net]
+        assert len(e) == (2 if net == "mlp" else 3)
+        assert all(r["energy_J"]["total"] > 0 for r in e)
+    assert (tmp_path / "periphery.png").stat().st_size > 10_000
+    exp.plot(tmp_path / "periphery.json", tmp_path / "again.png")
+    assert (tmp_path / "again.png").stat().st_size > 10_000
+
+
+def test_network_benchmark_quick(capsys):
+    import json
+
+    bench = _load("benchmarks/network.py", "bench_network")
+    rows = bench.main(["--quick"])
+    printed = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{")
+    ]
+    assert printed == rows
+    names = [r["name"] for r in rows]
+    assert "mlp_784_256_10_mapped_read_noise" in names and "peak_rss" in names
+    for r in rows[:-1]:
+        assert r["value"] > 0 and r["baseline"] > 0 and r["ratio"] > 0

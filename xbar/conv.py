@@ -61,21 +61,26 @@ class AnalogConv2d(eqx.Module):
         """Map an OIHW kernel; other keywords go to `AnalogLinear.from_weights`."""
         weight = jnp.asarray(weight, jnp.float32)
         if weight.ndim != 4:
-            raise ValueError(f"weight must be 4-D (out, in, kh, kw); got {weight.shape}")
+            raise ValueError(
+                f"weight must be 4-D (out, in, kh, kw); got {weight.shape}"
+            )
         ph, pw = (padding, padding) if isinstance(padding, int) else tuple(padding)
         if min(ph, pw) < 0:
             raise ValueError(f"padding must be >= 0; got padding={padding!r}")
         lin = AnalogLinear.from_weights(
             weight.reshape(weight.shape[0], -1), bias, device, key=key, **kwargs
         )
-        return cls(lin, tuple(weight.shape[2:]), _pair(stride, "stride"),
-                   ((ph, ph), (pw, pw)))
+        return cls(
+            lin, tuple(weight.shape[2:]), _pair(stride, "stride"), ((ph, ph), (pw, pw))
+        )
 
     def patches(self, x: Float[Array, "*batch c h w"]):
         """The input vectors the tiles see, `(*batch, Ho, Wo, C*kh*kw)`."""
         return im2col(x, self.kernel_size, self.stride, self.padding)
 
-    def __call__(self, x: Float[Array, "*batch c h w"], *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, "*batch c h w"], *, key: PRNGKeyArray | None = None
+    ):
         p = self.patches(x)
         y = self.linear(p, key=key)  # (*batch, Ho, Wo, O)
         return jnp.moveaxis(y, -1, -3)

@@ -75,22 +75,39 @@ CONSTANTS = {
 class EnergyModel(eqx.Module):
     """Per-event energies (J), times (s) and areas (m^2); defaults in `CONSTANTS`."""
 
-    adc_fom_j_per_step: jnp.ndarray = eqx.field(converter=as_param,
-                                                default=CONSTANTS["adc_fom_j_per_step"][0])
-    t_adc_s: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["t_adc_s"][0])
-    e_dac_j: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["e_dac_j"][0])
-    e_driver_1bit_j: jnp.ndarray = eqx.field(converter=as_param,
-                                             default=CONSTANTS["e_driver_1bit_j"][0])
-    e_add_j: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["e_add_j"][0])
-    t_read_s: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["t_read_s"][0])
-    t_pulse_slot_s: jnp.ndarray = eqx.field(converter=as_param,
-                                            default=CONSTANTS["t_pulse_slot_s"][0])
-    v_write_V: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["v_write_V"][0])
-    t_write_s: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["t_write_s"][0])
-    cell_area_m2: jnp.ndarray = eqx.field(converter=as_param,
-                                          default=CONSTANTS["cell_area_m2"][0])
-    adc_area_m2: jnp.ndarray = eqx.field(converter=as_param,
-                                         default=CONSTANTS["adc_area_m2"][0])
+    adc_fom_j_per_step: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["adc_fom_j_per_step"][0]
+    )
+    t_adc_s: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["t_adc_s"][0]
+    )
+    e_dac_j: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["e_dac_j"][0]
+    )
+    e_driver_1bit_j: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["e_driver_1bit_j"][0]
+    )
+    e_add_j: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["e_add_j"][0]
+    )
+    t_read_s: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["t_read_s"][0]
+    )
+    t_pulse_slot_s: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["t_pulse_slot_s"][0]
+    )
+    v_write_V: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["v_write_V"][0]
+    )
+    t_write_s: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["t_write_s"][0]
+    )
+    cell_area_m2: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["cell_area_m2"][0]
+    )
+    adc_area_m2: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["adc_area_m2"][0]
+    )
 
     def __check_init__(self):
         for name in CONSTANTS:
@@ -207,8 +224,11 @@ def programming_energy(result, model: EnergyModel | None = None) -> float:
     this uses the end point)."""
     model = EnergyModel() if model is None else model
     g = result.state.g
-    return float(jnp.sum(result.pulses.astype(jnp.float32) * g)
-                 * model.v_write_V**2 * model.t_write_s)
+    return float(
+        jnp.sum(result.pulses.astype(jnp.float32) * g)
+        * model.v_write_V**2
+        * model.t_write_s
+    )
 
 
 def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
@@ -226,7 +246,12 @@ def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
             p = layer.patches(x)
             c = layer_counts(layer.linear, p.reshape(-1, p.shape[-1]), model)
             per_image = p.shape[-3] * p.shape[-2]
-            for k in ("dac_conversions", "driver_pulses", "adc_conversions", "digital_adds"):
+            for k in (
+                "dac_conversions",
+                "driver_pulses",
+                "adc_conversions",
+                "digital_adds",
+            ):
                 c[k] *= per_image
             c["energy_J"] = {k: v * per_image for k, v in c["energy_J"].items()}
             c["latency_s"] *= per_image  # patches one after another on one copy

@@ -13,7 +13,13 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, as_param, check_range
 
 from .array import Crossbar, step
-from .mapping import from_tiles, map_matrix, program_targets, slice_layout, sliced_targets
+from .mapping import (
+    from_tiles,
+    map_matrix,
+    program_targets,
+    slice_layout,
+    sliced_targets,
+)
 from .periphery import ADC, DAC
 from .solve import AbstractCircuit
 
@@ -132,7 +138,11 @@ class AnalogLinear(eqx.Module):
                 f"bound_management={bound_management!r}"
             )
         default = (n_slices, weight_bits, scheme, scaling) == (
-            1, None, "differential", "tensor")
+            1,
+            None,
+            "differential",
+            "tensor",
+        )
         if default:
             crossbar, k = map_matrix(
                 weight.T,
@@ -145,9 +155,15 @@ class AnalogLinear(eqx.Module):
             )
         else:
             g_pos, g_neg, k = sliced_targets(
-                weight.T, device, tile_rows=tile_rows, tile_cols=tile_cols,
-                n_slices=n_slices, weight_bits=weight_bits, scheme=scheme,
-                scaling=scaling, clip_percentile=clip_percentile,
+                weight.T,
+                device,
+                tile_rows=tile_rows,
+                tile_cols=tile_cols,
+                n_slices=n_slices,
+                weight_bits=weight_bits,
+                scheme=scheme,
+                scaling=scaling,
+                clip_percentile=clip_percentile,
             )
             crossbar = program_targets(device, g_pos, g_neg, key=key, circuit=circuit)
         return cls(
@@ -188,15 +204,19 @@ class AnalogLinear(eqx.Module):
     def groups_per_tile(self) -> int:
         """Logical output columns per tile (bit-slice groups)."""
         return slice_layout(
-            self.crossbar.tile_shape[1], n_slices=self.n_slices,
-            weight_bits=self.weight_bits, scheme=self.scheme,
+            self.crossbar.tile_shape[1],
+            n_slices=self.n_slices,
+            weight_bits=self.weight_bits,
+            scheme=self.scheme,
         )[1]
 
     @property
     def bits_per_slice(self) -> int:
         return slice_layout(
-            self.crossbar.tile_shape[1], n_slices=self.n_slices,
-            weight_bits=self.weight_bits, scheme=self.scheme,
+            self.crossbar.tile_shape[1],
+            n_slices=self.n_slices,
+            weight_bits=self.weight_bits,
+            scheme=self.scheme,
         )[0]
 
     def slice_weights(self) -> Float[Array, " slices"]:
@@ -220,7 +240,9 @@ class AnalogLinear(eqx.Module):
         if self.dac.encoding == "bit_serial":
             planes = self.dac.bit_planes(u)
             drive = DAC(bits=None, v_read=self.dac.v_read)
-            return self._select(step(self.crossbar, drive, planes, self.t_read_s, key=key))
+            return self._select(
+                step(self.crossbar, drive, planes, self.t_read_s, key=key)
+            )
         return self._select(step(self.crossbar, self.dac, u, self.t_read_s, key=key))
 
     def adc_inputs(self, x: Float[Array, "*batch in"]):
@@ -235,7 +257,9 @@ class AnalogLinear(eqx.Module):
             return cols.reshape(self.grid[1], -1) < self.out_features
         m = self.groups_per_tile
         logical = np.arange(self.grid[1] * m).reshape(self.grid[1], m, 1)
-        mask = np.broadcast_to(logical < self.out_features, (self.grid[1], m, self.n_slices))
+        mask = np.broadcast_to(
+            logical < self.out_features, (self.grid[1], m, self.n_slices)
+        )
         return mask.reshape(self.grid[1], m * self.n_slices)
 
     def _digital(self, u, key):
@@ -335,9 +359,15 @@ class AnalogLinear(eqx.Module):
         g_p, _ = dev.read_stats(self.crossbar.pos, self.t_read_s)
         g_n, _ = dev.read_stats(self.crossbar.neg, self.t_read_s)
         plain = (self.n_slices, self.weight_bits, self.scheme) == (
-            1, None, "differential")
+            1,
+            None,
+            "differential",
+        )
         if plain and self.g_per_w.ndim == 0:
-            w = from_tiles(g_p - g_n, self.in_features, self.out_features) / self.g_per_w
+            w = (
+                from_tiles(g_p - g_n, self.in_features, self.out_features)
+                / self.g_per_w
+            )
             return w.T
         # Rows as the batch axis through the same digital combination.
         d = jnp.moveaxis(self._select(jnp.moveaxis(g_p - g_n, 2, 0)), 0, 2)
@@ -378,16 +408,19 @@ def calibrate_adc(
         i_col = jnp.percentile(flat, percentile, axis=0)
         ok = jnp.broadcast_to(valid, i_col.shape)
         if not bool(jnp.all(jnp.where(ok, i_col, 1.0) > 0)):
-            raise ValueError("calibrate_adc: a used ADC column reads zero on all inputs")
+            raise ValueError(
+                "calibrate_adc: a used ADC column reads zero on all inputs"
+            )
         i_max = jnp.where(ok, i_col, 1.0)
     else:
         vals = a.reshape((-1,) + a.shape[-3:])[:, :, valid]
         i_max = float(jnp.percentile(vals, percentile))
         if not i_max > 0:
             raise ValueError("calibrate_adc: all calibration currents are zero")
-    adc = ADC(bits=bits, i_max=i_max, noise_lsb=layer.adc.noise_lsb, share=layer.adc.share)
+    adc = ADC(
+        bits=bits, i_max=i_max, noise_lsb=layer.adc.noise_lsb, share=layer.adc.share
+    )
     return eqx.tree_at(lambda m: m.adc, layer, adc)
-
 
 
 class AnalogMLP(eqx.Module):
@@ -426,9 +459,13 @@ class AnalogMLP(eqx.Module):
         )
         return cls(layers)
 
-    def __call__(self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None):
-        keys = [None] * len(self.layers) if key is None else jax.random.split(
-            key, len(self.layers)
+    def __call__(
+        self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None
+    ):
+        keys = (
+            [None] * len(self.layers)
+            if key is None
+            else jax.random.split(key, len(self.layers))
         )
         for i, (layer, k) in enumerate(zip(self.layers, keys)):
             x = layer(x, key=k)

@@ -34,7 +34,9 @@ def check_weight(weight) -> None:
         )
 
 
-def grid_shape(n_in: int, n_out: int, tile_rows: int, tile_cols: int) -> tuple[int, int]:
+def grid_shape(
+    n_in: int, n_out: int, tile_rows: int, tile_cols: int
+) -> tuple[int, int]:
     """Tiles needed for a matrix of `n_in` rows (inputs) and `n_out` columns."""
     return math.ceil(n_in / tile_rows), math.ceil(n_out / tile_cols)
 
@@ -44,7 +46,9 @@ def to_tiles(m: Float[Array, "n_in n_out"], tile_rows: int, tile_cols: int, fill
     n_in, n_out = m.shape
     tr, tc = grid_shape(n_in, n_out, tile_rows, tile_cols)
     padded = jnp.pad(
-        m, ((0, tr * tile_rows - n_in), (0, tc * tile_cols - n_out)), constant_values=fill
+        m,
+        ((0, tr * tile_rows - n_in), (0, tc * tile_cols - n_out)),
+        constant_values=fill,
     )
     return padded.reshape(tr, tile_rows, tc, tile_cols).transpose(0, 2, 1, 3)
 
@@ -61,7 +65,9 @@ def weight_scale(weight, clip_percentile: float | None = None) -> Float[Array, "
     `max |W|`, or the given percentile of |W| (weights beyond it are clipped).
     """
     a = jnp.abs(weight)
-    w_max = jnp.max(a) if clip_percentile is None else jnp.percentile(a, clip_percentile)
+    w_max = (
+        jnp.max(a) if clip_percentile is None else jnp.percentile(a, clip_percentile)
+    )
     return jnp.where(w_max > 0, w_max, 1.0)
 
 

@@ -23,7 +23,12 @@ def _check_bits(name: str, bits) -> None:
     b = concrete(bits)
     if b is None:
         return
-    if not np.all(np.isfinite(b)) or np.any(b < 2) or np.any(b > 24) or np.any(b != np.round(b)):
+    if (
+        not np.all(np.isfinite(b))
+        or np.any(b < 2)
+        or np.any(b > 24)
+        or np.any(b != np.round(b))
+    ):
         raise ValueError(
             f"{name} must be an integer in [2, 24] (sign + magnitude) or None for "
             f"an ideal converter; got {name}={b}"
@@ -116,16 +121,14 @@ class DAC(eqx.Module):
         """`2^(bits-1) - 1`: the largest integer input magnitude."""
         return 2.0 ** (self.bits - 1.0) - 1.0
 
-    def bit_planes(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
+    def bit_planes(self, u: Float[Array, "*rows"]) -> Float[Array, cycles *rows]:
         """Bit-serial cycles: `sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB)..
 
         `sum_c plane_weights[c] * planes[c]` equals `quantize_signed(u, bits)`.
         """
         n = self.magnitude_levels()
         m = jnp.round(jnp.abs(quantize_signed(u, self.bits)) * n)
-        c = jnp.arange(self.n_cycles, dtype=jnp.float32).reshape(
-            (-1,) + (1,) * u.ndim
-        )
+        c = jnp.arange(self.n_cycles, dtype=jnp.float32).reshape((-1,) + (1,) * u.ndim)
         bit = jnp.mod(jnp.floor(m[None] / 2.0**c), 2.0)
         return jax.lax.stop_gradient(jnp.sign(u)[None] * bit)
 
@@ -169,7 +172,7 @@ class ADC(eqx.Module):
     """
 
     bits: Float[Array, ""] | None = eqx.field(converter=_as_bits, default=8)
-    i_max: Float[Array, "..."] | None = eqx.field(
+    i_max: Float[Array, ...] | None = eqx.field(
         converter=lambda x: None if x is None else as_param(x), default=None
     )
     noise_lsb: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
@@ -183,7 +186,9 @@ class ADC(eqx.Module):
         _check_bits("ADC bits", self.bits)
         check_range("ADC noise_lsb", self.noise_lsb, 0.0, unit="LSB")
         if not isinstance(self.share, int | np.integer) or self.share < 1:
-            raise ValueError(f"ADC share must be an integer >= 1; got share={self.share!r}")
+            raise ValueError(
+                f"ADC share must be an integer >= 1; got share={self.share!r}"
+            )
         if self.thresholds is not None:
             b = concrete(self.bits)
             t = concrete(self.thresholds)
@@ -238,7 +243,9 @@ class ADC(eqx.Module):
         n = 2 ** (int(bits) - 1) - 1
         lsb = 1.0 / n
         n_codes = 2 * n  # transitions between the 2n + 1 levels
-        widths = jnp.maximum(1.0 + dnl_lsb * jax.random.normal(key, (n_codes - 1,)), 0.0)
+        widths = jnp.maximum(
+            1.0 + dnl_lsb * jax.random.normal(key, (n_codes - 1,)), 0.0
+        )
         # Ideal thresholds at (k + 1/2) LSB from -1: first at -1 + lsb/2.
         edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(widths)])
         edges = edges / edges[-1] * (n_codes - 1)  # end points fixed

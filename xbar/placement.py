@@ -76,7 +76,9 @@ class Placement:
             f"{'dev/weight':>12}{'util':>7}",
         ]
         for p in self.layers:
-            cores = f"{p.cores[0]}-{p.cores[-1]}" if len(p.cores) > 1 else str(p.cores[0])
+            cores = (
+                f"{p.cores[0]}-{p.cores[-1]}" if len(p.cores) > 1 else str(p.cores[0])
+            )
             lines.append(
                 f"{p.name:<12}{p.shape[0]:>5} x {p.shape[1]:<5}"
                 f"{p.grid[0]:>3}x{p.grid[1]:<4}{p.tiles:>7}{cores:>10}"
@@ -119,7 +121,9 @@ def layer_matrices(model) -> list[tuple[str, tuple[int, int]]]:
     for i, (name, w) in enumerate(leaves):
         shape = tuple(np.shape(w))
         if len(shape) < 2:
-            raise ValueError(f"layer {i} weight must be >= 2-D (out, in, ...); got {shape}")
+            raise ValueError(
+                f"layer {i} weight must be >= 2-D (out, in, ...); got {shape}"
+            )
         out.append((name or f"layer{i}", (int(np.prod(shape[1:])), int(shape[0]))))
     if not out:
         raise ValueError("model holds no Linear/Conv weights to place")
@@ -140,8 +144,9 @@ def place(
     configuration); it may span cores. Raises ValueError when the chip is too
     small, naming the layer and the tiles needed.
     """
-    _, m = slice_layout(chip.tile_cols, n_slices=n_slices, weight_bits=weight_bits,
-                        scheme=scheme)
+    _, m = slice_layout(
+        chip.tile_cols, n_slices=n_slices, weight_bits=weight_bits, scheme=scheme
+    )
     pair = 1 if scheme == "reference" else 2
     placed, next_tile = [], 0
     for name, (n_in, n_out) in layer_matrices(model):
@@ -153,18 +158,29 @@ def place(
                 f"from tile {next_tile}; the chip has {chip.tiles} "
                 f"({chip.cores} cores x {chip.tiles_per_core}); raise cores or tile size"
             )
-        cores = tuple(range(next_tile // chip.tiles_per_core,
-                            (next_tile + tiles - 1) // chip.tiles_per_core + 1))
+        cores = tuple(
+            range(
+                next_tile // chip.tiles_per_core,
+                (next_tile + tiles - 1) // chip.tiles_per_core + 1,
+            )
+        )
         ref_cols = tiles if scheme == "reference" else 0
         weight_devices = n_in * n_out * n_slices * pair
         devices = weight_devices + ref_cols * chip.tile_rows
         cells = tiles * chip.tile_rows * chip.tile_cols * pair
-        placed.append(LayerPlacement(
-            name=name, shape=(n_in, n_out), grid=(tr, tc), tiles=tiles,
-            first_tile=next_tile, cores=cores, devices=devices,
-            devices_per_weight=devices / (n_in * n_out),
-            utilization=weight_devices / cells,
-        ))
+        placed.append(
+            LayerPlacement(
+                name=name,
+                shape=(n_in, n_out),
+                grid=(tr, tc),
+                tiles=tiles,
+                first_tile=next_tile,
+                cores=cores,
+                devices=devices,
+                devices_per_weight=devices / (n_in * n_out),
+                utilization=weight_devices / cells,
+            )
+        )
         next_tile += tiles
     return Placement(chip, tuple(placed))
 

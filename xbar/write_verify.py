@@ -120,7 +120,13 @@ def write_verify(
 
     k0, key = jax.random.split(key)
     err0, ok0 = verify(state, k0)
-    init = (state, jnp.zeros(state.g.shape, jnp.int32), ok0, jnp.asarray(0, jnp.int32), err0)
+    init = (
+        state,
+        jnp.zeros(state.g.shape, jnp.int32),
+        ok0,
+        jnp.asarray(0, jnp.int32),
+        err0,
+    )
     st, pulses, ok, it, _ = jax.lax.while_loop(cond, body, init)
     g_true, _ = device.read_stats(st, t_read_s)
     return WriteVerifyResult(st, pulses, ok, g_true - target, it)
