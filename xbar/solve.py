@@ -21,6 +21,16 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, AbstractDeviceState
 
 
+def safe_sqrt(x: Array) -> Array:
+    """`sqrt(x)` for x >= 0 whose gradient is 0 (not NaN) where x == 0.
+
+    Noise-free cells and zero inputs give zero variance; gradients through the
+    analog forward (hardware-aware training) must stay finite there.
+    """
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
 def tile_mvm(
     v: Float[Array, "*batch tiles_r rows"], g: Float[Array, "tiles_r tiles_c rows cols"]
 ) -> Float[Array, "*batch tiles_r tiles_c cols"]:
@@ -67,7 +77,7 @@ def current_stats(
     if device.linear_iv:
         mean = tile_mvm(v, g_p - g_n)
         var = tile_mvm(v * v, s_p * s_p + s_n * s_n)
-        return mean, jnp.sqrt(var)
+        return mean, safe_sqrt(var)
     shape = v.shape[:-2] + g_p.shape
     vv = jnp.broadcast_to(v[..., :, None, :, None], shape)
     g_p, s_p, g_n, s_n = (jnp.broadcast_to(a, shape) for a in (g_p, s_p, g_n, s_n))
@@ -78,7 +88,7 @@ def current_stats(
     i_p, d_p = cell(g_p, s_p)
     i_n, d_n = cell(g_n, s_n)
     mean = jnp.sum(i_p - i_n, axis=-2)
-    return mean, jnp.sqrt(jnp.sum(d_p * d_p + d_n * d_n, axis=-2))
+    return mean, safe_sqrt(jnp.sum(d_p * d_p + d_n * d_n, axis=-2))
 
 
 class AbstractCircuit(eqx.Module):
