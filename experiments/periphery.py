@@ -156,7 +156,7 @@ def calibrate(layers, x, *, bits, percentile):
 
 
 def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
-        combos: list | None = None) -> dict:
+        combos: list | None = None, overrides: dict | None = None) -> dict:
     t_start = time.time()
     cfg = {
         "card": CARD,
@@ -184,6 +184,10 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
     }
     if combos is not None:
         cfg["combos"] = [list(c) for c in combos]
+    unknown = set(overrides or {}) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; keys: {sorted(cfg)}")
+    cfg.update(overrides or {})
     key = jax.random.key(seed)
     k_mlp, k_cnn, k_cal, k_sweep, k_energy = jax.random.split(key, 5)
     x_tr, y_tr, x_te, y_te = mnist_subset(n_test=cfg["n_test"], seed=seed)

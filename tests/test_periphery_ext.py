@@ -137,7 +137,12 @@ def test_periphery_experiment_tiny(tmp_path):
     import json
 
     exp = _load("experiments/periphery.py", "periphery")
-    out = exp.run(quick=True, out_dir=tmp_path, combos=[["mlp", 2, "bit_serial"]])
+    out = exp.run(
+        quick=True,
+        out_dir=tmp_path,
+        combos=[["mlp", 2, "bit_serial"]],
+        overrides={"n_calibration": 32, "epochs_cnn": 1},
+    )
     saved = json.loads((tmp_path / "periphery.json").read_text())
     assert saved == json.loads(json.dumps(out))
     (row,) = saved["results"]
