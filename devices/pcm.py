@@ -27,12 +27,13 @@ class PCMState(AbstractDeviceState):
     Attributes:
         g: conductance right after programming, g_p (S); drift acts on reads.
         nu: per-cell drift exponent, drawn when the cell was programmed.
-        g_hat: programmed conductance / g_max, which sets the read noise `Q_s`.
+        q_s: relative 1/f read-noise amplitude `Q_s(g_p / g_max)`, set by the
+            programmed conductance (stored so a read costs one exp per cell).
     """
 
     g: Float[Array, "*cells"]
     nu: Float[Array, "*cells"]
-    g_hat: Float[Array, "*cells"]
+    q_s: Float[Array, "*cells"]
 
 
 def pcm_prog_sigma(g_hat, c0, c1, c2, g_max):
@@ -46,10 +47,23 @@ def pcm_nu_stats(g_hat):
     mu = clip(-0.0155 ln g^ + 0.0244, 0.049, 0.1),
     sigma = clip(-0.0125 ln g^ - 0.0059, 0.008, 0.045), g^ clamped >= 1e-7.
     """
-    lg = jnp.log(jnp.maximum(g_hat, 1e-7))
+    return _nu_stats_from_log(_log_g_hat(g_hat))
+
+
+def _log_g_hat(g_hat):
+    return jnp.log(jnp.maximum(g_hat, 1e-7))
+
+
+def _nu_stats_from_log(lg):
     mu = jnp.clip(-0.0155 * lg + 0.0244, 0.049, 0.1)
     sig = jnp.clip(-0.0125 * lg - 0.0059, 0.008, 0.045)
     return mu, sig
+
+
+def _q_s_from_log(lg):
+    # exp(0.65 ln g^) = g^^0.65; the 1e-7 clamp of ln is inside the 1e-3 floor
+    # (1e-7^0.65 = 2.8e-5), so this equals pcm_q_s for g^ >= 0.
+    return jnp.minimum(0.0088 / jnp.maximum(jnp.exp(0.65 * lg), 1e-3), 0.2)
 
 
 def pcm_q_s(g_hat):
@@ -140,12 +154,13 @@ class PCM(AbstractDevice):
         g = jnp.full(shape, self.g_min, jnp.float32)
         g_hat = g / self.g_max
         mu, _ = pcm_nu_stats(g_hat)
-        return PCMState(g=g, nu=self.drift_scale * mu, g_hat=g_hat)
+        return PCMState(g=g, nu=self.drift_scale * mu, q_s=pcm_q_s(g_hat))
 
-    def draw_nu(self, g_hat, key: PRNGKeyArray):
+    def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None):
         """Drift exponents `|N(mu(g^), sigma(g^))|` for normalized targets g^."""
-        mu, sig = pcm_nu_stats(g_hat)
-        xi = jax.random.normal(key, g_hat.shape, jnp.float32)
+        lg = _log_g_hat(g_hat) if log_g_hat is None else log_g_hat
+        mu, sig = _nu_stats_from_log(lg)
+        xi = jax.random.normal(key, lg.shape, jnp.float32)
         return jnp.abs(self.drift_scale * mu + self.sigma_nu_scale * sig * xi)
 
     def program(self, state: PCMState, g_target, *, key: PRNGKeyArray) -> PCMState:
@@ -160,7 +175,8 @@ class PCM(AbstractDevice):
         )
         g = g_t + sig * jax.random.normal(k_prog, g_t.shape, jnp.float32)
         g = jnp.clip(g, self.g_min, self.g_max)
-        return PCMState(g=g, nu=self.draw_nu(g_hat_t, k_nu), g_hat=g / self.g_max)
+        return PCMState(g=g, nu=self.draw_nu(g_hat_t, k_nu),
+                        q_s=pcm_q_s(g / self.g_max))
 
     def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
         k_c2c, k_nu = jax.random.split(key)
@@ -173,9 +189,10 @@ class PCM(AbstractDevice):
         g = jnp.where(n > 0, g_set, jnp.where(n < 0, self.g_min, state.g))
         g = jnp.clip(g, self.g_min, self.g_max)
         g = jnp.where(n == 0, state.g, g)
-        g_hat = g / self.g_max
-        nu = jnp.where(n == 0, state.nu, self.draw_nu(g_hat, k_nu))
-        return PCMState(g=g, nu=nu, g_hat=jnp.where(n == 0, state.g_hat, g_hat))
+        lg = _log_g_hat(g / self.g_max)  # one log for nu and Q_s
+        nu = jnp.where(n == 0, state.nu, self.draw_nu(None, k_nu, log_g_hat=lg))
+        q_s = jnp.where(n == 0, state.q_s, _q_s_from_log(lg))
+        return PCMState(g=g, nu=nu, q_s=q_s)
 
     def drift_factor(self, state: PCMState, t_s):
         """((t + t0) / t0)^-nu for every cell, `t_s` seconds after programming."""
@@ -186,7 +203,7 @@ class PCM(AbstractDevice):
         t = jnp.asarray(t_s, jnp.float32)
         g_d = state.g * self.drift_factor(state, t)
         log_term = jnp.log((t + self.t0_s + self.t_read_s) / (2.0 * self.t_read_s))
-        std = (self.sigma_read_scale * jnp.abs(g_d) * pcm_q_s(state.g_hat)
+        std = (self.sigma_read_scale * jnp.abs(g_d) * state.q_s
                * jnp.sqrt(log_term))
         return g_d, std
 

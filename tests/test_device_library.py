@@ -69,7 +69,7 @@ def test_pcm_sanity_values_drift_factor_and_read_noise(getkey):
     pcm = devices.PCM.from_card()
     st = pcm.init((4,), key=getkey())
     g = jnp.asarray([25e-6, 25e-6, 2.5e-6, 2.5e-6])
-    st = _set_state(st, g=g, g_hat=g / 25e-6, nu=jnp.full((4,), 0.049))
+    st = _set_state(st, g=g, q_s=devices.pcm_q_s(g / 25e-6), nu=jnp.full((4,), 0.049))
     hour, day, year = 3600.0, 86400.0, 365 * 86400.0
     for t, f in ((hour, 0.775), (day, 0.664), (year, 0.497)):
         mean, _ = pcm.read_stats(st, t)
