@@ -175,6 +175,22 @@ def test_scan_equals_python_loop_of_the_same_step(scan_run):
     )
 
 
+def test_cached_reads_equal_per_step_reads_for_ideal_cells(getkey):
+    w = jax.random.normal(getkey(), (6, 10), jnp.float32)
+    net = sp.SpikingNetwork.from_weights(
+        [w], devices.Ideal(), key=getkey(), dt_s=DT, tile_rows=8, tile_cols=8
+    )
+    x = sp.rate_encode(jax.random.uniform(getkey(), (3, 10)), 20, key=getkey())
+    _, a = sp.run(net, x, key=None)
+    _, b = sp.run(net, x, key=None, read_every=5)
+    # Ideal cells neither drift nor relax: caching reads changes nothing.
+    np.testing.assert_array_equal(a["s"][0], b["s"][0])
+    with pytest.raises(ValueError, match="read_every"):
+        sp.run(net, x, key=None, read_every=3)  # 3 does not divide 20
+    with pytest.raises(ValueError, match="plasticity"):
+        sp.run(net, x, key=getkey(), read_every=5, plasticity=PairSTDP())
+
+
 def test_synaptic_operations_count_input_spikes_times_fan_out(scan_run):
     net, x, key, rule, _, out = scan_run
     s0 = np.asarray(x).sum(axis=(0, 2))
@@ -370,6 +386,13 @@ def test_volatile_device_decays_during_a_silent_run(name, card, getkey):
     expected = g0 - vol0 + vol0 * np.exp(-n_steps * DT / tau)
     np.testing.assert_allclose(g_t, expected, rtol=1e-4)
     assert np.all(g_t < g0 - 0.5 * vol0)  # a visible decay (> half) at 100 ms
+    # Reads cached over blocks of 10 steps, relaxing by 10 dt per block: the
+    # exponential decay composes, same conductances (float32, rtol 1e-5).
+    final10, _ = jax.jit(lambda n, x: sp.run(n, x, key=None, read_every=10))(
+        net, jnp.zeros((n_steps, 1, 4), jnp.float32)
+    )
+    g10 = np.asarray(dev.read_stats(final10.net.layers[0].crossbar.pos, 1.0)[0])
+    np.testing.assert_allclose(g10, g_t, rtol=1e-5)
 
 
 def _nir_lif_reference(ws, taus, rs, v_th, v_reset, v_leak, x):

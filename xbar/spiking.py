@@ -342,6 +342,7 @@ def run(
     state: RunState | None = None,
     record: str = "all",
     relax_devices: bool = True,
+    read_every: int = 1,
 ) -> tuple[RunState, dict]:
     """Run the network over the leading time axis of `x` in one `lax.scan`.
 
@@ -356,6 +357,16 @@ def run(
             "counts" (spike counts and synaptic operations summed over time:
             memory independent of the number of steps).
         relax_devices: evolve every cell by `dt` each step (volatile decay).
+        read_every: re-evaluate the devices' read statistics (drifted mean,
+            read-noise std) every this many steps and relax the cells by
+            `read_every dt` at the end of each block, instead of every step
+            (default 1: exact). Read noise is still drawn fresh every step.
+            An approximation for long runs of non-plastic networks: within a
+            block, drift is frozen at the block's start (for power-law drift
+            `(1 + t/t0)^-nu` the relative error is at most
+            `nu read_every dt / (t0 + t)`); exponential volatile decay composes
+            exactly. Needs `plasticity=None`, linear-I-V cells and a number
+            of steps divisible by `read_every`.
 
     Returns:
         (final state, record): "all" gives `s`, `v` (tuples per layer) and
@@ -370,6 +381,10 @@ def run(
     if state is None:
         state = init_state(net, batch, t0_s=t0_s, plasticity=plasticity)
     n_steps = x.shape[0]
+    if read_every != 1:
+        return _run_blocks(
+            net, x, key, plasticity, state, record, relax_devices, read_every
+        )
     keys = None if key is None else jax.random.split(key, n_steps)
 
     def body(carry, xs):
@@ -395,6 +410,107 @@ def run(
     dense = float(n_steps * sum(lay.n_in * lay.n_out for lay in net.layers))
     if record == "counts":
         return state, {"counts": acc[0], "syn_ops": acc[1], "dense_ops": dense}
+    out["dense_ops"] = dense
+    return state, out
+
+
+class _CachedRead(AbstractDevice):
+    """A device whose reads return stored statistics: another device's
+    `read_stats` evaluated once (used by `run(..., read_every=k)`)."""
+
+    g_min: Float[Array, ""]
+    g_max: Float[Array, ""]
+
+    def init(self, shape, *, key=None):
+        raise NotImplementedError("a cached read cannot be fabricated")
+
+    def program(self, state, g_target, *, key=None):
+        raise NotImplementedError("a cached read cannot be programmed")
+
+    def update(self, state, pulses, *, key=None):
+        raise NotImplementedError("a cached read cannot be updated")
+
+    def read_stats(self, state, t_s=0.0):
+        del t_s
+        return state.g, state.std
+
+
+class _CachedReadState(eqx.Module):
+    g: Float[Array, "*cells"]
+    std: Float[Array, "*cells"]
+
+
+def _cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
+    dev = crossbar.device
+    if not dev.linear_iv:
+        raise ValueError("read_every > 1 needs linear-I-V cells (device.linear_iv)")
+    pos = _CachedReadState(*dev.read_stats(crossbar.pos, t_s))
+    neg = _CachedReadState(*dev.read_stats(crossbar.neg, t_s))
+    return Crossbar(_CachedRead(dev.g_min, dev.g_max), pos, neg, crossbar.circuit)
+
+
+def _run_blocks(net, x, key, plasticity, state, record, relax_devices, k):
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"read_every must be an integer >= 1; got {k!r}")
+    if any(p is not None for p in plasticity):
+        raise ValueError("read_every > 1 needs plasticity=None (cells change)")
+    n_steps = x.shape[0]
+    if n_steps % k:
+        raise ValueError(f"read_every={k} must divide the number of steps ({n_steps})")
+    n_blocks = n_steps // k
+    xb = x.reshape((n_blocks, k) + x.shape[1:])
+    keys = None if key is None else jax.random.split(key, n_blocks)
+    batch = x.shape[1:-1]
+
+    def block(carry, xs):
+        st, acc = carry
+        x_blk, kb = xs if keys is not None else (xs, None)
+        real = st.net
+        cached = SpikingNetwork(
+            tuple(
+                eqx.tree_at(
+                    lambda m: m.crossbar, lay, _cache_reads(lay.crossbar, st.t_s)
+                )
+                for lay in real.layers
+            ),
+            real.dt_s,
+        )
+        st_c, out = run(
+            cached,
+            x_blk,
+            key=kb,
+            state=eqx.tree_at(lambda s: s.net, st, cached),
+            record=record,
+            relax_devices=False,
+        )
+        layers = real.layers
+        if relax_devices:
+            layers = tuple(
+                eqx.tree_at(
+                    lambda m: m.crossbar, lay, relax(lay.crossbar, k * real.dt_s)
+                )
+                for lay in layers
+            )
+        st = eqx.tree_at(lambda s: s.net, st_c, SpikingNetwork(layers, real.dt_s))
+        if record == "counts":
+            acc = (
+                tuple(a + c for a, c in zip(acc[0], out["counts"])),
+                acc[1] + out["syn_ops"],
+            )
+            return (st, acc), None
+        out.pop("dense_ops")
+        return (st, acc), out
+
+    zeros = (
+        tuple(jnp.zeros(batch + (lay.n_out,), jnp.float32) for lay in net.layers),
+        jnp.zeros(batch, jnp.float32),
+    )
+    xs = xb if keys is None else (xb, keys)
+    (state, acc), out = jax.lax.scan(block, (state, zeros), xs)
+    dense = float(n_steps * sum(lay.n_in * lay.n_out for lay in net.layers))
+    if record == "counts":
+        return state, {"counts": acc[0], "syn_ops": acc[1], "dense_ops": dense}
+    out = jax.tree.map(lambda a: a.reshape((n_steps,) + a.shape[2:]), out)
     out["dense_ops"] = dense
     return state, out
 
