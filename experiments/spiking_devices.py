@@ -403,7 +403,8 @@ def plot(results_path: Path, png_path: Path) -> None:
     names = [f"{f}\n{res['results'][f]['card'] or 'exact'}" for f in fams]
     ax.set_xticks(x, names, fontsize=7, rotation=25, ha="right")
     ax.set_ylabel("held-out accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 118)
+    ax.set_yticks(range(0, 101, 20))
     miss = res.get("missing_families") or []
     sgc, sdc = cfg["surrogate"], cfg["stdp"]
     ax.set_title(
@@ -413,7 +414,7 @@ def plot(results_path: Path, png_path: Path) -> None:
         + (f"\nmissing: {', '.join(miss)}" if miss else ""),
         fontsize=8,
     )
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
     r = res["raster"]
     dt_ms = 1e3 * r["dt_s"]
     axr = fig.add_subplot(gs[:, 1])
