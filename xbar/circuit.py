@@ -1,0 +1,469 @@
+"""Crossbar circuits with wire resistance, sneak paths and non-linear cells.
+
+The circuit of one `R x C` tile. Every crosspoint `(i, j)` has a row-wire node
+`u[i, j]` and a column-wire node `w[i, j]`, joined by the cell. Row `i` is a
+chain of wire segments of resistance `r_row_ohm`; its driver (voltage `v_row[i]`,
+resistance `r_driver_ohm`) feeds the chain at the `j = 0` end through one more
+segment, so the port resistance is `r_driver_ohm + r_row_ohm`. Column `j` is a
+chain of segments `r_col_ohm`, read at the `i = R - 1` end through one more
+segment and the sense resistance `r_sense_ohm` into a terminal held at
+`v_col[j]` (a virtual ground, 0 V, for a read). A row or column may float
+(`row_driven` / `col_driven` False): that is how passive-array sneak paths
+through unselected lines arise. 1T1R arrays add an access resistance
+`r_access_ohm` in series with every (linear) cell.
+
+Kirchhoff's current law at the `2 R C` nodes is a symmetric positive definite
+system with tridiagonal row and column blocks (grounded sources, positive
+conductances). It is never formed: the operator is applied matrix-free and
+solved by conjugate gradients preconditioned with exact tridiagonal solves
+along every row and every column (block-Jacobi line relaxation, DESIGN.md).
+Non-linear cells (`cell_current`) add Newton's method on top, each step the
+same preconditioned CG with the cells' differential conductances.
+
+Gradients are implicit: the linear solve is a `jax.lax.custom_linear_solve`
+(its transpose is itself, the operator being symmetric); the Newton solution
+is followed by one more Newton step taken through `custom_linear_solve` with a
+fixed Jacobian, whose derivative is exactly the implicit-function-theorem
+derivative `-J^-1 dF/dp` at the converged point.
+
+The solvers return the Kirchhoff residual and raise (via `eqx.error_if`) when
+CG or Newton did not converge, when a line floats without any conducting cell
+(a floating island, singular), or when a cell conductance is negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from devices.base import check_range, concrete
+
+# Resistances below this (ohm) are treated as this value: a wire of exactly zero
+# resistance would make the nodal matrix infinite. At 1e-6 ohm and cells up to
+# 1e-3 S the cell current changes by < N * 1e-9 relative: the ideal MVM.
+R_FLOOR_OHM = 1e-6
+
+CellCurrent = Callable[[Array, Array], Array]  # (g, v) -> I, elementwise
+
+
+def _as_wire(x) -> Array:
+    return jnp.asarray(x)
+
+
+class Wires(eqx.Module):
+    """Resistances (ohm) of the wires around a tile; array fields, so a sweep can
+    vmap over them.
+
+    Args:
+        r_row_ohm: one row-wire segment (between neighbouring cells), >= 0.
+        r_col_ohm: one column-wire segment, >= 0.
+        r_driver_ohm: row driver output resistance, >= 0.
+        r_sense_ohm: column sense-amplifier input resistance, >= 0.
+        r_access_ohm: series access device of a 1T1R cell (0 for passive 1R), >= 0.
+    """
+
+    r_row_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
+    r_col_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
+    r_driver_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
+    r_sense_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
+    r_access_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
+
+    def __check_init__(self):
+        for name in ("r_row_ohm", "r_col_ohm", "r_driver_ohm", "r_sense_ohm",
+                     "r_access_ohm"):
+            check_range(name, getattr(self, name), 0.0, unit="ohm")
+
+
+class Solution(NamedTuple):
+    """Node voltages (V), column and row currents (A), and the Kirchhoff residual.
+
+    `u`, `w`: row- and column-wire node voltages, `(*batch, R, C)`.
+    `i_col`: current from each column into its terminal, `(*batch, C)` (zero for
+    floating columns). `i_row`: current from each driver into its row, `(*batch, R)`.
+    `residual`: largest Kirchhoff current error at any node (A), per batch entry.
+    `iterations`: CG iterations (summed over Newton steps).
+    """
+
+    u: Array
+    w: Array
+    i_col: Array
+    i_row: Array
+    residual: Array
+    iterations: Array
+
+
+# ---------------------------------------------------------------------------
+# Tridiagonal line operators. Layout: rows (R, C, B) with the chain along axis 1;
+# columns stored transposed as (C, R, B) so both chains are along axis 1.
+
+
+class _Lines(NamedTuple):
+    dl: Array  # (L, N) sub-diagonal (dl[:, 0] = 0)
+    d: Array  # (L, N) diagonal
+    du: Array  # (L, N) super-diagonal (du[:, -1] = 0)
+
+
+def _chain(g_seg, g_port, g_cell_sum, n_lines, n):
+    """Tridiagonal of `n_lines` chains of `n` nodes: segment conductance `g_seg`,
+    a port of conductance `g_port[line]` at node `port_end` (0), plus cell diagonal."""
+    dt = g_cell_sum.dtype
+    j = jnp.arange(n)
+    off = jnp.where(j > 0, -g_seg, 0.0).astype(dt)
+    dl = jnp.broadcast_to(off, (n_lines, n))
+    du = jnp.broadcast_to(jnp.roll(off, -1), (n_lines, n))
+    deg = (jnp.where(j > 0, g_seg, 0.0) + jnp.where(j < n - 1, g_seg, 0.0)).astype(dt)
+    port = jnp.where(j == 0, 1.0, 0.0).astype(dt)[None, :] * g_port[:, None]
+    d = deg[None, :] + g_cell_sum + port
+    return _Lines(dl, d, du)
+
+
+def _tri_mv(t: _Lines, x):
+    """(L, N, B) tridiagonal product along axis 1."""
+    z = jnp.zeros_like(x[:, :1])
+    lo = jnp.concatenate([z, x[:, :-1]], axis=1)
+    hi = jnp.concatenate([x[:, 1:], z], axis=1)
+    return t.dl[..., None] * lo + t.d[..., None] * x + t.du[..., None] * hi
+
+
+def _tri_solve(t: _Lines, b):
+    """Solve the tridiagonal systems `t` (L lines of N nodes) for b (L, N, B).
+
+    The Thomas algorithm as two `lax.scan`s over the chain, vectorised over
+    lines and right-hand sides (no pivoting: the line matrices are diagonally
+    dominant). Written out rather than `lax.linalg.tridiagonal_solve`, whose
+    CPU custom call stalled inside `while_loop` bodies with several
+    right-hand sides on XLA:CPU (jax 0.10.2).
+    """
+    dl, d, du = (jnp.moveaxis(a, 1, 0) for a in t)  # (N, L)
+    bb = jnp.moveaxis(b, 1, 0)  # (N, L, B)
+
+    def fwd(carry, k):
+        cp_prev, y_prev = carry
+        dl_k, d_k, du_k, b_k = k
+        inv = 1.0 / (d_k - dl_k * cp_prev)
+        cp = du_k * inv
+        y = (b_k - dl_k[:, None] * y_prev) * inv[:, None]
+        return (cp, y), (cp, y)
+
+    init = (jnp.zeros_like(d[0]), jnp.zeros_like(bb[0]))
+    _, (cp, y) = jax.lax.scan(fwd, init, (dl, d, du, bb))
+
+    def bwd(x_next, k):
+        cp_k, y_k = k
+        x = y_k - cp_k[:, None] * x_next
+        return x, x
+
+    _, x = jax.lax.scan(bwd, jnp.zeros_like(bb[0]), (cp, y), reverse=True)
+    return jnp.moveaxis(x, 0, 1)
+
+
+class _Network(NamedTuple):
+    """Everything of one tile's linearised circuit except the cell conductances."""
+
+    g_row: Array  # segment conductance (S)
+    g_col: Array
+    g_in: Array  # (R,) driver port conductance, 0 when floating
+    g_out: Array  # (C,) sense port conductance, 0 when floating
+
+
+def _network(wires: Wires, row_driven, col_driven, dtype) -> _Network:
+    def g_of(r):
+        return 1.0 / jnp.maximum(jnp.asarray(r, dtype), R_FLOOR_OHM)
+
+    g_row, g_col = g_of(wires.r_row_ohm), g_of(wires.r_col_ohm)
+    g_in = jnp.where(row_driven, g_of(wires.r_driver_ohm + wires.r_row_ohm), 0.0)
+    g_out = jnp.where(col_driven, g_of(wires.r_sense_ohm + wires.r_col_ohm), 0.0)
+    return _Network(g_row, g_col, g_in.astype(dtype), g_out.astype(dtype))
+
+
+def _operators(net: _Network, gc):
+    """Row (R, C) and transposed column (C, R) tridiagonals for cell conductance gc."""
+    r, c = gc.shape
+    rows = _chain(net.g_row, net.g_in, gc, r, c)
+    # Columns: the port is at i = R - 1; build with reversed node order then flip.
+    cols = _chain(net.g_col, net.g_out, gc.T[:, ::-1], c, r)
+    cols = _Lines(cols.du[:, ::-1], cols.d[:, ::-1], cols.dl[:, ::-1])
+    return rows, cols
+
+
+def _matvec(rows, cols, gc, x):
+    u, wt = x  # u (R, C, B), wt (C, R, B)
+    gcb = gc[..., None]
+    w = jnp.swapaxes(wt, 0, 1)
+    au = _tri_mv(rows, u) - gcb * w
+    aw = _tri_mv(cols, wt) - jnp.swapaxes(gcb * u, 0, 1)
+    return au, aw
+
+
+def _precond(rows, cols, x):
+    return _tri_solve(rows, x[0]), _tri_solve(cols, x[1])
+
+
+def _vdot(a, b):
+    return sum(jnp.sum(x * y) for x, y in zip(a, b))
+
+
+def _pcg(matvec, precond, b, x0, tol_v, max_steps):
+    """Preconditioned CG on the whole batch at once. Stops when the largest
+    preconditioned residual (a voltage, V) is below `tol_v`."""
+
+    def amax(z):
+        return jnp.maximum(jnp.max(jnp.abs(z[0])), jnp.max(jnp.abs(z[1])))
+
+    r0 = jax.tree.map(jnp.subtract, b, matvec(x0))
+    z0 = precond(r0)
+    state = (x0, r0, z0, z0, _vdot(r0, z0), amax(z0), jnp.asarray(0))
+
+    def cond(s):
+        return (s[5] > tol_v) & (s[6] < max_steps)
+
+    def body(s):
+        x, r, z, p, rz, _, k = s
+        ap = matvec(p)
+        alpha = rz / _vdot(p, ap)
+        x = jax.tree.map(lambda a, q: a + alpha * q, x, p)
+        r = jax.tree.map(lambda a, q: a - alpha * q, r, ap)
+        z = precond(r)
+        rz_new = _vdot(r, z)
+        p = jax.tree.map(lambda a, q: a + (rz_new / rz) * q, z, p)
+        return x, r, z, p, rz_new, amax(z), k + 1
+
+    out = jax.lax.while_loop(cond, body, state)
+    return out[0], out[6]
+
+
+def _default_rtol(dtype) -> float:
+    return 1e-11 if dtype == jnp.float64 else 2e-6
+
+
+def _linear_solve(net, gc, rhs, x0, tol_v, max_steps):
+    """x = A(gc)^-1 rhs with implicit derivatives through gc and rhs."""
+    rows, cols = _operators(net, gc)
+
+    def mv(x):
+        return _matvec(rows, cols, gc, x)
+
+    def solve(matvec, b):
+        x, k = _pcg(matvec, lambda z: _precond(rows, cols, z), b, x0, tol_v, max_steps)
+        return x, k
+
+    return jax.lax.custom_linear_solve(
+        mv, rhs, solve, transpose_solve=solve, symmetric=True, has_aux=True
+    )
+
+
+def _cell_iv(cell_current, g, v):
+    if cell_current is None:
+        return g * v
+    return cell_current(g, v)
+
+
+def solve_crossbar(
+    g: Float[Array, "R C"],
+    v_row: Float[Array, "*batch R"],
+    wires: Wires,
+    *,
+    v_col: Float[Array, " C"] | None = None,
+    row_driven: Bool[Array, " R"] | None = None,
+    col_driven: Bool[Array, " C"] | None = None,
+    cell_current: CellCurrent | None = None,
+    rtol: float | None = None,
+    max_steps: int = 2000,
+    max_newton: int = 30,
+    throw: bool = True,
+) -> Solution:
+    """Exact DC solution of one crossbar tile for a batch of row-voltage vectors.
+
+    Args:
+        g: cell conductances (S), `(R, C)`, >= 0. For non-linear cells the
+            parameter passed to `cell_current`.
+        v_row: driver voltages (V), `(*batch, R)`; ignored on floating rows.
+        wires: wire, driver, sense and access resistances.
+        v_col: column terminal voltages (V), `(C,)`; default 0 (virtual ground).
+        row_driven, col_driven: which lines are connected to their driver /
+            terminal (default all); the others float.
+        cell_current: elementwise `(g, v) -> I` of a non-linear cell, with
+            positive differential conductance; None for ohmic cells `I = g v`.
+            Requires `r_access_ohm == 0`.
+        rtol: convergence tolerance on node voltages relative to the largest
+            applied voltage; default 1e-11 in float64, 2e-6 in float32.
+        max_steps: CG iteration limit per linear solve (static).
+        max_newton: Newton iteration limit (static).
+        throw: raise when unconverged or singular (else check `residual`).
+
+    Returns:
+        A `Solution`, batch axes leading.
+
+    Raises:
+        ValueError: on shape mismatch, or for `cell_current` with access resistance.
+        XlaRuntimeError (from `eqx.error_if`): on a negative cell conductance, a
+            floating island, or an unconverged solve.
+    """
+    g = jnp.asarray(g)
+    dtype = g.dtype
+    if g.ndim != 2:
+        raise ValueError(f"g must be (R, C); got shape {g.shape}")
+    n_r, n_c = g.shape
+    v_row = jnp.asarray(v_row, dtype)
+    if v_row.shape[-1:] != (n_r,):
+        raise ValueError(f"v_row must be (..., {n_r}); got shape {v_row.shape}")
+    batch = v_row.shape[:-1]
+    vb = v_row.reshape((-1, n_r)).T  # (R, B)
+    nb = vb.shape[1]
+    v_col = jnp.zeros((n_c,), dtype) if v_col is None else jnp.asarray(v_col, dtype)
+    row_driven = (jnp.ones((n_r,), bool) if row_driven is None
+                  else jnp.asarray(row_driven, bool))
+    col_driven = (jnp.ones((n_c,), bool) if col_driven is None
+                  else jnp.asarray(col_driven, bool))
+    r_acc = jnp.asarray(wires.r_access_ohm, dtype)
+    if cell_current is not None:
+        ra = concrete(wires.r_access_ohm)
+        if ra is not None and np.any(ra > 0):
+            raise ValueError(
+                "r_access_ohm must be 0 with a non-linear cell_current; "
+                f"got r_access_ohm={ra} ohm"
+            )
+    rtol = _default_rtol(dtype) if rtol is None else rtol
+
+    # Clear failures for singular circuits, before any solve.
+    g = eqx.error_if(g, jnp.any(g < 0) | ~jnp.all(jnp.isfinite(g)),
+                     "cell conductance g must be finite and >= 0 (a negative "
+                     "resistance makes the circuit ill-posed)")
+    row_iso = ~row_driven & (jnp.sum(g, axis=1) <= 0)
+    col_iso = ~col_driven & (jnp.sum(g, axis=0) <= 0)
+    g = eqx.error_if(g, jnp.any(row_iso) | jnp.any(col_iso),
+                     "singular circuit: a floating row or column has no "
+                     "conducting cell (floating island)")
+    g = eqx.error_if(g, ~jnp.any(row_driven) & ~jnp.any(col_driven),
+                     "singular circuit: no line is connected to a source")
+
+    net = _network(wires, row_driven, col_driven, dtype)
+    v_scale = jnp.maximum(jnp.maximum(jnp.max(jnp.abs(vb)), jnp.max(jnp.abs(v_col))),
+                          jnp.finfo(dtype).tiny)
+    tol_v = rtol * v_scale
+    gc_lin = g / (1.0 + g * r_acc)  # ohmic cell with its access resistance in series
+
+    def cell_i(gg, dv):
+        """Cell currents (R, C, B) for voltages dv across them."""
+        if cell_current is None:
+            return gc_lin[..., None] * dv
+        return cell_current(gg[..., None], dv)
+
+    def didv(gg, dv):
+        return jax.jvp(lambda vv: cell_i(gg, vv), (dv,), (jnp.ones_like(dv),))[1]
+
+    def core(vb):
+        nb = vb.shape[1]
+        b_u = jnp.zeros((n_r, n_c, nb), dtype).at[:, 0, :].set(net.g_in[:, None] * vb)
+        b_w = jnp.zeros((n_c, n_r, nb), dtype).at[:, -1, :].set(
+            jnp.broadcast_to((net.g_out * v_col)[:, None], (n_c, nb)))
+        # Initial guess: the ideal circuit (rows at their drive, columns at terminal).
+        x0 = (jnp.broadcast_to(jnp.where(row_driven[:, None], vb, 0.0)[:, None, :],
+                               (n_r, n_c, nb)),
+              jnp.broadcast_to(v_col[:, None, None], (n_c, n_r, nb)))
+        wires_only = _operators(net, jnp.zeros_like(g))
+
+        def residual(gg, x):
+            """Kirchhoff current error at every node: wires + cells - sources."""
+            u, wt = x
+            i_cell = cell_i(gg, u - jnp.swapaxes(wt, 0, 1))
+            fu = _tri_mv(wires_only[0], u) + i_cell - b_u
+            fw = _tri_mv(wires_only[1], wt) - jnp.swapaxes(i_cell, 0, 1) - b_w
+            return fu, fw
+
+        if cell_current is None:
+            x, iters = _linear_solve(net, gc_lin, (b_u, b_w), x0, tol_v, max_steps)
+            return x, iters, jnp.asarray(0.0, dtype), gc_lin
+        # Newton on a single vector (nb == 1): the Jacobian differs per vector.
+        gs = jax.lax.stop_gradient(g)
+
+        def jac(x):
+            u, wt = x
+            return didv(gs, u - jnp.swapaxes(wt, 0, 1))[..., 0]
+
+        def cond(s):
+            return (s[2] > tol_v) & (s[3] < max_newton)
+
+        def body(s):
+            x, k_cg, _, k = s
+            dx, kk = _newton_step(net, jac(x), residual(gs, x), tol_v, max_steps)
+            x = jax.tree.map(jnp.subtract, x, dx)
+            step = jnp.maximum(jnp.max(jnp.abs(dx[0])), jnp.max(jnp.abs(dx[1])))
+            return x, jnp.maximum(k_cg, kk), step, k + 1
+
+        s = (jax.lax.stop_gradient(x0), jnp.asarray(0), jnp.asarray(jnp.inf, dtype),
+             jnp.asarray(0))
+        x_star, iters, step, _ = jax.lax.while_loop(cond, body, s)
+        x_star = jax.lax.stop_gradient(x_star)
+        # One more Newton step with a frozen Jacobian, differentiable in (g, v):
+        # its derivative is the implicit-function derivative -J^-1 dF/dp.
+        gd = jax.lax.stop_gradient(jac(x_star))
+        f = residual(g, x_star)
+        dx, kk = _linear_solve(net, gd, f, jax.tree.map(jnp.zeros_like, f), tol_v,
+                               max_steps)
+        x = jax.tree.map(jnp.subtract, x_star, dx)
+        return x, jnp.maximum(iters, kk), step, gd
+
+    def finish(vb):
+        x, iters, step, gd = core(vb)
+        u, wt = x
+        w = jnp.swapaxes(wt, 0, 1)
+        i_cell = cell_i(g, u - w)
+        if throw:
+            # CG's and Newton's own stopping tests (voltage units). A residual
+            # recomputed from scratch is not used here: in float32 its rounding
+            # (eps * wire current, amplified by the line resistance) exceeds
+            # the tolerance on large arrays although the iterates converged.
+            bad = ~jnp.all(jnp.isfinite(u)) | ~jnp.all(jnp.isfinite(w))
+            bad = bad | (iters >= max_steps) | (step > tol_v)
+            u = eqx.error_if(
+                u, bad, "crossbar solve did not converge (CG or Newton reached its "
+                "iteration limit, or the solution is not finite): increase "
+                "max_steps/max_newton or rtol, or check for a singular circuit")
+        i_cell = cell_i(g, u - w)
+        return u, w, i_cell, iters
+
+    if cell_current is None:
+        u, w, i_cell, iters = finish(vb)
+    else:
+        u, w, i_cell, iters = jax.vmap(finish, in_axes=1, out_axes=(2, 2, 2, 0))(
+            vb[:, None, :])
+        u, w, i_cell = (a[..., 0, :] for a in (u, w, i_cell))
+        iters = jnp.max(iters)
+    # Kirchhoff residual per node (A), an independent recomputation.
+    nb = vb.shape[1]
+    wires_only = _operators(net, jnp.zeros_like(g))
+    fu = _tri_mv(wires_only[0], u) + i_cell
+    fu = fu.at[:, 0, :].add(-net.g_in[:, None] * vb)
+    wt = jnp.swapaxes(w, 0, 1)
+    fw = _tri_mv(wires_only[1], wt) - jnp.swapaxes(i_cell, 0, 1)
+    fw = fw.at[:, -1, :].add(-jnp.broadcast_to((net.g_out * v_col)[:, None], (n_c, nb)))
+    kcl = jnp.maximum(jnp.max(jnp.abs(fu), axis=(0, 1)),
+                      jnp.max(jnp.abs(fw), axis=(0, 1)))  # (B,)
+    i_col = jnp.where(col_driven[:, None], jnp.sum(i_cell, axis=0), 0.0)  # (C, B)
+    i_row = jnp.where(row_driven[:, None], net.g_in[:, None] * (vb - u[:, 0, :]), 0.0)
+
+    def out(a, tail):
+        return jnp.moveaxis(a, -1, 0).reshape(batch + tail)
+
+    return Solution(
+        u=out(u, (n_r, n_c)),
+        w=out(w, (n_r, n_c)),
+        i_col=out(i_col, (n_c,)),
+        i_row=out(i_row, (n_r,)),
+        residual=kcl.reshape(batch),
+        iterations=iters,
+    )
+
+
+def _newton_step(net, gd, f, tol_v, max_steps):
+    rows, cols = _operators(net, gd)
+    x0 = jax.tree.map(jnp.zeros_like, f)
+    return _pcg(lambda x: _matvec(rows, cols, gd, x),
+                lambda z: _precond(rows, cols, z), f, x0, tol_v, max_steps)
