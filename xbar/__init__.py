@@ -41,3 +41,10 @@ from .energy import (
 from .mapping import slice_layout as slice_layout, sliced_targets as sliced_targets
 from .placement import Chip as Chip, Placement as Placement, place as place
 from .write_verify import WriteVerifyResult as WriteVerifyResult, write_verify as write_verify
+from .circuit import (
+    Solution as Solution,
+    Wires as Wires,
+    solve_crossbar as solve_crossbar,
+)
+from .circuit_fast import relax_crossbar as relax_crossbar
+from .circuit_tile import ExactCircuit as ExactCircuit, FastCircuit as FastCircuit
