@@ -16,19 +16,33 @@ plain `jnp.dot` / `lax.conv_general_dilated`. Prints one JSON object per line.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
+# Run as a script, Python puts benchmarks/ first on sys.path, where a
+# benchmarks/devices.py would shadow the `devices` package: drop that entry.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-import devices
-import xbar
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mvm import best_times  # noqa: E402
+import devices  # noqa: E402
+import xbar  # noqa: E402
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+best_times = _load(_HERE / "mvm.py", "bench_mvm_helpers").best_times
 
 
 def _mlp(key):
@@ -67,15 +81,7 @@ def float_forward(params, x):
 
 
 def analog_network(params, device, x_cal, *, key, n_slices=2, adc_bits=6):
-    import importlib.util
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(
-        "periphery", root / "experiments/periphery.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["periphery"] = mod
-    spec.loader.exec_module(mod)
+    mod = _load(_HERE.parent / "experiments" / "periphery.py", "periphery")
     net = "cnn" if params[0][0].ndim == 4 else "mlp"
     layers = mod.build(
         net,

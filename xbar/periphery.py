@@ -165,7 +165,8 @@ class ADC(eqx.Module):
         i_max: full-scale current (A), > 0, or None for an ideal converter
             (no clipping; `bits` must then be None). Any shape that broadcasts
             against the column currents (per tile or per column).
-        noise_lsb: input-referred noise std in LSBs, >= 0.
+        noise_lsb: input-referred noise std in LSBs, >= 0, or None for none
+            (no draw at all; 0.0 draws zeros, for sweeps that include 0).
         thresholds: code transition thresholds (fraction of full scale), shape
             `(2^bits - 2,)`, increasing, or None for the ideal mid-point ones.
         share: columns per converter, integer >= 1.
@@ -175,7 +176,9 @@ class ADC(eqx.Module):
     i_max: Float[Array, ...] | None = eqx.field(
         converter=lambda x: None if x is None else as_param(x), default=None
     )
-    noise_lsb: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
+    noise_lsb: Float[Array, ""] | None = eqx.field(
+        converter=lambda x: None if x is None else as_param(x), default=None
+    )
     thresholds: Float[Array, " codes"] | None = eqx.field(
         converter=lambda x: None if x is None else jnp.asarray(x, jnp.float32),
         default=None,
@@ -184,7 +187,8 @@ class ADC(eqx.Module):
 
     def __check_init__(self):
         _check_bits("ADC bits", self.bits)
-        check_range("ADC noise_lsb", self.noise_lsb, 0.0, unit="LSB")
+        if self.noise_lsb is not None:
+            check_range("ADC noise_lsb", self.noise_lsb, 0.0, unit="LSB")
         if not isinstance(self.share, int | np.integer) or self.share < 1:
             raise ValueError(
                 f"ADC share must be an integer >= 1; got share={self.share!r}"
@@ -273,7 +277,7 @@ class ADC(eqx.Module):
         if self.bits is None:
             return jnp.clip(i, -i_max, i_max)
         u = i / i_max
-        if key is not None:
+        if key is not None and self.noise_lsb is not None:
             u = u + self.noise_lsb * self.lsb * jax.random.normal(key, u.shape, u.dtype)
         if self.thresholds is None:
             return quantize_signed(u, self.bits) * i_max
