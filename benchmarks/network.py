@@ -22,16 +22,11 @@ import resource
 import sys
 from pathlib import Path
 
-# Run as a script, Python puts benchmarks/ first on sys.path, where a
-# benchmarks/devices.py would shadow the `devices` package: drop that entry.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-import devices  # noqa: E402
-import xbar  # noqa: E402
+import devices
+import xbar
 
 
 def _load(path: Path, name: str):
@@ -42,6 +37,7 @@ def _load(path: Path, name: str):
     return mod
 
 
+_HERE = Path(__file__).resolve().parent
 best_times = _load(_HERE / "mvm.py", "bench_mvm_helpers").best_times
 
 

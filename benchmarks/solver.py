@@ -32,8 +32,6 @@ import numpy as np
 import scipy.sparse.linalg as spl
 
 ROOT = Path(__file__).resolve().parents[1]
-# benchmarks/devices.py would shadow the `devices` package: drop the script dir.
-sys.path = [q for q in sys.path if Path(q or ".").resolve() != ROOT / "benchmarks"]
 sys.path.append(str(ROOT / "tests"))
 from ngspice_netlist import netlist, nodal_matrix, run_ngspice  # noqa: E402
 

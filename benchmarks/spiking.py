@@ -18,21 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
-from pathlib import Path
 
-# `python benchmarks/spiking.py` puts benchmarks/ first on sys.path, where a
-# sibling script named devices.py would shadow the `devices` package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-import devices  # noqa: E402
-from xbar import spiking as sp  # noqa: E402
-from xbar.neurons import LIF  # noqa: E402
+import devices
+from xbar import spiking as sp
+from xbar.neurons import LIF
 
 
 def best_times(calls, repeats: int) -> list[float]:

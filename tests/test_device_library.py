@@ -598,7 +598,7 @@ def test_devices_benchmark_quick(capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "devices.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "device_models.py"
     spec = importlib.util.spec_from_file_location("bench_devices", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

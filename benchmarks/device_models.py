@@ -7,27 +7,20 @@ update, `g + s g xi` for a read). Each candidate and its baseline are jitted
 and timed interleaved in the same process (these machines are shared). Prints
 one JSON object per measurement.
 
-    python benchmarks/devices.py           # 10^6 cells
-    python benchmarks/devices.py --quick   # 10^4 cells, seconds
+    python benchmarks/device_models.py           # 10^6 cells
+    python benchmarks/device_models.py --quick   # 10^4 cells, seconds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-# Run as `python benchmarks/devices.py`, this file's folder comes first on the
-# path and `import devices` would import this script itself: drop the folder.
-_HERE = Path(__file__).resolve().parent
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-import devices  # noqa: E402
+import devices
 
 # Independent normal draws per cell in one pulse update (the baseline draws
 # one): PCM redraws the drift exponent at every write besides the C2C noise.
