@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +34,7 @@ import numpy as np
 import devices
 import xbar
 from xbar.datasets import mnist_subset
+from xbar.results import git_revision, package_versions, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,37 +46,6 @@ class DesignPoint(eqx.Module):
 
     device: devices.RRAM
     adcs: tuple[xbar.ADC, ...]
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("jax", "jaxlib", "equinox", "numpy", "optax", "mlxtend", "xbar-sim"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write `obj` as JSON to `path` via a temporary file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def run(
@@ -176,8 +142,8 @@ def run(
         "adc_i_max_A": i_max,
         "float_accuracy": float_acc,
         "results": results,
-        "versions": _versions(),
-        "git_revision": _git_revision(),
+        "versions": package_versions(),
+        "git_revision": git_revision(),
         "jax_backend": jax.default_backend(),
         "seconds": round(time.time() - t_start, 1),
     }

@@ -22,10 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import devices
+from xbar.results import git_revision, package_versions, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,34 +46,6 @@ FAMILIES = [
     ("Ionic (droplet)", "ionic_droplet_li2025",
      lambda: devices.IonicSynapse.from_card("ionic_droplet_li2025")),
 ]
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("jax", "jaxlib", "equinox", "numpy", "matplotlib", "xbar-sim"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _band(a):
@@ -198,11 +167,11 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
 
     out = {
         "experiment": "device_gallery", "config": cfg, "seed": seed,
-        "quick": quick, "versions": _versions(), "git_revision": _git_revision(),
+        "quick": quick, "versions": package_versions(), "git_revision": git_revision(),
         "results": {"families": rows, "compact": compact},
         "wall_s": time.time() - t_start,
     }
-    _write_json_atomic(Path(out_dir) / "device_gallery.json", out)
+    write_json_atomic(Path(out_dir) / "device_gallery.json", out)
     plot(Path(out_dir) / "device_gallery.json", Path(out_dir) / "device_gallery.png",
          dpi=50 if quick else 110)
     return out

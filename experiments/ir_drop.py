@@ -37,11 +37,10 @@ import numpy as np
 import devices
 import xbar
 from xbar.datasets import mnist_subset
+from xbar.results import git_revision, package_versions, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-from device_accuracy import _git_revision, _versions, write_json_atomic  # noqa: E402
 
 CARD = "rram_taox_hfox_wu2018"
 
@@ -139,8 +138,8 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures")
                                cfg["table_sweeps"], cfg["table_vectors"], seed)
     for row in table:
         print(row, flush=True)
-    res = {"config": cfg, "seed": seed, "versions": _versions(),
-           "git_revision": _git_revision(), "float_accuracy": float_acc,
+    res = {"config": cfg, "seed": seed, "versions": package_versions(),
+           "git_revision": git_revision(), "float_accuracy": float_acc,
            "points": points, "fast_error_table": table,
            "wall_s": time.time() - t0}
     out_dir = Path(os.environ.get("XBAR_FIGURES", out_dir))

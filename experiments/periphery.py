@@ -38,11 +38,10 @@ import xbar
 from xbar.conv import AnalogConv2d, calibrate_conv_adc
 from xbar.datasets import mnist_subset
 from xbar.energy import CONSTANTS, network_counts
+from xbar.results import git_revision, package_versions, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-from device_accuracy import _git_revision, _versions, write_json_atomic  # noqa: E402
 
 CARD = "rram_ag_asi_jo2010"
 
@@ -270,8 +269,8 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         "energy": energy,
         "energy_constants": {k: {"value": v, "provenance": p, "source": s}
                              for k, (v, p, s) in CONSTANTS.items()},
-        "versions": _versions(),
-        "git_revision": _git_revision(),
+        "versions": package_versions(),
+        "git_revision": git_revision(),
         "jax_backend": jax.default_backend(),
         "seconds": round(time.time() - t_start, 1),
     }

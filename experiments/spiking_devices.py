@@ -31,11 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +44,7 @@ from xbar import spiking as sp, spiking_train as st
 from xbar.datasets import mnist_subset
 from xbar.neurons import LIF, AdaptiveLIF
 from xbar.plasticity import PairSTDP
+from xbar.results import git_revision, package_versions, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "spiking_devices"
@@ -63,48 +60,6 @@ FAMILIES = [
     ("perovskite", "Perovskite", "positive"),
     ("ionic", "IonicSynapse", "positive"),
 ]
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "jax",
-        "jaxlib",
-        "equinox",
-        "numpy",
-        "optax",
-        "mlxtend",
-        "nir",
-        "xbar-sim",
-    ):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def make_device(cls_name: str):
@@ -280,8 +235,8 @@ def run(
         "cards": {
             f: devices.load_card(r["card"]) for f, r in results.items() if r["card"]
         },
-        "versions": _versions(),
-        "git_revision": _git_revision(),
+        "versions": package_versions(),
+        "git_revision": git_revision(),
         "jax_backend": jax.default_backend(),
         "seconds": round(time.time() - t_start, 1),
     }

@@ -1,0 +1,52 @@
+"""Reproducible results files: package versions, git revision, atomic writes."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+_PACKAGES = ("jax", "jaxlib", "equinox", "numpy", "scipy", "matplotlib", "optax",
+             "mlxtend", "nir", "xbar-sim")
+
+
+def package_versions(packages=_PACKAGES) -> dict[str, str]:
+    """Python and package versions, "not installed" for absent packages."""
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_revision(path: Path | str | None = None) -> str:
+    """The git commit checked out at `path` (default: this package's repo), or "unknown"."""
+    cwd = Path(path) if path is not None else Path(__file__).resolve().parents[1]
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_json_atomic(path: Path | str, obj) -> None:
+    """Write `obj` as JSON via a temporary file and rename, so an interrupted
+    write never leaves a truncated results file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
