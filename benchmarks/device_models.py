@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
 import jax.numpy as jnp
 
 import devices
+from xbar.timing import best_times
 
 # Independent normal draws per cell in one pulse update (the baseline draws
 # one): PCM redraws the drift exponent at every write besides the C2C noise.
@@ -34,20 +34,7 @@ FAMILIES = {
 }
 
 
-def best_times(calls, repeats: int) -> list[float]:
-    """Best wall time of each `(fn, args)`, timed interleaved."""
-    for fn, args in calls:
-        jax.block_until_ready(fn(*args))  # warm-up and compile
-    times = [[] for _ in calls]
-    for _ in range(repeats):
-        for t, (fn, args) in zip(times, calls):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            t.append(time.perf_counter() - t0)
-    return [min(t) for t in times]
 
-
-@jax.jit
 def baseline_update(g, pulses, key):
     xi = jax.random.normal(key, g.shape, jnp.float32)
     return jnp.clip(g + 1e-7 * pulses + 1e-8 * xi, 1e-6, 1e-4)

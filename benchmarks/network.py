@@ -27,6 +27,9 @@ import jax.numpy as jnp
 
 import devices
 import xbar
+from xbar.timing import best_times
+
+_HERE = Path(__file__).resolve().parent
 
 
 def _load(path: Path, name: str):
@@ -35,10 +38,6 @@ def _load(path: Path, name: str):
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-_HERE = Path(__file__).resolve().parent
-best_times = _load(_HERE / "mvm.py", "bench_mvm_helpers").best_times
 
 
 def _mlp(key):

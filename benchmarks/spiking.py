@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 
 import jax
 import jax.numpy as jnp
@@ -26,19 +25,7 @@ import jax.numpy as jnp
 import devices
 from xbar import spiking as sp
 from xbar.neurons import LIF
-
-
-def best_times(calls, repeats: int) -> list[float]:
-    """Best wall time of each `(fn, args)`, interleaved (shared machines)."""
-    for fn, args in calls:
-        jax.block_until_ready(fn(*args))  # warm-up and compile
-    times = [[] for _ in calls]
-    for _ in range(repeats):
-        for t, (fn, args) in zip(times, calls):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            t.append(time.perf_counter() - t0)
-    return [min(t) for t in times]
+from xbar.timing import best_times
 
 
 def main(argv=None) -> list[dict]:
