@@ -1,6 +1,9 @@
 """Tolerance helper and the list of every device model, for parametrized tests."""
 
 import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
 
 import equinox as eqx
 import numpy as np
@@ -69,3 +72,19 @@ def untile(t, n_in, n_out):
 # new seed is ~3 %, while with 2e4 samples a real shape error (e.g. uniform
 # instead of normal noise, KS distance ~0.03) still gives p ~ 1e-16.
 KS_PVALUE = 1e-3
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str, name: str):
+    """Import a script of the repository (an experiment or a benchmark) by path.
+
+    It is registered in `sys.modules` first: dataclasses (every eqx.Module)
+    look their module up while the script is executed.
+    """
+    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod

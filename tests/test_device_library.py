@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.stats
-from helpers import EPS32, KS_PVALUE
+from helpers import EPS32, KS_PVALUE, load_script
 
 import devices
 import xbar
@@ -595,13 +595,7 @@ def test_new_device_fields_are_sweepable(getkey):
 
 
 def test_devices_benchmark_quick(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "device_models.py"
-    spec = importlib.util.spec_from_file_location("bench_devices", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/device_models.py", "bench_devices")
     rows = mod.main(["--quick"])
     assert {r["name"].split("_")[0] for r in rows} == {"RRAM", "PCM", "Perovskite",
                                                        "Ionic"}
@@ -609,16 +603,9 @@ def test_devices_benchmark_quick(capsys):
 
 
 def test_device_gallery_quick(tmp_path):
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "device_gallery.py"
-    spec = importlib.util.spec_from_file_location("device_gallery", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["device_gallery"] = mod
-    spec.loader.exec_module(mod)
+    mod = load_script("experiments/device_gallery.py", "device_gallery")
     # Two rows (drift and volatile decay) keep the compile time down; the
     # full figure runs every family through the same code.
     fams = ("PCM", "Ionic (droplet)")

@@ -1,26 +1,14 @@
 """A tiny run of the flagship experiment and the benchmark scripts' --quick mode."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(relpath: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses (eqx.Module) look their module up
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    exp = _load("experiments/device_accuracy.py", "device_accuracy")
+    exp = load_script("experiments/device_accuracy.py", "device_accuracy")
     out_dir = tmp_path_factory.mktemp("device_accuracy")
     out = exp.run(quick=True, out_dir=out_dir)
     return exp, out_dir, out
@@ -68,7 +56,7 @@ def test_figure_regenerates_from_results_alone(quick_run, tmp_path):
 
 
 def test_mvm_benchmark_quick(capsys):
-    bench = _load("benchmarks/mvm.py", "bench_mvm")
+    bench = load_script("benchmarks/mvm.py", "bench_mvm")
     rows = bench.main(["--quick"])
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert printed == rows

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import EPS32
+from helpers import EPS32, load_script
 
 import xbar
 
@@ -120,23 +120,10 @@ def test_input_referred_noise(getkey):
 # -- the periphery experiment and the network benchmark, tiny -------------------------
 
 
-def _load(relpath: str, name: str):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(name, root / relpath)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_periphery_experiment_tiny(tmp_path):
     import json
 
-    exp = _load("experiments/periphery.py", "periphery")
+    exp = load_script("experiments/periphery.py", "periphery")
     out = exp.run(
         quick=True,
         out_dir=tmp_path,
@@ -166,7 +153,7 @@ def test_periphery_experiment_tiny(tmp_path):
 def test_network_benchmark_quick(capsys):
     import json
 
-    bench = _load("benchmarks/network.py", "bench_network")
+    bench = load_script("benchmarks/network.py", "bench_network")
     rows = bench.main(["--quick"])
     printed = [
         json.loads(line)

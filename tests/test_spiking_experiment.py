@@ -1,26 +1,14 @@
 """A tiny run of experiments/spiking_devices.py and benchmarks/spiking.py --quick."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(relpath: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses (eqx.Module) look their module up
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    exp = _load("experiments/spiking_devices.py", "spiking_devices")
+    exp = load_script("experiments/spiking_devices.py", "spiking_devices")
     out_dir = tmp_path_factory.mktemp("spiking_devices")
     out = exp.run(quick=True, out_dir=out_dir, families=["ideal"])
     return exp, out_dir, out
@@ -65,7 +53,7 @@ def test_figure_regenerates_from_results_alone(tiny_run, tmp_path):
 
 
 def test_spiking_benchmark_quick(capsys):
-    bench = _load("benchmarks/spiking.py", "bench_spiking")
+    bench = load_script("benchmarks/spiking.py", "bench_spiking")
     rows = bench.main(["--quick", "--repeats", "1"])
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert printed == rows
