@@ -79,3 +79,20 @@ def load_card(name: str) -> dict[str, Any]:
 def card_values(name: str) -> dict[str, float]:
     """The parameter values of a card, by parameter name (SI units)."""
     return {k: p["value"] for k, p in load_card(name)["parameters"].items()}
+
+
+def from_card(cls, name: str, overrides: dict):
+    """`cls(**fields)` with every field of `cls` that card `name` gives,
+    then `overrides` on top; fields the card lacks keep their defaults.
+
+    Raises:
+        ValueError: an override names no field of `cls` (the message lists them).
+    """
+    values = card_values(name)
+    fields = list(cls.__dataclass_fields__)
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; fields: {fields}")
+    kwargs = {f: values[f] for f in fields if f in values}
+    kwargs.update(overrides)
+    return cls(**kwargs)

@@ -14,7 +14,8 @@ from .base import (
     check_bounds,
     check_range,
 )
-from .perovskite import _from_card, decay
+from .cards import from_card
+from .perovskite import decay
 
 
 class IonicState(AbstractDeviceState):
@@ -129,7 +130,7 @@ class IonicSynapse(AbstractDevice):
     @classmethod
     def from_card(cls, name: str = "ionic_ecram_tang2018", **overrides):
         """An IonicSynapse with the numbers of card `name`, fields overridable."""
-        return _from_card(cls, name, overrides)
+        return from_card(cls, name, overrides)
 
     def init(self, shape, *, key: PRNGKeyArray) -> IonicState:
         k = jax.random.split(key, 4)

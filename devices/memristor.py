@@ -16,7 +16,7 @@ from .base import (
     check_range,
     concrete,
 )
-from .cards import card_values
+from .cards import from_card
 
 
 class RRAMState(AbstractDeviceState):
@@ -169,22 +169,7 @@ class RRAM(AbstractDevice):
     @classmethod
     def from_card(cls, name: str = "rram_ag_asi_jo2010", **overrides) -> RRAM:
         """An RRAM with the numbers of card `name`, any field overridden by keyword."""
-        values = card_values(name)
-        fields = (
-            "g_min g_max p_max_ltp p_max_ltd a_ltp a_ltd sigma_c2c sigma_d2d "
-            "sigma_read sigma_prog"
-        ).split()
-        optional = (
-            "p_stuck_on p_stuck_off retention_m retention_t0_s v0 iv faults".split()
-        )
-        unknown = set(overrides) - set(fields) - set(optional)
-        if unknown:
-            raise ValueError(
-                f"unknown RRAM fields {sorted(unknown)}; fields: {fields + optional}"
-            )
-        kwargs = {f: values[f] for f in fields}
-        kwargs.update(overrides)
-        return cls(**kwargs)
+        return from_card(cls, name, overrides)
 
     # -- state ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from .base import (
     check_range,
     concrete,
 )
-from .cards import card_values
+from .cards import from_card
 from .memristor import nl_step
 
 G_REF_PCM = 25e-6  # S: the g_max the aihwkit polynomials were fitted at
@@ -138,14 +138,7 @@ class PCM(AbstractDevice):
     @classmethod
     def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
         """A PCM with the numbers of card `name`, any field overridden by keyword."""
-        values = card_values(name)
-        fields = [f for f in cls.__dataclass_fields__]
-        unknown = set(overrides) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown PCM fields {sorted(unknown)}; fields: {fields}")
-        kwargs = {f: values[f] for f in fields if f in values}
-        kwargs.update(overrides)
-        return cls(**kwargs)
+        return from_card(cls, name, overrides)
 
     # -- state ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from .base import (
     check_range,
     concrete,
 )
-from .cards import card_values
+from .cards import from_card
 from .memristor import nl_step
 
 
@@ -126,7 +126,7 @@ class Perovskite(AbstractDevice):
     @classmethod
     def from_card(cls, name: str = "perovskite_mapbi3_poddar", **overrides):
         """A Perovskite with the numbers of card `name`, fields overridable."""
-        return _from_card(cls, name, overrides)
+        return from_card(cls, name, overrides)
 
     def init(self, shape, *, key: PRNGKeyArray) -> PerovskiteState:
         k1, k2 = jax.random.split(key)
@@ -191,16 +191,3 @@ class Perovskite(AbstractDevice):
     def read_stats(self, state, t_s=0.0):
         del t_s
         return state.g, self.sigma_read * jnp.abs(state.g)
-
-
-def _from_card(cls, name, overrides):
-    values = card_values(name)
-    fields = list(cls.__dataclass_fields__)
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise ValueError(
-            f"unknown {cls.__name__} fields {sorted(unknown)}; fields: {fields}"
-        )
-    kwargs = {f: values[f] for f in fields if f in values}
-    kwargs.update(overrides)
-    return cls(**kwargs)
