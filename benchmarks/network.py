@@ -1,13 +1,14 @@
 """Whole mapped networks vs their floating-point forward (same process).
 
-The MLP 784-256-10 and the CNN of `experiments/periphery.py` (conv 1->8 3x3/2,
-conv 8->16 3x3/2, linear 576->10), weights mapped as 8-bit values in 2 bit
+The MLP 784-256-10 and the CNN of `experiments/periphery.py` (conv 1->8
+3x3/2, conv 8->16 3x3/2, linear 576->10) with random weights, weights mapped as 8-bit values in 2 bit
 slices (differential pairs) onto 256 x 256 tiles of RRAM (card
 rram_ag_asi_jo2010), 8-bit amplitude DAC, 6-bit ADC per column calibrated on
 the inputs, digital shift-add, on a batch of 1,024. Programming happens once
 outside the timed region; the timed analog forward draws fresh read noise
 (and is also timed noise-free). Baseline: the same network in float32 with
-plain `jnp.dot` / `lax.conv_general_dilated`. Prints one JSON object per line.
+plain `jnp.dot` / `lax.conv_general_dilated` (`xbar.digital_forward`).
+Prints one JSON object per line.
 
     python benchmarks/network.py           # batch 1024
     python benchmarks/network.py --quick   # batch 32, few repeats
@@ -16,11 +17,8 @@ plain `jnp.dot` / `lax.conv_general_dilated`. Prints one JSON object per line.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import resource
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -28,16 +26,6 @@ import jax.numpy as jnp
 import devices
 import xbar
 from xbar.timing import best_times
-
-_HERE = Path(__file__).resolve().parent
-
-
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _mlp(key):
@@ -57,39 +45,24 @@ def _cnn(key):
     ]
 
 
-def float_forward(params, x):
-    """Plain float32 forward: conv layers (4-D weights, stride 2) then linear."""
-    n = x.shape[0]
-    if params[0][0].ndim == 4:
-        x = x.reshape(n, 1, 28, 28)
-    for i, (w, b) in enumerate(params):
-        if w.ndim == 4:
-            x = jax.lax.conv_general_dilated(
-                x, w, (2, 2), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW")
-            )
-            x = x + b[None, :, None, None]
-        else:
-            x = jnp.dot(x.reshape(n, -1), w.T) + b[None]
-        if i < len(params) - 1:
-            x = jax.nn.relu(x)
-    return x
-
-
 def analog_network(params, device, x_cal, *, key, n_slices=2, adc_bits=6):
-    mod = _load(_HERE.parent / "experiments" / "periphery.py", "periphery")
-    net = "cnn" if params[0][0].ndim == 4 else "mlp"
-    layers = mod.build(
-        net,
+    net = xbar.AnalogNetwork.from_params(
         params,
         device,
         key=key,
-        adcs=None,
+        input_shape=_input_shape(params),
+        strides=2,
         n_slices=n_slices,
         weight_bits=8,
         dac=xbar.DAC(bits=8),
-        tiles=dict(tile_rows=256, tile_cols=256),
+        tile_rows=256,
+        tile_cols=256,
     )
-    return mod.calibrate(layers, x_cal, bits=adc_bits, percentile=99.9), mod.forward
+    return net.calibrate_adcs(x_cal, bits=adc_bits, percentile=99.9)
+
+
+def _input_shape(params):
+    return (1, 28, 28) if params[0][0].ndim == 4 else (784,)
 
 
 def main(argv=None) -> list[dict]:
@@ -103,22 +76,26 @@ def main(argv=None) -> list[dict]:
     device = devices.RRAM.from_card()
     rows = []
     for name, params in (("mlp_784_256_10", _mlp(k_w)), ("cnn_2conv_fc", _cnn(k_w))):
-        layers, forward = analog_network(params, device, x[:64], key=k_map)
+        network = analog_network(params, device, x[:64], key=k_map)
 
         @jax.jit
-        def analog(layers, x, key):
-            return forward(layers, x, key=key)
+        def analog(network, x, key):
+            return network(x, key=key)
 
         @jax.jit
-        def analog_mean(layers, x):
-            return forward(layers, x, key=None)
+        def analog_mean(network, x):
+            return network(x, key=None)
 
-        digital = jax.jit(float_forward)
+        digital = jax.jit(
+            lambda p, x: xbar.digital_forward(
+                p, x, input_shape=_input_shape(p), strides=2
+            )
+        )
         t_f, t_a, t_m = best_times(
             [
                 (digital, (params, x)),
-                (analog, (layers, x, k_run)),
-                (analog_mean, (layers, x)),
+                (analog, (network, x, k_run)),
+                (analog_mean, (network, x)),
             ],
             repeats=repeats,
         )

@@ -35,7 +35,6 @@ import numpy as np
 
 import devices
 import xbar
-from xbar.conv import AnalogConv2d, calibrate_conv_adc
 from xbar.datasets import mnist_subset
 from xbar.energy import CONSTANTS, network_counts
 from xbar.results import git_revision, package_versions, write_json_atomic
@@ -65,9 +64,11 @@ class CNN(eqx.Module):
         return self.fc(h.reshape(-1))
 
     def params(self):
-        return [(self.c1.weight, self.c1.bias[:, 0, 0]),
-                (self.c2.weight, self.c2.bias[:, 0, 0]),
-                (self.fc.weight, self.fc.bias)]
+        return [
+            (self.c1.weight, self.c1.bias[:, 0, 0]),
+            (self.c2.weight, self.c2.bias[:, 0, 0]),
+            (self.fc.weight, self.fc.bias),
+        ]
 
 
 def train_cnn(x, y, *, key, epochs, batch_size=128, lr=2e-3):
@@ -103,59 +104,30 @@ def train_cnn(x, y, *, key, epochs, batch_size=128, lr=2e-3):
     return eqx.combine(params, static)
 
 
-def build(net, params, device, *, key, adcs, n_slices, weight_bits, dac, tiles):
-    """The analog network: a list of AnalogLinear / AnalogConv2d layers."""
-    keys = jax.random.split(key, len(params))
-    kw = dict(dac=dac, n_slices=n_slices, weight_bits=weight_bits, **tiles)
-    layers = []
-    for i, ((w, b), k) in enumerate(zip(params, keys)):
-        adc = None if adcs is None else adcs[i]
-        if w.ndim == 4:
-            layers.append(AnalogConv2d.from_weights(w, b, device, key=k, stride=2,
-                                                    adc=adc, **kw))
-        else:
-            layers.append(xbar.AnalogLinear.from_weights(w, b, device, key=k, adc=adc, **kw))
-    return layers
+INPUT_SHAPE = {"mlp": (784,), "cnn": (1, 28, 28)}
 
 
-def forward(layers, x, *, key=None):
-    n = x.shape[0]
-    keys = [None] * len(layers) if key is None else list(jax.random.split(key, len(layers)))
-    if isinstance(layers[0], AnalogConv2d):
-        x = x.reshape(n, 1, 28, 28)
-    for i, (layer, k) in enumerate(zip(layers, keys)):
-        if not isinstance(layer, AnalogConv2d):
-            x = x.reshape(n, -1)
-        x = layer(x, key=k)
-        if i < len(layers) - 1:
-            x = jax.nn.relu(x)
-    return x
+def build(net, params, device, *, key, adcs=None, **options):
+    """The analog network (both convolutions of the CNN have stride 2)."""
+    return xbar.AnalogNetwork.from_params(
+        params,
+        device,
+        key=key,
+        input_shape=INPUT_SHAPE[net],
+        adcs=adcs,
+        strides=2,
+        **options,
+    )
 
 
-@eqx.filter_jit
-def _apply(layer, x):
-    return layer(x, key=None)
-
-
-def calibrate(layers, x, *, bits, percentile):
-    """Per-layer ADC full scale on the activations each layer sees (noise-free)."""
-    out, n = [], x.shape[0]
-    if isinstance(layers[0], AnalogConv2d):
-        x = x.reshape(n, 1, 28, 28)
-    for i, layer in enumerate(layers):
-        if isinstance(layer, AnalogConv2d):
-            out.append(calibrate_conv_adc(layer, x, bits=bits, percentile=percentile))
-        else:
-            x = x.reshape(n, -1)
-            out.append(xbar.calibrate_adc(layer, x, bits=bits, percentile=percentile))
-        x = _apply(layer, x)
-        if i < len(layers) - 1:
-            x = jax.nn.relu(x)
-    return out
-
-
-def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
-        combos: list | None = None, overrides: dict | None = None) -> dict:
+def run(
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    out_dir: Path = ROOT / "figures",
+    combos: list | None = None,
+    overrides: dict | None = None,
+) -> dict:
     t_start = time.time()
     cfg = {
         "card": CARD,
@@ -175,11 +147,21 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         "n_slices": [1, 2, 4],
         "encodings": ["amplitude", "bit_serial"],
         # (net, slices, encoding) combinations run; --quick runs two of them.
-        "combos": [["mlp", 2, "amplitude"], ["cnn", 2, "amplitude"]] if quick else [
-            [n, s, e] for n in ("mlp", "cnn") for s in (1, 2, 4)
-            for e in ("amplitude", "bit_serial")],
-        "energy_point": {"net": "mlp", "n_slices": 2, "encoding": "amplitude",
-                         "adc_bits": 6, "n_images": 8 if quick else 64},
+        "combos": [["mlp", 2, "amplitude"], ["cnn", 2, "amplitude"]]
+        if quick
+        else [
+            [n, s, e]
+            for n in ("mlp", "cnn")
+            for s in (1, 2, 4)
+            for e in ("amplitude", "bit_serial")
+        ],
+        "energy_point": {
+            "net": "mlp",
+            "n_slices": 2,
+            "encoding": "amplitude",
+            "adc_bits": 6,
+            "n_images": 8 if quick else 64,
+        },
     }
     if combos is not None:
         cfg["combos"] = [list(c) for c in combos]
@@ -193,12 +175,15 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
     n_train = cfg["n_train"]
     x_fit, y_fit = x_tr[:n_train], y_tr[:n_train]
     models = {
-        "mlp": train_mlp(x_fit, y_fit, [784, 256, 10], key=k_mlp,
-                         epochs=cfg["epochs_mlp"]),
+        "mlp": train_mlp(
+            x_fit, y_fit, [784, 256, 10], key=k_mlp, epochs=cfg["epochs_mlp"]
+        ),
         "cnn": train_cnn(x_fit, y_fit, key=k_cnn, epochs=cfg["epochs_cnn"]),
     }
-    float_acc = {n: float(accuracy(jax.vmap(m)(jnp.asarray(x_te)), y_te))
-                 for n, m in models.items()}
+    float_acc = {
+        n: float(accuracy(jax.vmap(m)(jnp.asarray(x_te)), y_te))
+        for n, m in models.items()
+    }
     print(f"float accuracy {float_acc} ({time.time() - t_start:.1f} s)")
     x_eval = jnp.asarray(x_te[: cfg["n_eval"]])
     y_eval = jnp.asarray(y_te[: cfg["n_eval"]])
@@ -211,22 +196,22 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
     for net, ns, enc in cfg["combos"]:
         params = models[net].params()
         dac = xbar.DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=enc)
-        common = dict(n_slices=ns, weight_bits=cfg["weight_bits"], dac=dac,
-                      tiles=tiles)
-        cal = calibrate(eqx.filter_jit(build)(net, params, quiet, key=k_cal, adcs=None, **common),
-                        x_cal, bits=8, percentile=cfg["adc_calibration_percentile"])
-        i_max = [(lay.linear if isinstance(lay, AnalogConv2d) else lay).adc.i_max
-                 for lay in cal]
+        common = dict(n_slices=ns, weight_bits=cfg["weight_bits"], dac=dac, **tiles)
+        cal = eqx.filter_jit(build)(
+            net, params, quiet, key=k_cal, **common
+        ).calibrate_adcs(x_cal, bits=8, percentile=cfg["adc_calibration_percentile"])
+        i_max = [lay.adc.i_max for lay in cal.linear_layers]
         print(f"  calibrated {net} {ns} {enc} ({time.time() - t_start:.1f} s)")
-        points = [tuple(xbar.ADC(bits=b, i_max=i) for i in i_max)
-                  for b in cfg["adc_bits"]]
+        points = [
+            tuple(xbar.ADC(bits=b, i_max=i) for i in i_max) for b in cfg["adc_bits"]
+        ]
 
         # Weights and data are arguments, not closure constants: XLA would
         # otherwise constant-fold the whole mapping at compile time.
         def evaluate(adcs, k, params, x_eval, y_eval, common=common, net=net):
             k_map, k_read = jax.random.split(k)
-            layers = build(net, params, device, key=k_map, adcs=list(adcs), **common)
-            return accuracy(forward(layers, x_eval, key=k_read), y_eval)
+            analog = build(net, params, device, key=k_map, adcs=list(adcs), **common)
+            return accuracy(analog(x_eval, key=k_read), y_eval)
 
         sweep = xbar.Sweep(evaluate, batch_size=1)
         t0 = time.time()
@@ -234,30 +219,43 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
             sweep(xbar.stack(points), k_sweep, cfg["n_repeats"], params, x_eval, y_eval)
         )
         row = {
-            "net": net, "n_slices": ns, "encoding": enc,
-            "adc_bits": cfg["adc_bits"], "accuracy": acc.tolist(),
-            "mean": acc.mean(axis=1).tolist(), "compiles": sweep.n_traces,
+            "net": net,
+            "n_slices": ns,
+            "encoding": enc,
+            "adc_bits": cfg["adc_bits"],
+            "accuracy": acc.tolist(),
+            "mean": acc.mean(axis=1).tolist(),
+            "compiles": sweep.n_traces,
             "seconds": round(time.time() - t0, 2),
         }
         results.append(row)
-        print(f"{net} slices={ns} {enc}: {sweep.n_traces} compile(s), "
-              f"{row['seconds']} s; " + ", ".join(
-                  f"{b}b {m:.3f}" for b, m in zip(cfg["adc_bits"], row["mean"])))
+        print(
+            f"{net} slices={ns} {enc}: {sweep.n_traces} compile(s), "
+            f"{row['seconds']} s; "
+            + ", ".join(f"{b}b {m:.3f}" for b, m in zip(cfg["adc_bits"], row["mean"]))
+        )
 
     # Energy breakdown of one design point, noise-free counts on test images.
     ep = cfg["energy_point"]
-    dac = xbar.DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=ep["encoding"])
+    dac = xbar.DAC(
+        bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=ep["encoding"]
+    )
     energy = {}
     for net, model in models.items():
-        layers = eqx.filter_jit(build)(net, model.params(), device, key=k_energy, adcs=None,
-                       n_slices=ep["n_slices"], weight_bits=cfg["weight_bits"], dac=dac,
-                       tiles=tiles)
-        layers = calibrate(layers, x_cal, bits=ep["adc_bits"],
-                           percentile=cfg["adc_calibration_percentile"])
-        xi = jnp.asarray(x_te[: ep["n_images"]])
-        if net == "cnn":
-            xi = xi.reshape(-1, 1, 28, 28)
-        energy[net] = network_counts(layers, xi)
+        analog = eqx.filter_jit(build)(
+            net,
+            model.params(),
+            device,
+            key=k_energy,
+            n_slices=ep["n_slices"],
+            weight_bits=cfg["weight_bits"],
+            dac=dac,
+            **tiles,
+        ).calibrate_adcs(
+            x_cal, bits=ep["adc_bits"], percentile=cfg["adc_calibration_percentile"]
+        )
+        xi = jnp.asarray(x_te[: ep["n_images"]]).reshape((-1,) + INPUT_SHAPE[net])
+        energy[net] = network_counts(analog.layers, xi)
     out = {
         "experiment": "periphery",
         "config": cfg,
@@ -267,8 +265,10 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         "results": results,
         "compiles_total": sum(r["compiles"] for r in results),
         "energy": energy,
-        "energy_constants": {k: {"value": v, "provenance": p, "source": s}
-                             for k, (v, p, s) in CONSTANTS.items()},
+        "energy_constants": {
+            k: {"value": v, "provenance": p, "source": s}
+            for k, (v, p, s) in CONSTANTS.items()
+        },
         "versions": package_versions(),
         "git_revision": git_revision(),
         "jax_backend": jax.default_backend(),
@@ -298,12 +298,18 @@ def plot(results_path: Path, png_path: Path) -> None:
             if r["net"] != net:
                 continue
             acc = np.asarray(r["accuracy"]) * 100
-            ax.errorbar(r["adc_bits"], acc.mean(1),
-                        yerr=acc.std(1, ddof=1) if acc.shape[1] > 1 else None,
-                        fmt=styles[r["encoding"]], color=colors.get(r["n_slices"], "k"),
-                        capsize=2, label=f"{r['n_slices']} slice(s), {r['encoding']}")
-        ax.axhline(res["float_accuracy"][net] * 100, color="gray", lw=1, ls=":",
-                   label="float")
+            ax.errorbar(
+                r["adc_bits"],
+                acc.mean(1),
+                yerr=acc.std(1, ddof=1) if acc.shape[1] > 1 else None,
+                fmt=styles[r["encoding"]],
+                color=colors.get(r["n_slices"], "k"),
+                capsize=2,
+                label=f"{r['n_slices']} slice(s), {r['encoding']}",
+            )
+        ax.axhline(
+            res["float_accuracy"][net] * 100, color="gray", lw=1, ls=":", label="float"
+        )
         ax.set_xticks(cfg["adc_bits"])
         ax.set_xlabel("ADC bits (incl. sign)")
         ax.set_ylabel(f"held-out accuracy (%), {cfg['n_eval']} digits")
@@ -324,19 +330,29 @@ def plot(results_path: Path, png_path: Path) -> None:
         ax.bar(labels, bars[:, j], bottom=bottoms, label=c)
         bottoms += bars[:, j]
     for k, (tot, row) in enumerate(zip(bottoms, bars)):
-        ax.annotate(f"{tot:.2f} nJ\ncells {row[1] * 1e3:.2g} pJ", (k, tot), ha="center",
-                    va="bottom", fontsize=7)
+        ax.annotate(
+            f"{tot:.2f} nJ\ncells {row[1] * 1e3:.2g} pJ",
+            (k, tot),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_ylim(0, bottoms.max() * 1.2)
     ep = cfg["energy_point"]
     ax.set_ylabel("energy per inference (nJ)")
-    ax.set_title(f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit ADC"
-                 f" (mean of {ep['n_images']} digits)", fontsize=9)
+    ax.set_title(
+        f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit ADC"
+        f" (mean of {ep['n_images']} digits)",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{cfg['weight_bits']}-bit weights on {cfg['tile'][0]}x{cfg['tile'][1]} "
-                 f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC; "
-                 f"{res['compiles_total']} compilations for {len(res['results'])} sweeps",
-                 fontsize=10)
+    fig.suptitle(
+        f"{cfg['weight_bits']}-bit weights on {cfg['tile'][0]}x{cfg['tile'][1]} "
+        f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC; "
+        f"{res['compiles_total']} compilations for {len(res['results'])} sweeps",
+        fontsize=10,
+    )
     fig.tight_layout()
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from .spiking import (
     rate_encode as rate_encode,
 )
 from .conv import AnalogConv2d as AnalogConv2d, calibrate_conv_adc as calibrate_conv_adc, im2col as im2col
+from .network import AnalogNetwork as AnalogNetwork, digital_forward as digital_forward
 from .energy import (
     EnergyModel as EnergyModel,
     layer_counts as layer_counts,
