@@ -476,3 +476,42 @@ def test_placement_by_hand():
     assert r.layers[0].devices == 784 * 256 + r.layers[0].tiles * 256
     with pytest.raises(ValueError, match="chip too small"):
         place(model, Chip(tiles_per_core=2, cores=2), n_slices=2, weight_bits=8)
+
+
+@pytest.mark.parametrize("encoding", ["amplitude", "bit_serial"])
+def test_trimmed_tiles_match_effective_weights(encoding, getkey):
+    # The forward pass skips the unused rows of the last row tile (40 inputs on
+    # 16-row tiles: 8 of 16) and the columns past the outputs of a single column
+    # tile (5 outputs x 2 slices of 64 columns), and cuts a per-column ADC full
+    # scale to match; the result must equal effective_weight() @ x, which reads
+    # the full, untrimmed tiles.
+    w = jax.random.normal(getkey(), (5, 40), jnp.float32)
+    x = jax.random.uniform(getkey(), (7, 40), jnp.float32)
+    layer = xbar.AnalogLinear.from_weights(
+        w,
+        None,
+        IDEAL,
+        key=getkey(),
+        tile_rows=16,
+        tile_cols=64,
+        n_slices=2,
+        weight_bits=8,
+        scaling="column",
+        dac=xbar.DAC(bits=None if encoding == "amplitude" else 12, encoding=encoding),
+    )
+    assert layer.grid == (3, 1)
+    layer = xbar.calibrate_adc(layer, x, bits=16, percentile=100.0, per_column=True)
+    assert layer.adc.i_max.shape == (3, 1, 64)
+    y = np.asarray(layer(x), np.float64)
+    w_eff = np.asarray(layer.effective_weight(), np.float64)
+    u = np.asarray(x, np.float64)
+    if encoding == "bit_serial":  # inputs on the 12-bit DAC grid
+        u = np.round(u / np.abs(u).max(1, keepdims=True) * 2047) / 2047 * np.abs(
+            u
+        ).max(1, keepdims=True)
+    ref = u @ w_eff.T
+    # A 16-bit ADC rounds each conversion by <= 1/65534 of its column's full
+    # scale (a tile's largest partial sum, <= max |ref|), summed over 3 tiles
+    # (x 16/17 + 1/17 for the two slices): <= 5e-5 of max |ref| (measured
+    # 1.3e-5); 2e-4 leaves room and is far below a wrong row or column cut (O(1)).
+    np.testing.assert_allclose(y, ref, rtol=0, atol=2e-4 * np.abs(ref).max())

@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice
 
 from .layers import AnalogLinear, calibrate_adc
+from .solve import PRECISION
 
 
 def _pair(v, name) -> tuple[int, int]:
@@ -26,7 +27,12 @@ def im2col(
     batch = x.shape[:-3]
     xb = x.reshape((-1,) + x.shape[-3:])
     p = jax.lax.conv_general_dilated_patches(
-        xb, kernel, stride, padding, dimension_numbers=("NCHW", "OIHW", "NCHW")
+        xb,
+        kernel,
+        stride,
+        padding,
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision=PRECISION,  # the patches are exact copies on every backend
     )  # (N, C*kh*kw, Ho, Wo)
     p = jnp.moveaxis(p, 1, -1)
     return p.reshape(batch + p.shape[1:])

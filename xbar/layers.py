@@ -21,7 +21,7 @@ from .mapping import (
     sliced_targets,
 )
 from .periphery import ADC, DAC
-from .solve import AbstractCircuit, IdealCircuit
+from .solve import PRECISION, AbstractCircuit, IdealCircuit
 
 
 class AnalogLinear(eqx.Module):
@@ -261,6 +261,44 @@ class AnalogLinear(eqx.Module):
                       xb.circuit)
         return xb, u[..., :r]
 
+    def _read(self, dac: DAC, u, key):
+        """`step` on the layer's tiles, skipping cells that cannot contribute
+        (ideal circuit only, see `_trimmed`): the last row of tiles is read
+        with only its `in_features - (tiles_r - 1) rows` used rows, so a
+        784-input layer on 256-row tiles computes 784 rows, not 1,024. Same
+        currents and noise distribution (the two parts draw independent noise).
+        """
+        xb, u = self._trimmed(u)
+        tr = xb.grid[0]
+        rows = xb.tile_shape[0]
+        r_last = self.in_features - (tr - 1) * rows
+        if not isinstance(xb.circuit, IdealCircuit) or tr == 1 or r_last == rows:
+            return step(xb, dac, u, self.t_read_s, key=key)
+        shape = (tr,) + xb.grid[1:] + xb.tile_shape
+
+        def part(sl):
+            def cut(a):
+                if eqx.is_array(a) and a.ndim == 4 and a.shape == shape:
+                    return a[sl]
+                return a
+
+            return Crossbar(
+                xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit
+            )
+
+        k_head, k_tail = (None, None) if key is None else jax.random.split(key)
+        head = step(
+            part(np.s_[: tr - 1]), dac, u[..., : tr - 1, :], self.t_read_s, key=k_head
+        )
+        tail = step(
+            part(np.s_[tr - 1 :, :, :r_last]),
+            dac,
+            u[..., tr - 1 :, :r_last],
+            self.t_read_s,
+            key=k_tail,
+        )
+        return jnp.concatenate([head, tail], axis=-3)
+
     def _pad_cols(self, i):
         used = self.groups_per_tile * self.n_slices
         if self.scheme != "differential" or i.shape[-1] >= used:
@@ -268,17 +306,25 @@ class AnalogLinear(eqx.Module):
         pad = [(0, 0)] * (i.ndim - 1) + [(0, used - i.shape[-1])]
         return jnp.pad(i, pad)
 
-    def _analog(self, u, key):
+    def _analog(self, u, key, *, pad: bool = True):
         """ADC inputs for normalized inputs `u`: `(*batch, tr, tc, cols)`, or
-        `(cycles, *batch, tr, tc, cols)` for a bit-serial DAC."""
-        xb, u = self._trimmed(u)
+        `(cycles, *batch, tr, tc, cols)` for a bit-serial DAC. `pad=False`
+        leaves out the trailing columns that `_trimmed` skipped (they carry
+        no output), which the forward pass never converts."""
         if self.dac.encoding == "bit_serial":
             planes = self.dac.bit_planes(u)
             drive = DAC(bits=None, v_read=self.dac.v_read)
-            i = step(xb, drive, planes, self.t_read_s, key=key)
+            i = self._read(drive, planes, key)
         else:
-            i = step(xb, self.dac, u, self.t_read_s, key=key)
-        return self._select(self._pad_cols(i))
+            i = self._read(self.dac, u, key)
+        return self._select(self._pad_cols(i) if pad else i)
+
+    def _adc_for(self, n_cols: int) -> ADC:
+        """The ADC with a per-column full scale cut to the first `n_cols` columns."""
+        i_max = self.adc.i_max
+        if i_max is None or i_max.ndim == 0 or i_max.shape[-1] == n_cols:
+            return self.adc
+        return eqx.tree_at(lambda a: a.i_max, self.adc, i_max[..., :n_cols])
 
     def adc_inputs(self, x: Float[Array, "*batch in"]):
         """Noise-free currents (A) the ADCs convert for inputs `x` (calibration)."""
@@ -303,19 +349,24 @@ class AnalogLinear(eqx.Module):
         Returns `(y (*batch, out), clipped (*batch,))`.
         """
         k_read, k_adc = (None, None) if key is None else jax.random.split(key)
-        a = self._analog(u, k_read)
-        d = self.adc(a, key=k_adc)
-        if self.adc.i_max is None:
+        a = self._analog(u, k_read, pad=False)
+        adc = self._adc_for(a.shape[-1])
+        d = adc(a, key=k_adc)
+        if adc.i_max is None:
             clipped = jnp.zeros(a.shape, bool)
         else:
-            clipped = jnp.abs(a) >= jnp.broadcast_to(self.adc.i_max, a.shape)
+            clipped = jnp.abs(a) >= jnp.broadcast_to(adc.i_max, a.shape)
         if self.dac.encoding == "bit_serial":
-            d = jnp.tensordot(self.dac.plane_weights(), d, axes=1)
+            d = jnp.tensordot(self.dac.plane_weights(), d, axes=1, precision=PRECISION)
             clipped = jnp.any(clipped, axis=0)
-        m, ns = self.groups_per_tile, self.n_slices
+        ns = self.n_slices
+        m = d.shape[-1] // ns  # groups_per_tile, or fewer where _trimmed cut columns
         d = d.reshape(d.shape[:-1] + (m, ns))
-        d = jnp.tensordot(d, self.slice_weights(), axes=1)  # (*b, tr, tc, m)
-        d = d / jnp.broadcast_to(self.g_per_w, d.shape)
+        d = jnp.tensordot(d, self.slice_weights(), axes=1, precision=PRECISION)
+        g_per_w = self.g_per_w
+        if g_per_w.ndim > 0 and g_per_w.shape[-1] != m:
+            g_per_w = g_per_w[..., :m]
+        d = d / jnp.broadcast_to(g_per_w, d.shape)
         y = jnp.sum(d, axis=-3).reshape(d.shape[:-3] + (-1,))[..., : self.out_features]
         batch_ndim = u.ndim - 2
         clipped = jnp.any(clipped.reshape(clipped.shape[:batch_ndim] + (-1,)), axis=-1)
@@ -381,9 +432,9 @@ class AnalogLinear(eqx.Module):
         if not self.is_default:
             return self._general_call(x, key)
         u, s = self._inputs(x)
-        i = step(self.crossbar, self.dac, u, self.t_read_s, key=key)
+        i = self._read(self.dac, u, key)  # columns past the outputs may be cut
         scale = s / (self.dac.v_read * self.g_per_w)  # (*batch, 1)
-        partial = self.adc(i) * scale[..., None, None]
+        partial = self._adc_for(i.shape[-1])(i) * scale[..., None, None]
         y = jnp.sum(partial, axis=-3).reshape(x.shape[:-1] + (-1,))
         y = y[..., : self.out_features]
         return y if self.bias is None else y + jnp.broadcast_to(self.bias, y.shape)
@@ -408,7 +459,8 @@ class AnalogLinear(eqx.Module):
         d = jnp.moveaxis(self._select(jnp.moveaxis(g_p - g_n, 2, 0)), 0, 2)
         m, ns = self.groups_per_tile, self.n_slices
         d = d.reshape(d.shape[:-1] + (m, ns))
-        d = jnp.tensordot(d, self.slice_weights(), axes=1) / self.g_per_w[:, :, None, :]
+        d = jnp.tensordot(d, self.slice_weights(), axes=1, precision=PRECISION)
+        d = d / self.g_per_w[:, :, None, :]
         return from_tiles(d, self.in_features, self.out_features).T
 
 

@@ -24,6 +24,7 @@ from devices.base import AbstractDevice
 from .conv import AnalogConv2d, _pair, calibrate_conv_adc
 from .layers import AnalogLinear, calibrate_adc
 from .periphery import ADC
+from .solve import PRECISION
 
 
 def _check_params(params, input_shape) -> tuple[int, ...]:
@@ -243,7 +244,8 @@ def digital_forward(
     strides=1,
     paddings=0,
 ) -> Float[Array, "batch out"]:
-    """The same network in plain float32: the reference for the analog one."""
+    """The same network in plain float32 (full-precision products on every
+    backend, as the analog layers): the reference for the analog one."""
     input_shape = _check_params(params, input_shape)
     n_conv = sum(jnp.ndim(w) == 4 for w, _ in params)
     strides = _per_conv(n_conv, strides, "strides")
@@ -260,11 +262,12 @@ def digital_forward(
                 _pair(strides[i], "stride"),
                 ((ph, ph), (pw, pw)),
                 dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                precision=PRECISION,
             )
             if b is not None:
                 x = x + b[None, :, None, None]
         else:
-            x = jnp.dot(x.reshape(n, -1), w.T)
+            x = jnp.dot(x.reshape(n, -1), w.T, precision=PRECISION)
             if b is not None:
                 x = x + b[None]
         if i < len(params) - 1:

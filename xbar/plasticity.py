@@ -43,6 +43,7 @@ from devices.base import as_param, check_range
 
 from .array import Crossbar
 from .mapping import to_tiles
+from .solve import PRECISION
 
 
 class STDPState(eqx.Module):
@@ -110,8 +111,8 @@ class PairSTDP(eqx.Module):
         post = jax.lax.stop_gradient(post)
         x_pre = state.x_pre * jnp.exp(-dt_s / self.tau_plus_s) + pre
         x_post_old = state.x_post * jnp.exp(-dt_s / self.tau_minus_s)
-        ltp = jnp.einsum("...i,...j->ij", x_pre, post)
-        ltd = jnp.einsum("...i,...j->ij", pre, x_post_old)
+        ltp = jnp.einsum("...i,...j->ij", x_pre, post, precision=PRECISION)
+        ltd = jnp.einsum("...i,...j->ij", pre, x_post_old, precision=PRECISION)
         dn = self.a_plus * ltp - self.a_minus * ltd
         post_total = jnp.sum(post.reshape((-1, post.shape[-1])), axis=0)
         dn = dn + self.a_post * post_total[None, :]
