@@ -36,7 +36,7 @@ import numpy as np
 import devices
 import xbar
 from xbar.datasets import mnist_subset
-from xbar.energy import CONSTANTS, network_counts
+from xbar.energy import CONSTANTS, EnergyModel, network_counts
 from xbar.results import git_revision, package_versions, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
@@ -141,8 +141,8 @@ def run(
         "v_read_V": 0.2,
         "adc_calibration_percentile": 99.9,
         "n_calibration": 64 if quick else 256,
-        "n_repeats": 1 if quick else 2,
-        "n_eval": 100 if quick else 500,
+        "n_repeats": 1 if quick else 3,
+        "n_eval": 100 if quick else 1000,
         "adc_bits": [3, 6] if quick else [3, 4, 5, 6, 8],
         "n_slices": [1, 2, 4],
         "encodings": ["amplitude", "bit_serial"],
@@ -240,7 +240,7 @@ def run(
     dac = xbar.DAC(
         bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=ep["encoding"]
     )
-    energy = {}
+    energy, energy_walden = {}, {}
     for net, model in models.items():
         analog = eqx.filter_jit(build)(
             net,
@@ -256,6 +256,10 @@ def run(
         )
         xi = jnp.asarray(x_te[: ep["n_images"]]).reshape((-1,) + INPUT_SHAPE[net])
         energy[net] = network_counts(analog.layers, xi)
+        # The same counts priced with the Walden-FoM ADC instead of NeuroSim's SAR.
+        energy_walden[net] = network_counts(
+            analog.layers, xi, EnergyModel(adc_model="walden")
+        )
     out = {
         "experiment": "periphery",
         "config": cfg,
@@ -265,6 +269,7 @@ def run(
         "results": results,
         "compiles_total": sum(r["compiles"] for r in results),
         "energy": energy,
+        "energy_adc_walden": energy_walden,
         "energy_constants": {
             k: {"value": v, "provenance": p, "source": s}
             for k, (v, p, s) in CONSTANTS.items()
@@ -341,8 +346,8 @@ def plot(results_path: Path, png_path: Path) -> None:
     ep = cfg["energy_point"]
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_title(
-        f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit ADC"
-        f" (mean of {ep['n_images']} digits)",
+        f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit SAR ADC"
+        f" (NeuroSim 32 nm model), mean of {ep['n_images']} digits",
         fontsize=9,
     )
     ax.legend(fontsize=8)

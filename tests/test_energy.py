@@ -18,7 +18,16 @@ X = jnp.asarray([[1.0, 0.0, 0.5]])
 ROW0 = 4 * G_MIN + 1.5 * K
 ROW2 = 4 * G_MIN + 1.0 * K
 V = 0.2
-T_READ, T_ADC = CONSTANTS["t_read_s"][0], CONSTANTS["t_adc_s"][0]
+T_READ = CONSTANTS["t_read_s"][0]
+# NeuroSim SAR ADC (DNN+NeuroSim V1.4 SarADC.cpp, 32 nm HP), 6 bits: power
+# (1.0157 * 6 + 7.6286) uW + 0.083709 exp(-2.313 log10(R_col 0.5 / V)) W during
+# (6 + 1) x 1 ns.
+T_ADC = 7e-9
+P_ADC = (1.0157 * 6 + 7.6286) * 1e-6
+
+
+def _column_power(g_col):
+    return 0.083709 * np.exp(-2.313 * np.log10(1.0 / g_col * 0.5 / V))
 
 
 def _layer(encoding, share=2, bits=3):
@@ -45,7 +54,17 @@ def test_amplitude_counts_by_hand():
     # float32 conductance sums: 1e-6 relative.
     np.testing.assert_allclose(c["energy_J"]["cells"], e_cells, rtol=1e-6)
     m = EnergyModel()
-    np.testing.assert_allclose(c["energy_J"]["adc"], 4 * 10e-15 * 2**6, rtol=1e-6)
+    # The 4 conversions see the conductance of the driven row's two cells:
+    # tile row 0 (row 0: w = 1, 0.5), tile row 1 (row 2: w = -1, 0).
+    g_cols = [2 * G_MIN + K, 2 * G_MIN + 0.5 * K, 2 * G_MIN + K, 2 * G_MIN]
+    e_adc = sum((P_ADC + _column_power(g)) * T_ADC for g in g_cols)
+    # float32 powers and logs: 1e-5 relative.
+    np.testing.assert_allclose(c["energy_J"]["adc"], e_adc, rtol=1e-5)
+    walden = layer_counts(_layer("amplitude"), X, EnergyModel(adc_model="walden"))
+    np.testing.assert_allclose(walden["energy_J"]["adc"], 4 * 10e-15 * 2**6, rtol=1e-6)
+    np.testing.assert_allclose(
+        walden["latency_s"], T_READ + 2 * CONSTANTS["t_adc_s"][0], rtol=1e-6
+    )
     np.testing.assert_allclose(c["energy_J"]["dac"], 2 * float(m.e_dac_j), rtol=1e-6)
     np.testing.assert_allclose(c["energy_J"]["digital"], 6 * 0.1e-12, rtol=1e-6)
     # Sharing: one ADC for the tile's 2 columns converts twice in series.
@@ -66,6 +85,10 @@ def test_bit_serial_counts_by_hand():
         c["energy_J"]["cells"], T_READ * V**2 * (2 * ROW0 + ROW2), rtol=1e-6
     )
     np.testing.assert_allclose(c["latency_s"], 2 * (T_READ + 2 * T_ADC), rtol=1e-6)
+    # Cycle 0 converts tile row 0 (row 0 driven); cycle 1 both tile rows.
+    g_cols = [2 * G_MIN + K, 2 * G_MIN + 0.5 * K] * 2 + [2 * G_MIN + K, 2 * G_MIN]
+    e_adc = sum((P_ADC + _column_power(g)) * T_ADC for g in g_cols)
+    np.testing.assert_allclose(c["energy_J"]["adc"], e_adc, rtol=1e-5)
 
 
 def test_pulse_width_counts_by_hand():
@@ -76,6 +99,11 @@ def test_pulse_width_counts_by_hand():
         c["energy_J"]["cells"], t_win * V**2 * (ROW0 + 2 / 3 * ROW2), rtol=1e-6
     )
     np.testing.assert_allclose(c["latency_s"], t_win + 2 * T_ADC, rtol=1e-6)
+
+
+def test_adc_model_checked():
+    with pytest.raises(ValueError, match="adc_model"):
+        EnergyModel(adc_model="flash")
 
 
 def test_sparse_inputs_cost_less(getkey):

@@ -7,15 +7,20 @@ Every estimate is a count times a per-event constant:
 - cell reads: `V^2 G t` summed over every cell of every driven row (both cells
   of a differential pair; padding cells on a driven row conduct too);
 - ADC conversions: one per used column per tile and cycle, skipped for a tile
-  whose rows are all idle in that cycle; energy per conversion from the Walden
-  figure of merit `FoM * 2^bits`;
+  whose rows are all idle in that cycle. Energy per conversion by default from
+  NeuroSim's SAR ADC model (DNN+NeuroSim V1.4 `SarADC.cpp`, 32 nm HP fit):
+  power `(a bits + b) + c (R_col 0.5 V / V_read)^(-k / ln 10)` for
+  `(bits + 1)` cycles of 1 ns, `R_col` the parallel resistance of the cells on
+  the column's driven rows (both cells of a differential pair), so the cost
+  grows with resolution and with the column current; or (`adc_model="walden"`)
+  from the Walden figure of merit, `FoM * 2^bits` at a fixed conversion time;
 - digital accumulation: one add per conversion (shift-add of slices and
   cycles, and the sum over row tiles) plus one per output for the bias;
 - programming: write-verify pulses, `V_w^2 G t_w` each.
 
 Latency of one MVM: every tile works in parallel; per cycle a read pulse and
-`share` conversions in series (one ADC per `share` columns). Layers run one
-after another.
+`share` conversions in series (one ADC per `share` columns), each `(bits + 1)`
+SAR cycles (NeuroSim) or `t_adc_s` (Walden). Layers run one after another.
 
 The constants are defaults with their provenance (R: read in the source, D:
 derived, A: assumption), listed in `CONSTANTS`; every one is a field of
@@ -33,6 +38,7 @@ import numpy as np
 from devices.base import as_param, check_range
 
 from .layers import AnalogLinear
+from .solve import PRECISION
 
 CONSTANTS = {
     "adc_fom_j_per_step": (
@@ -42,7 +48,31 @@ CONSTANTS = {
         "the range of SAR designs in B. Murmann, 'ADC Performance Survey "
         "1997-2024' (github.com/bmurmann/ADC-survey); ENOB taken = bits",
     ),
-    "t_adc_s": (10e-9, "A", "one conversion at 100 MS/s (SAR, same survey range)"),
+    "t_adc_s": (
+        10e-9,
+        "A",
+        "one conversion at 100 MS/s (SAR, same survey range); adc_model='walden' only",
+    ),
+    "sar_w_per_bit": (
+        1.0157e-6,
+        "R",
+        "NeuroSim SAR ADC power slope per log2(levels), 32 nm HP: DNN+NeuroSim V1.4 "
+        "Inference_pytorch/NeuroSIM/SarADC.cpp, GetColumnPower",
+    ),
+    "sar_w": (7.6286e-6, "R", "NeuroSim SAR ADC power offset, 32 nm HP (same source)"),
+    "sar_column_w": (
+        0.083709,
+        "R",
+        "NeuroSim SAR ADC column-resistance term coefficient, 32 nm HP (same "
+        "source): + c exp(-k log10(R_col 0.5 V / V_read)) W",
+    ),
+    "sar_column_k": (2.313, "R", "exponent k of that term, 32 nm HP (same source)"),
+    "sar_cycle_s": (
+        1e-9,
+        "R",
+        "NeuroSim SAR ADC: (log2(levels) + 1) cycles of 1 ns per conversion "
+        "(SarADC.cpp, CalculateLatency and GetColumnPower)",
+    ),
     "e_dac_j": (
         50e-15,
         "A",
@@ -72,8 +102,16 @@ CONSTANTS = {
 }
 
 
+ADC_MODELS = ("neurosim_sar", "walden")
+
+
 class EnergyModel(eqx.Module):
-    """Per-event energies (J), times (s) and areas (m^2); defaults in `CONSTANTS`."""
+    """Per-event energies (J), times (s) and areas (m^2); defaults in `CONSTANTS`.
+
+    `adc_model` picks the converter's energy and time per conversion:
+    "neurosim_sar" (default; NeuroSim's SAR fit, depends on bits and on the
+    column's conductance) or "walden" (`adc_fom_j_per_step * 2^bits`, `t_adc_s`).
+    """
 
     adc_fom_j_per_step: jnp.ndarray = eqx.field(
         converter=as_param, default=CONSTANTS["adc_fom_j_per_step"][0]
@@ -108,14 +146,57 @@ class EnergyModel(eqx.Module):
     adc_area_m2: jnp.ndarray = eqx.field(
         converter=as_param, default=CONSTANTS["adc_area_m2"][0]
     )
+    sar_w_per_bit: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["sar_w_per_bit"][0]
+    )
+    sar_w: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["sar_w"][0])
+    sar_column_w: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["sar_column_w"][0]
+    )
+    sar_column_k: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["sar_column_k"][0]
+    )
+    sar_cycle_s: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["sar_cycle_s"][0]
+    )
+    adc_model: str = eqx.field(static=True, default="neurosim_sar")
 
     def __check_init__(self):
         for name in CONSTANTS:
             check_range(name, getattr(self, name), 0.0)
+        if self.adc_model not in ADC_MODELS:
+            raise ValueError(
+                f"adc_model must be one of {ADC_MODELS}; got adc_model={self.adc_model!r}"
+            )
 
-    def adc_energy(self, bits) -> jnp.ndarray:
-        """Energy of one conversion at `bits` resolution (Walden FoM 2^bits)."""
-        return self.adc_fom_j_per_step * 2.0 ** jnp.asarray(bits, jnp.float32)
+    def adc_time(self, bits) -> jnp.ndarray:
+        """Time (s) of one conversion at `bits` resolution."""
+        if self.adc_model == "walden":
+            return self.t_adc_s
+        return (jnp.asarray(bits, jnp.float32) + 1.0) * self.sar_cycle_s
+
+    def adc_energy(self, bits, column_term=None) -> jnp.ndarray:
+        """Energy (J) of one conversion at `bits` resolution.
+
+        Walden: `FoM 2^bits`. NeuroSim SAR: `(a bits + b + c column_term)` W for
+        `adc_time(bits)`, `column_term = (R_col 0.5 V / V_read)^(-k / ln 10)`
+        (see `column_term`; 0 leaves out the column part).
+        """
+        bits = jnp.asarray(bits, jnp.float32)
+        if self.adc_model == "walden":
+            return self.adc_fom_j_per_step * 2.0**bits
+        term = 0.0 if column_term is None else column_term
+        power = self.sar_w_per_bit * bits + self.sar_w + self.sar_column_w * term
+        return power * self.adc_time(bits)
+
+    def column_term(self, g_col, v_read) -> jnp.ndarray:
+        """NeuroSim's `exp(-k log10(R_col 0.5 / V_read))` for column conductance
+        `g_col` (S) read at `v_read` (V); 0 where `g_col` is 0 (no current)."""
+        x = jnp.asarray(g_col, jnp.float32) * v_read / 0.5  # 1 / R_eff
+        pos = x > 0
+        return jnp.where(
+            pos, jnp.exp(self.sar_column_k * jnp.log10(jnp.where(pos, x, 1.0))), 0.0
+        )
 
 
 def _drive(layer: AnalogLinear, x):
@@ -142,6 +223,23 @@ def _sums(layer: AnalogLinear, x):
     g_row = jnp.sum(g_p + g_n, axis=(1, 3))  # (tr, R): conductance on each row
     busy = jnp.any(active, axis=-1)  # (c, n, tr)
     return jnp.sum(drive * g_row[None, None]), jnp.sum(active), jnp.sum(busy)
+
+
+@eqx.filter_jit
+def _column_terms(layer: AnalogLinear, x, model: EnergyModel):
+    """Sum over conversions (busy tile rows x used columns x cycles) of the
+    NeuroSim column term, with each column's conductance on its driven rows."""
+    _, active = _drive(layer, x)  # (c, n, tr, R)
+    dev = layer.crossbar.device
+    g_p, _ = dev.read_stats(layer.crossbar.pos, layer.t_read_s)
+    g_n, _ = dev.read_stats(layer.crossbar.neg, layer.t_read_s)
+    g_col = jnp.einsum(
+        "cnar,abrj->cnabj", active.astype(jnp.float32), g_p + g_n, precision=PRECISION
+    )
+    valid = jnp.asarray(layer.adc_valid_columns())  # (tc, cols)
+    busy = jnp.any(active, axis=-1)[..., None, None]  # (c, n, tr, 1, 1)
+    term = model.column_term(g_col, layer.dac.v_read)
+    return jnp.sum(jnp.where(busy & valid[None, None, None], term, 0.0))
 
 
 @eqx.filter_jit
@@ -183,8 +281,17 @@ def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> di
     bits = layer.adc.bits if layer.adc.bits is not None else 0.0
     if layer.adc.i_max is None:  # ideal converter: no ADC modelled
         e_adc = 0.0
-    else:
+    elif model.adc_model == "walden":
         e_adc = adc_conv * float(model.adc_energy(bits))
+    else:
+        terms = float(_column_terms(layer, x, model)) / n
+        e_adc = float(
+            (
+                adc_conv * (model.sar_w_per_bit * bits + model.sar_w)
+                + model.sar_column_w * terms
+            )
+            * model.adc_time(bits)
+        )
     e_digital = adds * model.e_add_j
 
     share = layer.adc.share
@@ -192,7 +299,8 @@ def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> di
     n_adc_tile = math.ceil(cols_per_tile / share)
     conv_serial = math.ceil(cols_per_tile / n_adc_tile) if n_adc_tile else 0
     cycles = dac.n_cycles
-    latency = cycles * (t_window + conv_serial * model.t_adc_s)
+    t_conv = 0.0 if layer.adc.i_max is None else float(model.adc_time(bits))
+    latency = cycles * (t_window + conv_serial * t_conv)
     n_dev = tr * tc * rows * cols * (1 if layer.scheme == "reference" else 2)
     n_adcs = tr * tc * n_adc_tile
     area = n_dev * model.cell_area_m2 + n_adcs * model.adc_area_m2
