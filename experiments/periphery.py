@@ -347,7 +347,7 @@ def plot(results_path: Path, png_path: Path) -> None:
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_title(
         f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit SAR ADC"
-        f" (NeuroSim 32 nm model), mean of {ep['n_images']} digits",
+        f" (NeuroSim 32 nm model)\nmean of {ep['n_images']} digits",
         fontsize=9,
     )
     ax.legend(fontsize=8)
