@@ -146,11 +146,15 @@ def run(
         "adc_bits": [3, 6] if quick else [3, 4, 5, 6, 8],
         "n_slices": [1, 2, 4],
         "encodings": ["amplitude", "bit_serial"],
-        # (net, slices, encoding) combinations run; --quick runs two of them.
-        "combos": [["mlp", 2, "amplitude"], ["cnn", 2, "amplitude"]]
+        # ADC full scale: one per layer, or one per ADC column (each bit slice's
+        # column on its own), both at the calibration percentile.
+        "adc_calibrations": ["layer", "column"],
+        # (net, slices, encoding, calibration) combinations run; --quick runs two.
+        "combos": [["mlp", 2, "amplitude", "layer"], ["cnn", 2, "amplitude", "column"]]
         if quick
         else [
-            [n, s, e]
+            [n, s, e, c]
+            for c in ("layer", "column")
             for n in ("mlp", "cnn")
             for s in (1, 2, 4)
             for e in ("amplitude", "bit_serial")
@@ -163,8 +167,8 @@ def run(
             "n_images": 8 if quick else 64,
         },
     }
-    if combos is not None:
-        cfg["combos"] = [list(c) for c in combos]
+    if combos is not None:  # a combination without a calibration uses "layer"
+        cfg["combos"] = [list(c) + ["layer"] * (4 - len(c)) for c in combos]
     unknown = set(overrides or {}) - set(cfg)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; keys: {sorted(cfg)}")
@@ -193,15 +197,22 @@ def run(
     tiles = dict(tile_rows=cfg["tile"][0], tile_cols=cfg["tile"][1])
 
     results = []
-    for net, ns, enc in cfg["combos"]:
+    for net, ns, enc, calib in cfg["combos"]:
+        if calib not in ("layer", "column"):
+            raise ValueError(f"calibration must be 'layer' or 'column'; got {calib!r}")
         params = models[net].params()
         dac = xbar.DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=enc)
         common = dict(n_slices=ns, weight_bits=cfg["weight_bits"], dac=dac, **tiles)
         cal = eqx.filter_jit(build)(
             net, params, quiet, key=k_cal, **common
-        ).calibrate_adcs(x_cal, bits=8, percentile=cfg["adc_calibration_percentile"])
+        ).calibrate_adcs(
+            x_cal,
+            bits=8,
+            percentile=cfg["adc_calibration_percentile"],
+            per_column=calib == "column",
+        )
         i_max = [lay.adc.i_max for lay in cal.linear_layers]
-        print(f"  calibrated {net} {ns} {enc} ({time.time() - t_start:.1f} s)")
+        print(f"  calibrated {net} {ns} {enc} {calib} ({time.time() - t_start:.1f} s)")
         points = [
             tuple(xbar.ADC(bits=b, i_max=i) for i in i_max) for b in cfg["adc_bits"]
         ]
@@ -222,6 +233,7 @@ def run(
             "net": net,
             "n_slices": ns,
             "encoding": enc,
+            "calibration": calib,
             "adc_bits": cfg["adc_bits"],
             "accuracy": acc.tolist(),
             "mean": acc.mean(axis=1).tolist(),
@@ -230,7 +242,7 @@ def run(
         }
         results.append(row)
         print(
-            f"{net} slices={ns} {enc}: {sweep.n_traces} compile(s), "
+            f"{net} slices={ns} {enc} {calib}: {sweep.n_traces} compile(s), "
             f"{row['seconds']} s; "
             + ", ".join(f"{b}b {m:.3f}" for b, m in zip(cfg["adc_bits"], row["mean"]))
         )
@@ -287,7 +299,12 @@ def run(
 
 
 def plot(results_path: Path, png_path: Path) -> None:
-    """Draw the figure from the results file alone."""
+    """Draw the figure from the results file alone.
+
+    Top row: accuracy with one ADC full scale per layer; bottom row: one per
+    ADC column; right: the energy breakdown of the design point and its ADC
+    energy under the two ADC models.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,40 +312,55 @@ def plot(results_path: Path, png_path: Path) -> None:
 
     res = json.loads(Path(results_path).read_text())
     cfg = res["config"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    calibs = [
+        c
+        for c in ("layer", "column")
+        if any(r.get("calibration", "layer") == c for r in res["results"])
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.6), squeeze=False)
     colors = {1: "tab:blue", 2: "tab:orange", 4: "tab:green"}
-    styles = {"amplitude": "-o", "bit_serial": "--s"}
-    for ax, net in zip(axes[:2], ("mlp", "cnn")):
-        for r in res["results"]:
-            if r["net"] != net:
+    styles = {"amplitude": "-o", "bit_serial": "--s", "pulse_width": ":^"}
+    for i, calib in enumerate(("layer", "column")):
+        for ax, net in zip(axes[i, :2], ("mlp", "cnn")):
+            if calib not in calibs:
+                ax.set_visible(False)
                 continue
-            acc = np.asarray(r["accuracy"]) * 100
-            ax.errorbar(
-                r["adc_bits"],
-                acc.mean(1),
-                yerr=acc.std(1, ddof=1) if acc.shape[1] > 1 else None,
-                fmt=styles[r["encoding"]],
-                color=colors.get(r["n_slices"], "k"),
-                capsize=2,
-                label=f"{r['n_slices']} slice(s), {r['encoding']}",
+            for r in res["results"]:
+                if r["net"] != net or r.get("calibration", "layer") != calib:
+                    continue
+                acc = np.asarray(r["accuracy"]) * 100
+                ax.errorbar(
+                    r["adc_bits"],
+                    acc.mean(1),
+                    yerr=acc.std(1, ddof=1) if acc.shape[1] > 1 else None,
+                    fmt=styles[r["encoding"]],
+                    color=colors.get(r["n_slices"], "k"),
+                    capsize=2,
+                    label=f"{r['n_slices']} slice(s), {r['encoding']}",
+                )
+            ax.axhline(
+                res["float_accuracy"][net] * 100,
+                color="gray",
+                lw=1,
+                ls=":",
+                label="float",
             )
-        ax.axhline(
-            res["float_accuracy"][net] * 100, color="gray", lw=1, ls=":", label="float"
-        )
-        ax.set_xticks(cfg["adc_bits"])
-        ax.set_xlabel("ADC bits (incl. sign)")
-        ax.set_ylabel(f"held-out accuracy (%), {cfg['n_eval']} digits")
-        ax.set_title({"mlp": "MLP 784-256-10", "cnn": "CNN 2 conv + linear"}[net])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    ax = axes[2]
+            ax.set_xticks(cfg["adc_bits"])
+            ax.set_xlabel("ADC bits (incl. sign)")
+            ax.set_ylabel(f"held-out accuracy (%), {cfg['n_eval']} digits")
+            name = {"mlp": "MLP 784-256-10", "cnn": "CNN 2 conv + linear"}[net]
+            ax.set_title(f"{name}; ADC full scale per {calib}", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+    ax = axes[0, 2]
     comps = ["dac", "cells", "adc", "digital"]
-    labels, bottoms = [], None
-    bars = []
+    labels, bars, walden = [], [], []
     for net in ("mlp", "cnn"):
         for row in res["energy"][net]:
             labels.append(f"{net} L{row['layer']}")
             bars.append([row["energy_J"][c] * 1e9 for c in comps])
+        for row in res.get("energy_adc_walden", {}).get(net, []):
+            walden.append(row["energy_J"]["adc"] * 1e9)
     bars = np.asarray(bars)
     bottoms = np.zeros(len(labels))
     for j, c in enumerate(comps):
@@ -352,9 +384,24 @@ def plot(results_path: Path, png_path: Path) -> None:
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    ax = axes[1, 2]
+    if len(walden) == len(labels):
+        xs = np.arange(len(labels))
+        ax.bar(xs - 0.2, bars[:, 2] * 1e3, 0.4, label="NeuroSim SAR (default)")
+        ax.bar(xs + 0.2, np.asarray(walden) * 1e3, 0.4, label="Walden FoM 10 fJ/step")
+        ax.set_xticks(xs, labels)
+        ax.set_yscale("log")
+        ax.set_ylim(top=max(walden) * 1e3 * 8)
+        ax.set_ylabel("ADC energy per inference (pJ)")
+        ax.set_title(f"ADC energy by model, {ep['adc_bits']}-bit", fontsize=9)
+        ax.legend(fontsize=8, loc="upper center", ncol=2)
+        ax.grid(alpha=0.3, axis="y")
+    else:
+        ax.set_visible(False)
     fig.suptitle(
         f"{cfg['weight_bits']}-bit weights on {cfg['tile'][0]}x{cfg['tile'][1]} "
-        f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC; "
+        f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC, "
+        f"{cfg['n_repeats']} device draws per point; "
         f"{res['compiles_total']} compilations for {len(res['results'])} sweeps",
         fontsize=10,
     )

@@ -127,12 +127,13 @@ def test_periphery_experiment_tiny(tmp_path):
     out = exp.run(
         quick=True,
         out_dir=tmp_path,
-        combos=[["mlp", 2, "bit_serial"]],
+        combos=[["mlp", 2, "bit_serial", "column"]],
         overrides={"n_calibration": 32, "epochs_cnn": 1},
     )
     saved = json.loads((tmp_path / "periphery.json").read_text())
     assert saved == json.loads(json.dumps(out))
     (row,) = saved["results"]
+    assert row["calibration"] == "column"  # per-column full scales through the sweep
     assert row["compiles"] == 1  # the ADC-bit sweep and its repeats: one compile
     acc = np.asarray(row["accuracy"])
     assert acc.shape == (len(saved["config"]["adc_bits"]), saved["config"]["n_repeats"])
