@@ -506,12 +506,48 @@ def test_trimmed_tiles_match_effective_weights(encoding, getkey):
     w_eff = np.asarray(layer.effective_weight(), np.float64)
     u = np.asarray(x, np.float64)
     if encoding == "bit_serial":  # inputs on the 12-bit DAC grid
-        u = np.round(u / np.abs(u).max(1, keepdims=True) * 2047) / 2047 * np.abs(
-            u
-        ).max(1, keepdims=True)
+        u = (
+            np.round(u / np.abs(u).max(1, keepdims=True) * 2047)
+            / 2047
+            * np.abs(u).max(1, keepdims=True)
+        )
     ref = u @ w_eff.T
     # A 16-bit ADC rounds each conversion by <= 1/65534 of its column's full
     # scale (a tile's largest partial sum, <= max |ref|), summed over 3 tiles
     # (x 16/17 + 1/17 for the two slices): <= 5e-5 of max |ref| (measured
     # 1.3e-5); 2e-4 leaves room and is far below a wrong row or column cut (O(1)).
     np.testing.assert_allclose(y, ref, rtol=0, atol=2e-4 * np.abs(ref).max())
+
+
+def test_per_column_calibration_of_a_silent_column(getkey):
+    # Output 1 has all-zero weights: its columns read 0 on every input. It gets
+    # the layer's largest column full scale (any positive scale converts 0 to 0)
+    # instead of failing the whole calibration; an all-zero layer still raises.
+    w = np.array(jax.random.normal(getkey(), (3, 10)))
+    w[1] = 0.0
+    x = jax.random.uniform(getkey(), (16, 10), jnp.float32)
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w),
+        None,
+        IDEAL,
+        key=getkey(),
+        tile_rows=16,
+        tile_cols=8,
+        n_slices=2,
+        weight_bits=6,
+    )
+    cal = xbar.calibrate_adc(layer, x, bits=8, percentile=100.0, per_column=True)
+    i_max = np.asarray(cal.adc.i_max)[0, 0]  # (cols,): groups x slices
+    np.testing.assert_array_equal(i_max[2:4], i_max.max())
+    y = np.asarray(cal(x), np.float64)
+    assert np.all(y[:, 1] == 0.0)
+    silent = xbar.AnalogLinear.from_weights(
+        jnp.zeros((3, 10)).at[0, 0].set(1.0),
+        None,
+        IDEAL,
+        key=getkey(),
+        tile_rows=16,
+        tile_cols=8,
+    )
+    with pytest.raises(ValueError, match="zero"):
+        xbar.calibrate_adc(silent, jnp.zeros((4, 10)), per_column=True)

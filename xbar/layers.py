@@ -483,7 +483,9 @@ def calibrate_adc(
     tiles, columns (and bit-serial cycles) and the calibration inputs `x`,
     read without noise: what a chip does once at deployment with
     representative inputs. `per_column=True` calibrates every ADC column on
-    its own (`i_max` shaped `(tiles_r, tiles_c, cols)`). The ADC's noise and
+    its own (`i_max` shaped `(tiles_r, tiles_c, cols)`); a column that reads
+    zero on every calibration input (a bit slice whose digits are all 0, say)
+    gets the largest column full scale of the layer. The ADC's noise and
     sharing are kept; a drawn INL/DNL transfer function is dropped (its code
     count is tied to the old bits).
     """
@@ -494,11 +496,10 @@ def calibrate_adc(
         flat = a.reshape((-1,) + a.shape[-3:])
         i_col = jnp.percentile(flat, percentile, axis=0)
         ok = jnp.broadcast_to(valid, i_col.shape)
-        if not bool(jnp.all(jnp.where(ok, i_col, 1.0) > 0)):
-            raise ValueError(
-                "calibrate_adc: a used ADC column reads zero on all inputs"
-            )
-        i_max = jnp.where(ok, i_col, 1.0)
+        top = float(jnp.max(jnp.where(ok, i_col, 0.0)))
+        if not top > 0:
+            raise ValueError("calibrate_adc: all calibration currents are zero")
+        i_max = jnp.where(ok & (i_col > 0), i_col, top)
     else:
         vals = a.reshape((-1,) + a.shape[-3:])[:, :, valid]
         i_max = float(jnp.percentile(vals, percentile))
