@@ -352,6 +352,12 @@ def plot(results_path: Path, png_path: Path) -> None:
             ax.set_title(f"{name}; ADC full scale per {calib}", fontsize=10)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="lower right")
+    for j in range(2):  # same accuracy axis in both rows, so the rows compare
+        shown = [a for a in axes[:, j] if a.get_visible()]
+        lo = min(a.get_ylim()[0] for a in shown)
+        hi = max(a.get_ylim()[1] for a in shown)
+        for a in shown:
+            a.set_ylim(lo, hi)
     ax = axes[0, 2]
     comps = ["dac", "cells", "adc", "digital"]
     labels, bars, walden = [], [], []
