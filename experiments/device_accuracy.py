@@ -98,7 +98,9 @@ def run(
                              percentile=cfg["adc_calibration_percentile"])
     i_max = [float(layer.adc.i_max) for layer in net.layers]
 
-    def evaluate(point: DesignPoint, k):
+    # Weights and data are sweep arguments, not closure constants: XLA would
+    # otherwise constant-fold the mapping at compile time (slow, and it warns).
+    def evaluate(point: DesignPoint, k, params, x_eval, y_eval):
         k_map, k_read = jax.random.split(k)
         analog = xbar.AnalogMLP.from_weights(
             params, point.device, key=k_map, dac=dac, adcs=list(point.adcs),
@@ -121,7 +123,9 @@ def run(
     for (name, points), k in zip(sweeps.items(), (k_noise, k_bits)):
         sweep = xbar.Sweep(evaluate, batch_size=2)
         t0 = time.time()
-        acc = np.asarray(sweep(xbar.stack(points), k, cfg["n_repeats"]))
+        acc = np.asarray(
+            sweep(xbar.stack(points), k, cfg["n_repeats"], params, x_eval, y_eval)
+        )
         results[name] = {
             "values": cfg[name],
             "accuracy": acc.tolist(),
