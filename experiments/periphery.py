@@ -266,12 +266,10 @@ def run(
         ).calibrate_adcs(
             x_cal, bits=ep["adc_bits"], percentile=cfg["adc_calibration_percentile"]
         )
-        xi = jnp.asarray(x_te[: ep["n_images"]]).reshape((-1,) + INPUT_SHAPE[net])
-        energy[net] = network_counts(analog.layers, xi)
+        xi = jnp.asarray(x_te[: ep["n_images"]])
+        energy[net] = network_counts(analog, xi)
         # The same counts priced with the Walden-FoM ADC instead of NeuroSim's SAR.
-        energy_walden[net] = network_counts(
-            analog.layers, xi, EnergyModel(adc_model="walden")
-        )
+        energy_walden[net] = network_counts(analog, xi, EnergyModel(adc_model="walden"))
     out = {
         "experiment": "periphery",
         "config": cfg,

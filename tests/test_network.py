@@ -156,3 +156,25 @@ def test_wrong_input_shape_raises(getkey):
     )
     with pytest.raises(ValueError, match="input_shape"):
         net(jnp.ones((3, 5)))
+
+
+def test_network_counts_take_the_network(getkey):
+    # Counting a whole AnalogNetwork (flattened images in) equals counting its
+    # layers on images shaped for the first convolution.
+    params = _cnn_params(getkey())
+    net = xbar.AnalogNetwork.from_params(
+        params,
+        IDEAL,
+        key=getkey(),
+        input_shape=(1, 11, 11),
+        strides=2,
+        paddings=[1, 0],
+        tile_rows=16,
+        tile_cols=8,
+        adcs=[xbar.ADC(bits=6, i_max=1e-5)] * 3,
+    )
+    x = jax.random.uniform(getkey(), (4, 121), jnp.float32)
+    whole = xbar.network_counts(net, x)
+    by_layer = xbar.network_counts(list(net.layers), x.reshape(4, 1, 11, 11))
+    assert whole == by_layer
+    assert [r["layer"] for r in whole] == [0, 1, 2]

@@ -340,13 +340,21 @@ def programming_energy(result, model: EnergyModel | None = None) -> float:
 
 
 def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
-    """`layer_counts` for each layer of a sequential network (AnalogLinear or
-    AnalogConv2d, ReLU between, as AnalogMLP), on the activations it sees.
+    """`layer_counts` for each layer of a sequential network (an
+    `AnalogNetwork`, an `AnalogMLP`, or a list of AnalogLinear / AnalogConv2d
+    with ReLU between), on the activations it sees.
 
     Conv layers count per image: their per-patch counts times patches per image.
     """
     from .conv import AnalogConv2d
+    from .layers import AnalogMLP
+    from .network import AnalogNetwork
 
+    if isinstance(layers, AnalogNetwork):
+        x, _ = layers._prepare(jnp.asarray(x))
+        layers = layers.layers
+    elif isinstance(layers, AnalogMLP):
+        layers = layers.layers
     out = []
     n = x.shape[0]
     for i, layer in enumerate(layers):
