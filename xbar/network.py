@@ -158,7 +158,7 @@ class AnalogNetwork(eqx.Module):
         return x
 
     def __call__(
-        self, x: Float[Array, "*batch ..."], *, key: PRNGKeyArray | None = None
+        self, x: Float[Array, "..."], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "*batch out"]:
         """The network's output (logits); `key=None` reads without noise."""
         keys = (
@@ -170,7 +170,7 @@ class AnalogNetwork(eqx.Module):
 
     def calibrate_adcs(
         self,
-        x: Float[Array, "batch ..."],
+        x: Float[Array, "..."],
         *,
         bits: int | None = 8,
         percentile: float = 99.9,
@@ -238,7 +238,7 @@ def _noise_free(layer, x):
 
 def digital_forward(
     params: Sequence[tuple[Array, Array | None]],
-    x: Float[Array, "batch ..."],
+    x: Float[Array, "..."],
     *,
     input_shape: Sequence[int],
     strides=1,
