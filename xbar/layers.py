@@ -49,7 +49,7 @@ class AnalogLinear(eqx.Module):
     crossbar: Crossbar
     dac: DAC
     adc: ADC
-    g_per_w: Float[Array, ""]  # siemens per unit weight
+    g_per_w: Float[Array, "..."]  # siemens per unit weight: scalar, or (tr, tc, groups)
     bias: Float[Array, " out"] | None
     x_max: Float[Array, ""]  # input full scale when input_scaling == "fixed"
     t_read_s: Float[Array, ""]  # seconds since programming at read

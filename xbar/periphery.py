@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from devices.base import as_param, check_range, concrete
 
@@ -40,7 +40,7 @@ def round_ste(x: Array) -> Array:
     return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
-def quantize_signed(u: Array, bits: Array) -> Array:
+def quantize_signed(u: Array, bits: ArrayLike) -> Array:
     """Clip `u` to [-1, 1] and round to the 2^bits - 1 levels symmetric about 0.
 
     The step is 1 / (2^(bits-1) - 1); zero and +-1 are levels. The gradient is
@@ -119,7 +119,7 @@ class DAC(eqx.Module):
 
     def magnitude_levels(self) -> Float[Array, ""]:
         """`2^(bits-1) - 1`: the largest integer input magnitude."""
-        return 2.0 ** (self.bits - 1.0) - 1.0
+        return jnp.asarray(2.0 ** (self.bits - 1.0) - 1.0, jnp.float32)
 
     def bit_planes(self, u: Float[Array, "*rows"]) -> Float[Array, cycles *rows]:
         """Bit-serial cycles: `sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB)..

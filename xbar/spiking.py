@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.base import AbstractDevice, as_param, check_range
+from devices.base import AbstractDevice, AbstractDeviceState, as_param, check_range
 
 from .array import Crossbar, program_crossbar, relax, step
 from .mapping import check_tile_shape, conductance_targets, from_tiles, to_tiles
@@ -235,7 +235,7 @@ def init_state(
     batch_shape: tuple[int, ...],
     *,
     t0_s=1.0,
-    plasticity: tuple[PairSTDP | None, ...] | None = None,
+    plasticity: PairSTDP | tuple[PairSTDP | None, ...] | None = None,
 ) -> RunState:
     """Neurons at rest, empty traces, `t0_s` seconds after programming."""
     plasticity = _plasticity(net, plasticity)
@@ -274,7 +274,7 @@ def network_step(
     x_t: Float[Array, "*batch n_in"],
     *,
     key: PRNGKeyArray | None,
-    plasticity: tuple[PairSTDP | None, ...] | None = None,
+    plasticity: PairSTDP | tuple[PairSTDP | None, ...] | None = None,
     relax_devices: bool = True,
 ) -> tuple[RunState, dict]:
     """One time step of the whole network (see the module docstring).
@@ -435,7 +435,7 @@ class _CachedRead(AbstractDevice):
         return state.g, state.std
 
 
-class _CachedReadState(eqx.Module):
+class _CachedReadState(AbstractDeviceState):
     g: Float[Array, "*cells"]
     std: Float[Array, "*cells"]
 

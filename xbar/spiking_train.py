@@ -22,7 +22,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from devices.base import AbstractDevice
 
@@ -43,8 +43,8 @@ def count_logits(
 
 
 def train_surrogate(
-    x: Array,
-    y: Array,
+    x: ArrayLike,
+    y: ArrayLike,
     sizes: list[int],
     device: AbstractDevice,
     *,
@@ -117,7 +117,7 @@ def train_surrogate(
 
 
 def evaluate_counts(
-    net: SpikingNetwork, x, y, *, key, n_steps: int, p_max: float, t0_s: float = 1.0
+    net: SpikingNetwork, x, y, *, key, n_steps: int, p_max: float, t0_s: ArrayLike = 1.0
 ) -> tuple[Array, Array]:
     """Accuracy of the argmax of output spike counts, and mean synaptic ops."""
     counts, ops = count_logits(
@@ -173,7 +173,7 @@ def _present(
 
 def train_stdp_wta(
     layer: SpikingLayer,
-    x: Array,
+    x: ArrayLike,
     rule: PairSTDP,
     *,
     key: PRNGKeyArray,
@@ -218,7 +218,7 @@ def train_stdp_wta(
 def wta_responses(
     layer: SpikingLayer,
     ns: LIFState,
-    x: Array,
+    x: ArrayLike,
     *,
     key,
     n_steps: int,

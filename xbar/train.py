@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 
 class MLP(eqx.Module):
@@ -32,7 +32,7 @@ class MLP(eqx.Module):
         return [(lay.weight, lay.bias) for lay in self.layers]
 
 
-def accuracy(logits: Array, labels: Array) -> Array:
+def accuracy(logits: ArrayLike, labels: ArrayLike) -> Array:
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 
