@@ -31,6 +31,21 @@ def _cnn_params(key):
     ]
 
 
+def _cnn_net(params, key, **kw):
+    """The `_cnn_params` network on 11 x 11 images (strides 2, paddings 1 and 0)."""
+    return xbar.AnalogNetwork.from_params(
+        params,
+        IDEAL,
+        key=key,
+        input_shape=(1, 11, 11),
+        strides=2,
+        paddings=[1, 0],
+        tile_rows=16,
+        tile_cols=8,
+        **kw,
+    )
+
+
 def _numpy_forward(params, x, strides, paddings):
     """Float64 reference by explicit loops over output pixels (no lax)."""
     x = np.asarray(x, np.float64)
@@ -99,16 +114,7 @@ def test_digital_forward_matches_reference(getkey):
 def test_calibrate_adcs_sees_each_layers_activations(getkey):
     params = _cnn_params(getkey())
     x = jax.random.uniform(getkey(), (16, 1, 11, 11), jnp.float32)
-    opts = dict(tile_rows=16, tile_cols=8, n_slices=2, weight_bits=6)
-    net = xbar.AnalogNetwork.from_params(
-        params,
-        IDEAL,
-        key=getkey(),
-        input_shape=(1, 11, 11),
-        strides=2,
-        paddings=[1, 0],
-        **opts,
-    )
+    net = _cnn_net(params, getkey(), n_slices=2, weight_bits=6)
     cal = net.calibrate_adcs(x, bits=6, percentile=99.0)
     # Layer by layer by hand: each layer's ADC calibrated on relu(previous output).
     c1 = xbar.calibrate_conv_adc(net.layers[0], x, bits=6, percentile=99.0)
@@ -162,17 +168,7 @@ def test_network_counts_take_the_network(getkey):
     # Counting a whole AnalogNetwork (flattened images in) equals counting its
     # layers on images shaped for the first convolution.
     params = _cnn_params(getkey())
-    net = xbar.AnalogNetwork.from_params(
-        params,
-        IDEAL,
-        key=getkey(),
-        input_shape=(1, 11, 11),
-        strides=2,
-        paddings=[1, 0],
-        tile_rows=16,
-        tile_cols=8,
-        adcs=[xbar.ADC(bits=6, i_max=1e-5)] * 3,
-    )
+    net = _cnn_net(params, getkey(), adcs=[xbar.ADC(bits=6, i_max=1e-5)] * 3)
     x = jax.random.uniform(getkey(), (4, 121), jnp.float32)
     whole = xbar.network_counts(net, x)
     by_layer = xbar.network_counts(list(net.layers), x.reshape(4, 1, 11, 11))
