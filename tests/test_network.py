@@ -148,6 +148,14 @@ def test_calibrate_adcs_sees_each_layers_activations(getkey):
         ([(jnp.ones((2, 1, 3, 3)), None)], {"input_shape": (9,)}, "input_shape"),
         ([(jnp.ones((2, 1, 3, 3)), None)], {"strides": [1, 2]}, "strides"),
         ([(jnp.ones((2, 4)), None)], {"adcs": [None, None]}, "adcs"),
+        ([(jnp.ones((3, 4)), None), (jnp.ones((2, 4)), None)], {}, "layer 1"),
+        ([(jnp.ones((2, 3, 3, 3)), None)], {}, "layer 0"),  # 1 channel in
+        (
+            [(jnp.ones((2, 1, 3, 3)), None), (jnp.ones((5, 9)), None)],
+            {},
+            "layer 1",  # conv gives 2 x 2 x 2 = 8 inputs, not 9
+        ),
+        ([(jnp.ones((2, 1, 5, 5)), None)], {}, "layer 0"),  # kernel larger than 4x4
     ],
 )
 def test_bad_networks_raise(params, kw, field, getkey):

@@ -61,6 +61,44 @@ def _per_conv(n_conv: int, value, name: str) -> list:
     return [value] * n_conv
 
 
+def _check_shapes(params, input_shape, strides, paddings) -> None:
+    """Each layer's input size must match what the previous layer produces."""
+    shape = input_shape
+    for i, (w, _) in enumerate(params):
+        w_shape = tuple(jnp.shape(w))
+        if len(w_shape) == 4:
+            c, h, wd = shape
+            (sh, sw), p = _pair(strides[i], "stride"), paddings[i]
+            ph, pw = (p, p) if isinstance(p, int) else tuple(p)
+            kh, kw = w_shape[2:]
+            ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+            if w_shape[1] != c or ho < 1 or wo < 1:
+                raise ValueError(
+                    f"layer {i}: a kernel {w_shape} (out, in, kh, kw) with stride "
+                    f"{(sh, sw)} and padding {(ph, pw)} does not fit its input "
+                    f"{shape} (channels, height, width)"
+                )
+            shape = (w_shape[0], ho, wo)
+        else:
+            n_in = math.prod(shape)
+            if w_shape[1] != n_in:
+                raise ValueError(
+                    f"layer {i}: weight {w_shape} (out, in) needs {w_shape[1]} inputs; "
+                    f"the previous layer gives {n_in} (shape {shape})"
+                )
+            shape = (w_shape[0],)
+
+
+def _layout(params, input_shape, strides, paddings):
+    """Checked `(input_shape, strides, paddings)`, one stride/padding per conv."""
+    input_shape = _check_params(params, input_shape)
+    n_conv = sum(jnp.ndim(w) == 4 for w, _ in params)
+    strides = _per_conv(n_conv, strides, "strides")
+    paddings = _per_conv(n_conv, paddings, "paddings")
+    _check_shapes(params, input_shape, strides, paddings)
+    return input_shape, strides, paddings
+
+
 class AnalogNetwork(eqx.Module):
     """Convolution layers then linear layers on tiles, ReLU between layers.
 
@@ -103,14 +141,11 @@ class AnalogNetwork(eqx.Module):
                 (`AnalogLinear.from_weights`: tile size, DAC, bit slices,
                 weight bits, scheme, scaling, circuit, ...).
         """
-        input_shape = _check_params(params, input_shape)
+        input_shape, strides, paddings = _layout(params, input_shape, strides, paddings)
         if adcs is not None and len(adcs) != len(params):
             raise ValueError(
                 f"adcs must have one ADC per layer ({len(params)}); got {len(adcs)}"
             )
-        n_conv = sum(jnp.ndim(w) == 4 for w, _ in params)
-        strides = _per_conv(n_conv, strides, "strides")
-        paddings = _per_conv(n_conv, paddings, "paddings")
         keys = jax.random.split(key, len(params))
         layers = []
         for i, ((w, b), k) in enumerate(zip(params, keys)):
@@ -246,10 +281,7 @@ def digital_forward(
 ) -> Float[Array, "batch out"]:
     """The same network in plain float32 (full-precision products on every
     backend, as the analog layers): the reference for the analog one."""
-    input_shape = _check_params(params, input_shape)
-    n_conv = sum(jnp.ndim(w) == 4 for w, _ in params)
-    strides = _per_conv(n_conv, strides, "strides")
-    paddings = _per_conv(n_conv, paddings, "paddings")
+    input_shape, strides, paddings = _layout(params, input_shape, strides, paddings)
     n = x.shape[0]
     x = x.reshape((n,) + input_shape)
     for i, (w, b) in enumerate(params):
