@@ -476,6 +476,12 @@ def test_placement_by_hand():
     assert r.layers[0].devices == 784 * 256 + r.layers[0].tiles * 256
     with pytest.raises(ValueError, match="chip too small"):
         place(model, Chip(tiles_per_core=2, cores=2), n_slices=2, weight_bits=8)
+    # A mapped analog network places as its digital model does.
+    net = xbar.AnalogNetwork.from_params(
+        model.params(), IDEAL, key=jax.random.key(2), input_shape=(784,)
+    )
+    a = place(net, chip, n_slices=2, weight_bits=8)
+    assert [(la.grid, la.tiles) for la in a.layers] == [(l0.grid, 8), (l1.grid, 1)]
 
 
 @pytest.mark.parametrize("encoding", ["amplitude", "bit_serial"])

@@ -102,24 +102,37 @@ class Placement:
 
 def layer_matrices(model) -> list[tuple[str, tuple[int, int]]]:
     """`(name, (in, out))` of every weight matrix: eqx.nn.Linear / Conv (im2col:
-    in = C kh kw), or arrays `(out, in)` / `(out, in, kh, kw)` in a list."""
+    in = C kh kw), analog layers (`AnalogLinear`, `AnalogConv2d`, so a mapped
+    `AnalogNetwork` or `AnalogMLP` places too), or arrays `(out, in)` /
+    `(out, in, kh, kw)` in a list."""
     import jax
+
+    from .conv import AnalogConv2d
+    from .layers import AnalogLinear
 
     if isinstance(model, list | tuple) and all(
         hasattr(w, "shape") or isinstance(w, tuple) for w in model
     ):  # arrays, or (weight, bias) pairs as MLP.params() gives
-        leaves = [("", w[0] if isinstance(w, tuple) else w) for w in model]
-    else:
-        is_layer = lambda x: isinstance(x, eqx.nn.Linear | eqx.nn.Conv)  # noqa: E731
-        flat = jax.tree_util.tree_flatten_with_path(model, is_leaf=is_layer)[0]
         leaves = [
-            (jax.tree_util.keystr(path), leaf.weight)
-            for path, leaf in flat
-            if is_layer(leaf)
+            ("", tuple(np.shape(w[0] if isinstance(w, tuple) else w))) for w in model
         ]
+    else:
+        kinds = eqx.nn.Linear | eqx.nn.Conv | AnalogLinear | AnalogConv2d
+        is_layer = lambda x: isinstance(x, kinds)  # noqa: E731
+        flat = jax.tree_util.tree_flatten_with_path(model, is_leaf=is_layer)[0]
+        leaves = []
+        for path, leaf in flat:
+            if isinstance(leaf, AnalogConv2d):
+                leaf = leaf.linear
+            if isinstance(leaf, AnalogLinear):
+                shape = (leaf.out_features, leaf.in_features)
+            elif is_layer(leaf):
+                shape = tuple(np.shape(leaf.weight))
+            else:
+                continue
+            leaves.append((jax.tree_util.keystr(path), shape))
     out = []
-    for i, (name, w) in enumerate(leaves):
-        shape = tuple(np.shape(w))
+    for i, (name, shape) in enumerate(leaves):
         if len(shape) < 2:
             raise ValueError(
                 f"layer {i} weight must be >= 2-D (out, in, ...); got {shape}"
