@@ -20,7 +20,6 @@ versions, git revision, every point) and `figures/device_accuracy.png`, which
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,7 +33,7 @@ import numpy as np
 import devices
 import xbar
 from xbar.datasets import mnist_subset
-from xbar.results import git_revision, package_versions, write_json_atomic
+from xbar.results import experiment_main, provenance, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,9 +145,7 @@ def run(
         "adc_i_max_A": i_max,
         "float_accuracy": float_acc,
         "results": results,
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "jax_backend": jax.default_backend(),
+        **provenance(),
         "seconds": round(time.time() - t_start, 1),
     }
     out_dir = Path(out_dir)
@@ -204,17 +201,8 @@ def plot(results_path: Path, png_path: Path) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=ROOT / "figures")
-    p.add_argument("--plot-only", action="store_true",
-                   help="redraw the figure from the results file")
-    args = p.parse_args(argv)
-    if args.plot_only:
-        plot(args.out_dir / "device_accuracy.json", args.out_dir / "device_accuracy.png")
-        return
-    run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
+    experiment_main(argv, doc=__doc__, name="device_accuracy", run=run, plot=plot,
+                    out_dir=ROOT / "figures")
 
 
 if __name__ == "__main__":

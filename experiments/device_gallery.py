@@ -20,7 +20,6 @@ versions, git revision, every curve) and `figures/device_gallery.png`, which
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -31,7 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import devices
-from xbar.results import git_revision, package_versions, write_json_atomic
+from xbar.results import (
+    experiment_main,
+    git_revision,
+    package_versions,
+    write_json_atomic,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,6 +178,7 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
     write_json_atomic(Path(out_dir) / "device_gallery.json", out)
     plot(Path(out_dir) / "device_gallery.json", Path(out_dir) / "device_gallery.png",
          dpi=50 if quick else 110)
+    print(f"wrote {Path(out_dir) / 'device_gallery.json'} in {out['wall_s']:.1f} s")
     return out
 
 
@@ -259,18 +264,8 @@ def plot(results_path: Path, png_path: Path, dpi: int = 110) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=ROOT / "figures")
-    p.add_argument("--plot-only", action="store_true",
-                   help="redraw the PNG from the existing JSON")
-    args = p.parse_args(argv)
-    if args.plot_only:
-        plot(args.out_dir / "device_gallery.json", args.out_dir / "device_gallery.png")
-        return
-    out = run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
-    print(f"wrote {args.out_dir / 'device_gallery.json'} in {out['wall_s']:.1f} s")
+    experiment_main(argv, doc=__doc__, name="device_gallery", run=run, plot=plot,
+                    out_dir=ROOT / "figures")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ by `--plot-only`).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -37,7 +36,12 @@ import numpy as np
 import devices
 import xbar
 from xbar.datasets import mnist_subset
-from xbar.results import git_revision, package_versions, write_json_atomic
+from xbar.results import (
+    experiment_main,
+    git_revision,
+    package_versions,
+    write_json_atomic,
+)
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,16 +195,8 @@ def plot(results_path: Path, png_path: Path) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=ROOT / "figures")
-    p.add_argument("--plot-only", action="store_true")
-    args = p.parse_args(argv)
-    if args.plot_only:
-        plot(args.out_dir / "ir_drop.json", args.out_dir / "ir_drop.png")
-        return
-    run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
+    experiment_main(argv, doc=__doc__, name="ir_drop", run=run, plot=plot,
+                    out_dir=ROOT / "figures")
 
 
 if __name__ == "__main__":

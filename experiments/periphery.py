@@ -22,7 +22,6 @@ JSON by `--plot-only`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -37,7 +36,7 @@ import devices
 import xbar
 from xbar.datasets import mnist_subset
 from xbar.energy import CONSTANTS, EnergyModel, network_counts
-from xbar.results import git_revision, package_versions, write_json_atomic
+from xbar.results import experiment_main, provenance, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,9 +283,7 @@ def run(
             k: {"value": v, "provenance": p, "source": s}
             for k, (v, p, s) in CONSTANTS.items()
         },
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "jax_backend": jax.default_backend(),
+        **provenance(),
         "seconds": round(time.time() - t_start, 1),
     }
     out_dir = Path(out_dir)
@@ -417,16 +414,8 @@ def plot(results_path: Path, png_path: Path) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=ROOT / "figures")
-    p.add_argument("--plot-only", action="store_true")
-    args = p.parse_args(argv)
-    if args.plot_only:
-        plot(args.out_dir / "periphery.json", args.out_dir / "periphery.png")
-        return
-    run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
+    experiment_main(argv, doc=__doc__, name="periphery", run=run, plot=plot,
+                    out_dir=ROOT / "figures")
 
 
 if __name__ == "__main__":

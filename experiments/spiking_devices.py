@@ -29,7 +29,6 @@ family and mode; raster and membrane traces), which `--plot-only` redraws.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -44,7 +43,7 @@ from xbar import spiking as sp, spiking_train as st
 from xbar.datasets import mnist_subset
 from xbar.neurons import LIF, AdaptiveLIF
 from xbar.plasticity import PairSTDP
-from xbar.results import git_revision, package_versions, write_json_atomic
+from xbar.results import experiment_main, provenance, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "spiking_devices"
@@ -235,9 +234,7 @@ def run(
         "cards": {
             f: devices.load_card(r["card"]) for f, r in results.items() if r["card"]
         },
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "jax_backend": jax.default_backend(),
+        **provenance(),
         "seconds": round(time.time() - t_start, 1),
     }
     out_dir = Path(out_dir)
@@ -435,16 +432,8 @@ def plot(results_path: Path, png_path: Path) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=ROOT / "figures")
-    p.add_argument("--plot-only", action="store_true")
-    args = p.parse_args(argv)
-    if args.plot_only:
-        plot(args.out_dir / f"{NAME}.json", args.out_dir / f"{NAME}.png")
-        return
-    run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
+    experiment_main(argv, doc=__doc__, name=NAME, run=run, plot=plot,
+                    out_dir=ROOT / "figures")
 
 
 if __name__ == "__main__":

@@ -50,3 +50,37 @@ def write_json_atomic(path: Path | str, obj) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def provenance() -> dict:
+    """What a results file records about the run's software: package versions,
+    git revision and JAX backend."""
+    import jax
+
+    return {
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "jax_backend": jax.default_backend(),
+    }
+
+
+def experiment_main(argv, *, doc: str, name: str, run, plot, out_dir: Path):
+    """The command line every experiment shares: `--quick`, `--seed`,
+    `--out-dir` and `--plot-only` (redraw NAME.png from NAME.json).
+
+    Returns `run(quick=, seed=, out_dir=)`'s result, or None for `--plot-only`.
+    """
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny run for tests")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", type=Path, default=out_dir)
+    p.add_argument(
+        "--plot-only", action="store_true", help="redraw the figure from the results file"
+    )
+    args = p.parse_args(argv)
+    if args.plot_only:
+        plot(args.out_dir / f"{name}.json", args.out_dir / f"{name}.png")
+        return None
+    return run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
