@@ -15,6 +15,19 @@ G_MIN, G_MAX = 1e-6, 1e-4
 TILE = (8, 7)  # small tiles: several row and column tiles, groups split columns
 
 
+def _tiled(w, **kw):
+    """`w` (float64, (out, in)) on ideal cells in TILE-sized tiles, key 0."""
+    return xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32),
+        None,
+        IDEAL,
+        key=jax.random.key(0),
+        tile_rows=TILE[0],
+        tile_cols=TILE[1],
+        **kw,
+    )
+
+
 def _int_weights(key, out_f, in_f, bits):
     """Weights on the quantization grid of `bits` magnitude bits, max |q| = 2^bits-1,
     so a quantized mapping represents them exactly."""
@@ -65,13 +78,8 @@ def data():
 @pytest.mark.parametrize("n_slices", [1, 2, 3, 6])
 def test_bit_sliced_ideal_equals_wx(data, n_slices, scheme):
     w, x = data
-    layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32),
-        None,
-        IDEAL,
-        key=jax.random.key(0),
-        tile_rows=TILE[0],
-        tile_cols=TILE[1],
+    layer = _tiled(
+        w,
         dac=xbar.DAC(bits=None),
         n_slices=n_slices,
         weight_bits=6,
@@ -185,13 +193,8 @@ def test_bit_serial_equals_amplitude(data):
     w, x = data
     outs = {}
     for enc in ("amplitude", "bit_serial", "pulse_width"):
-        layer = xbar.AnalogLinear.from_weights(
-            jnp.asarray(w, jnp.float32),
-            None,
-            IDEAL,
-            key=jax.random.key(0),
-            tile_rows=TILE[0],
-            tile_cols=TILE[1],
+        layer = _tiled(
+            w,
             dac=xbar.DAC(bits=5, encoding=enc),
             n_slices=2,
             weight_bits=6,
@@ -210,13 +213,8 @@ def test_bit_serial_adc_sees_each_cycle(data):
     """With a per-cycle ADC, bit-serial inputs give each cycle its own rounding:
     the result equals sum_c 2^c/n Q(I_c) computed here from the cycles' currents."""
     w, x = data
-    layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32),
-        None,
-        IDEAL,
-        key=jax.random.key(0),
-        tile_rows=TILE[0],
-        tile_cols=TILE[1],
+    layer = _tiled(
+        w,
         dac=xbar.DAC(bits=4, encoding="bit_serial"),
     )
     x32 = jnp.asarray(x, jnp.float32)
@@ -269,13 +267,8 @@ def test_bound_management_removes_clipping(data):
 def test_per_column_calibration(data):
     w, x = data
     x32 = jnp.asarray(x, jnp.float32)
-    layer = xbar.AnalogLinear.from_weights(
-        jnp.asarray(w, jnp.float32),
-        None,
-        IDEAL,
-        key=jax.random.key(0),
-        tile_rows=TILE[0],
-        tile_cols=TILE[1],
+    layer = _tiled(
+        w,
         dac=xbar.DAC(bits=None),
         n_slices=2,
         weight_bits=6,
