@@ -201,23 +201,23 @@ class AnalogLinear(eqx.Module):
         )
 
     @property
-    def groups_per_tile(self) -> int:
-        """Logical output columns per tile (bit-slice groups)."""
+    def _slice_layout(self) -> tuple[int, int]:
+        """`(bits per slice, bit-slice groups per tile)` of this mapping."""
         return slice_layout(
             self.crossbar.tile_shape[1],
             n_slices=self.n_slices,
             weight_bits=self.weight_bits,
             scheme=self.scheme,
-        )[1]
+        )
+
+    @property
+    def groups_per_tile(self) -> int:
+        """Logical output columns per tile (bit-slice groups)."""
+        return self._slice_layout[1]
 
     @property
     def bits_per_slice(self) -> int:
-        return slice_layout(
-            self.crossbar.tile_shape[1],
-            n_slices=self.n_slices,
-            weight_bits=self.weight_bits,
-            scheme=self.scheme,
-        )[0]
+        return self._slice_layout[0]
 
     def slice_weights(self) -> Float[Array, " slices"]:
         """Shift-add weights `2^(b s)` of the slices (1 for analog weights)."""

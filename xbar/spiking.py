@@ -332,6 +332,19 @@ def network_step(
     return new, {"s": tuple(spikes), "v": tuple(vs), "syn_ops": syn_ops}
 
 
+def _zero_counts(net, batch):
+    """Scan carry of the spike-count and synaptic-op accumulators, zeroed."""
+    return (
+        tuple(jnp.zeros(batch + (lay.n_out,), jnp.float32) for lay in net.layers),
+        jnp.zeros(batch, jnp.float32),
+    )
+
+
+def _dense_ops(net, n_steps) -> float:
+    """Synaptic operations of the same network run densely for `n_steps`."""
+    return float(n_steps * sum(lay.n_in * lay.n_out for lay in net.layers))
+
+
 def run(
     net: SpikingNetwork,
     x: Float[Array, "time *batch n_in"],
@@ -401,13 +414,9 @@ def run(
             return (st, acc), None
         return (st, acc), out
 
-    zeros = (
-        tuple(jnp.zeros(batch + (lay.n_out,), jnp.float32) for lay in net.layers),
-        jnp.zeros(batch, jnp.float32),
-    )
     xs = x if keys is None else (x, keys)
-    (state, acc), out = jax.lax.scan(body, (state, zeros), xs)
-    dense = float(n_steps * sum(lay.n_in * lay.n_out for lay in net.layers))
+    (state, acc), out = jax.lax.scan(body, (state, _zero_counts(net, batch)), xs)
+    dense = _dense_ops(net, n_steps)
     if record == "counts":
         return state, {"counts": acc[0], "syn_ops": acc[1], "dense_ops": dense}
     out["dense_ops"] = dense
@@ -501,13 +510,9 @@ def _run_blocks(net, x, key, plasticity, state, record, relax_devices, k):
         out.pop("dense_ops")
         return (st, acc), out
 
-    zeros = (
-        tuple(jnp.zeros(batch + (lay.n_out,), jnp.float32) for lay in net.layers),
-        jnp.zeros(batch, jnp.float32),
-    )
     xs = xb if keys is None else (xb, keys)
-    (state, acc), out = jax.lax.scan(block, (state, zeros), xs)
-    dense = float(n_steps * sum(lay.n_in * lay.n_out for lay in net.layers))
+    (state, acc), out = jax.lax.scan(block, (state, _zero_counts(net, batch)), xs)
+    dense = _dense_ops(net, n_steps)
     if record == "counts":
         return state, {"counts": acc[0], "syn_ops": acc[1], "dense_ops": dense}
     out = jax.tree.map(lambda a: a.reshape((n_steps,) + a.shape[2:]), out)
