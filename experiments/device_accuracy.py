@@ -33,7 +33,7 @@ import numpy as np
 import devices
 import xbar
 from xbar.datasets import mnist_subset
-from xbar.results import experiment_main, provenance, write_json_atomic
+from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,11 +193,7 @@ def plot(results_path: Path, png_path: Path) -> None:
     fig.suptitle(
         f"MLP {'-'.join(map(str, cfg['sizes']))} on {cfg['tile'][0]}x{cfg['tile'][1]} "
         f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC", fontsize=10)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=120)
 
 
 def main(argv=None) -> None:

@@ -34,6 +34,7 @@ from xbar.results import (
     experiment_main,
     git_revision,
     package_versions,
+    save_figure,
     write_json_atomic,
 )
 
@@ -258,9 +259,7 @@ def plot(results_path: Path, png_path: Path, dpi: int = 110) -> None:
     ax.legend(fontsize=7)
     fig.suptitle("Device gallery: pulse response, time dependence, read noise "
                  "(from the literature cards)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=dpi)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=dpi)
 
 
 def main(argv=None) -> None:

@@ -40,6 +40,7 @@ from xbar.results import (
     experiment_main,
     git_revision,
     package_versions,
+    save_figure,
     write_json_atomic,
 )
 from xbar.train import accuracy, train_mlp
@@ -190,8 +191,7 @@ def plot(results_path: Path, png_path: Path) -> None:
     bx.set_ylabel("fast vs exact: max |error| / max |I_col|")
     bx.set_title("fast solver error (cells 1-100 uS, inputs 0-0.2 V)")
     bx.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    save_figure(fig, png_path, dpi=120)
 
 
 def main(argv=None) -> None:

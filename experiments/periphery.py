@@ -36,7 +36,7 @@ import devices
 import xbar
 from xbar.datasets import mnist_subset
 from xbar.energy import CONSTANTS, EnergyModel, network_counts
-from xbar.results import experiment_main, provenance, write_json_atomic
+from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
 from xbar.train import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -406,11 +406,7 @@ def plot(results_path: Path, png_path: Path) -> None:
         f"{res['compiles_total']} compilations for {len(res['results'])} sweeps",
         fontsize=10,
     )
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=110)
 
 
 def main(argv=None) -> None:

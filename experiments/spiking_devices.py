@@ -43,7 +43,7 @@ from xbar import spiking as sp, spiking_train as st
 from xbar.datasets import mnist_subset
 from xbar.neurons import LIF, AdaptiveLIF
 from xbar.plasticity import PairSTDP
-from xbar.results import experiment_main, provenance, write_json_atomic
+from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "spiking_devices"
@@ -424,11 +424,7 @@ def plot(results_path: Path, png_path: Path) -> None:
     axv.set_ylabel("output membrane (V) after reset")
     axv.set_title("(c) output membranes (bold: true class)", fontsize=8)
     axv.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=120)
 
 
 def main(argv=None) -> None:

@@ -84,3 +84,14 @@ def experiment_main(argv, *, doc: str, name: str, run, plot, out_dir: Path):
         plot(args.out_dir / f"{name}.json", args.out_dir / f"{name}.png")
         return None
     return run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
+
+
+def save_figure(fig, png_path: Path | str, dpi: int) -> None:
+    """Lay out, write (making the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=dpi)
+    plt.close(fig)
