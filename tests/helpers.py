@@ -88,3 +88,13 @@ def load_script(relpath: str, name: str):
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def assert_figure_redraws(exp, out_dir, name: str, tmp_path) -> None:
+    """The experiment wrote NAME.png, and its `plot` redraws the figure from
+    NAME.json alone (each PNG > 10 kB: a real figure, not an empty canvas)."""
+    out_dir = Path(out_dir)
+    assert (out_dir / f"{name}.png").stat().st_size > 10_000
+    png = Path(tmp_path) / "again.png"
+    exp.plot(out_dir / f"{name}.json", png)
+    assert png.stat().st_size > 10_000

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import load_script
+from helpers import assert_figure_redraws, load_script
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,7 @@ def test_accuracy_behaves(quick_run):
 
 def test_figure_regenerates_from_results_alone(quick_run, tmp_path):
     exp, out_dir, _ = quick_run
-    assert (out_dir / "device_accuracy.png").stat().st_size > 10_000
-    png = tmp_path / "again.png"
-    exp.plot(out_dir / "device_accuracy.json", png)
-    assert png.stat().st_size > 10_000
+    assert_figure_redraws(exp, out_dir, "device_accuracy", tmp_path)
 
 
 def test_mvm_benchmark_quick(capsys):

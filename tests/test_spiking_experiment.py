@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import load_script
+from helpers import assert_figure_redraws, load_script
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,7 @@ def test_families_are_looked_up_by_name_and_missing_ones_reported(tiny_run):
 
 def test_figure_regenerates_from_results_alone(tiny_run, tmp_path):
     exp, out_dir, _ = tiny_run
-    assert (out_dir / "spiking_devices.png").stat().st_size > 10_000
-    png = tmp_path / "again.png"
-    exp.plot(out_dir / "spiking_devices.json", png)
-    assert png.stat().st_size > 10_000
+    assert_figure_redraws(exp, out_dir, "spiking_devices", tmp_path)
 
 
 def test_spiking_benchmark_quick(capsys):
