@@ -37,7 +37,7 @@ import xbar
 from xbar.datasets import mnist_subset
 from xbar.energy import CONSTANTS, EnergyModel, network_counts
 from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
-from xbar.train import accuracy, train_mlp
+from xbar.train import accuracy, fit_classifier, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,33 +74,10 @@ def train_cnn(x, y, *, key, epochs, batch_size=128, lr=2e-3):
     import optax
 
     k_init, k_shuffle = jax.random.split(key)
-    model = CNN(k_init)
-    opt = optax.adam(lr)
-    params, static = eqx.partition(model, eqx.is_array)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    nb = len(y) // batch_size
-
-    def loss(p, xb, yb):
-        logits = jax.vmap(eqx.combine(p, static))(xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-    def step(carry, idx):
-        p, s = carry
-        g = jax.grad(loss)(p, x[idx], y[idx])
-        u, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, u), s), None
-
-    @jax.jit
-    def run(p, k):
-        def epoch(c, ke):
-            perm = jax.random.permutation(ke, len(y))[: nb * batch_size]
-            return jax.lax.scan(step, c, perm.reshape(nb, -1))[0], None
-
-        return jax.lax.scan(epoch, (p, opt.init(p)), jax.random.split(k, epochs))[0][0]
-
-    with jax.numpy_dtype_promotion("standard"):
-        params = run(params, k_shuffle)
-    return eqx.combine(params, static)
+    return fit_classifier(
+        CNN(k_init), x, y, key=k_shuffle, epochs=epochs, batch_size=batch_size,
+        optimizer=optax.adam(lr),
+    )
 
 
 INPUT_SHAPE = {"mlp": (784,), "cnn": (1, 28, 28)}

@@ -51,10 +51,34 @@ def train_mlp(
     import optax
 
     k_init, k_shuffle = jax.random.split(key)
-    model = MLP(sizes, key=k_init)
-    opt = optax.adamw(learning_rate, weight_decay=weight_decay)
+    return fit_classifier(
+        MLP(sizes, key=k_init),
+        x,
+        y,
+        key=k_shuffle,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
+    )
+
+
+def fit_classifier(
+    model: eqx.Module,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    key: PRNGKeyArray,
+    epochs: int,
+    batch_size: int,
+    optimizer,
+) -> eqx.Module:
+    """Train any equinox classifier (one example in, logits out) with an optax
+    optimizer on cross-entropy, shuffled minibatches drawn with `key`; the
+    epoch loop is one `lax.scan` under one `jax.jit`."""
+    import optax
+
     params, static = eqx.partition(model, eqx.is_array)
-    opt_state = opt.init(params)
+    opt_state = optimizer.init(params)
     x, y = jnp.asarray(x), jnp.asarray(y)
     n_batches = len(y) // batch_size
 
@@ -66,7 +90,7 @@ def train_mlp(
     def batch_step(carry, idx):
         p, s = carry
         g = jax.grad(loss_fn)(p, x[idx], y[idx])
-        updates, s = opt.update(g, s, p)
+        updates, s = optimizer.update(g, s, p)
         return (optax.apply_updates(p, updates), s), None
 
     @jax.jit
@@ -82,5 +106,5 @@ def train_mlp(
     # optax mixes Python floats with its int32 step count; allow standard
     # promotion here even where a test suite runs JAX in strict mode.
     with jax.numpy_dtype_promotion("standard"):
-        params = run(params, opt_state, k_shuffle)
+        params = run(params, opt_state, key)
     return eqx.combine(params, static)
