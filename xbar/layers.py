@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import equinox as eqx
@@ -22,6 +23,19 @@ from .mapping import (
 )
 from .periphery import ADC, DAC
 from .solve import PRECISION, AbstractCircuit, IdealCircuit
+
+
+def _slice_tiles(xb: Crossbar, index) -> Crossbar:
+    """The crossbar with `index` applied to every per-cell state leaf, shaped
+    `(tiles_r, tiles_c, rows, cols)` (device parameters are left as they are)."""
+    shape = xb.grid + xb.tile_shape
+
+    def cut(a):
+        if eqx.is_array(a) and a.ndim == 4 and a.shape == shape:
+            return a[index]
+        return a
+
+    return Crossbar(xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit)
 
 
 class AnalogLinear(eqx.Module):
@@ -250,16 +264,7 @@ class AnalogLinear(eqx.Module):
             c = min(c, self.out_features * self.n_slices)
         if (r, c) == (rows, cols):
             return xb, u
-        shape = (tr, tc, rows, cols)
-
-        def cut(a):
-            if eqx.is_array(a) and a.ndim == 4 and a.shape == shape:
-                return a[:, :, :r, :c]
-            return a
-
-        xb = Crossbar(xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg),
-                      xb.circuit)
-        return xb, u[..., :r]
+        return _slice_tiles(xb, np.s_[:, :, :r, :c]), u[..., :r]
 
     def _read(self, dac: DAC, u, key):
         """`step` on the layer's tiles, skipping cells that cannot contribute
@@ -274,18 +279,7 @@ class AnalogLinear(eqx.Module):
         r_last = self.in_features - (tr - 1) * rows
         if not isinstance(xb.circuit, IdealCircuit) or tr == 1 or r_last == rows:
             return step(xb, dac, u, self.t_read_s, key=key)
-        shape = (tr,) + xb.grid[1:] + xb.tile_shape
-
-        def part(sl):
-            def cut(a):
-                if eqx.is_array(a) and a.ndim == 4 and a.shape == shape:
-                    return a[sl]
-                return a
-
-            return Crossbar(
-                xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit
-            )
-
+        part = functools.partial(_slice_tiles, xb)
         k_head, k_tail = (None, None) if key is None else jax.random.split(key)
         head = step(
             part(np.s_[: tr - 1]), dac, u[..., : tr - 1, :], self.t_read_s, key=k_head
