@@ -18,9 +18,9 @@ import json
 
 import jax
 import jax.numpy as jnp
+from timing import best_times
 
 import devices
-from xbar.timing import best_times
 
 # Independent normal draws per cell in one pulse update (the baseline draws
 # one): PCM redraws the drift exponent at every write besides the C2C noise.

@@ -17,10 +17,10 @@ import resource
 
 import jax
 import jax.numpy as jnp
+from timing import best_times
 
 import devices
 import xbar
-from xbar.timing import best_times
 
 
 def main(argv=None) -> list[dict]:

@@ -21,11 +21,11 @@ import resource
 
 import jax
 import jax.numpy as jnp
+from timing import best_times
 
 import devices
 from xbar import spiking as sp
-from xbar.neurons import LIF
-from xbar.timing import best_times
+from xbar.spiking.neurons import LIF
 
 
 def main(argv=None) -> list[dict]:

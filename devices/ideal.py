@@ -6,7 +6,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import AbstractDevice, AbstractDeviceState, as_param, check_bounds, check_range
+from .base import (
+    AbstractDevice,
+    AbstractDeviceState,
+    as_param,
+    check_bounds,
+    check_range,
+)
 
 
 class IdealState(AbstractDeviceState):

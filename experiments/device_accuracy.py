@@ -29,12 +29,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import (
+    experiment_main,
+    mnist_subset,
+    provenance,
+    save_figure,
+    write_json_atomic,
+)
 
 import devices
 import xbar
-from xbar.datasets import mnist_subset
-from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
-from xbar.train import accuracy, train_mlp
+from xbar.training.classifier import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = "rram_ag_asi_jo2010"

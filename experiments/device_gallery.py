@@ -28,15 +28,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import devices
-from xbar.results import (
+from common import (
     experiment_main,
     git_revision,
     package_versions,
     save_figure,
     write_json_atomic,
 )
+
+import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 

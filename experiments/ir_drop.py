@@ -32,18 +32,18 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import devices
-import xbar
-from xbar.datasets import mnist_subset
-from xbar.results import (
+from common import (
     experiment_main,
     git_revision,
+    mnist_subset,
     package_versions,
     save_figure,
     write_json_atomic,
 )
-from xbar.train import accuracy, train_mlp
+
+import devices
+import xbar
+from xbar.training.classifier import accuracy, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 

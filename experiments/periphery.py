@@ -12,7 +12,7 @@ Each (network, slices, encoding) is one `xbar.Sweep`: the ADC bits and full
 scales are arrays, so the whole ADC-bit sweep and its repeats are one
 compilation (the number of slices and the encoding set array shapes, so each
 combination compiles once; counts are recorded). Then an energy/latency
-breakdown per layer and component (`xbar.energy`) for one design point.
+breakdown per layer and component (`xbar.analysis.energy`) for one design point.
 Writes `figures/periphery.json` and `figures/periphery.png` (redrawn from the
 JSON by `--plot-only`).
 
@@ -31,13 +31,18 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import (
+    experiment_main,
+    mnist_subset,
+    provenance,
+    save_figure,
+    write_json_atomic,
+)
 
 import devices
 import xbar
-from xbar.datasets import mnist_subset
-from xbar.energy import CONSTANTS, EnergyModel, network_counts
-from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
-from xbar.train import accuracy, fit_classifier, train_mlp
+from xbar.analysis.energy import CONSTANTS, EnergyModel, network_counts
+from xbar.training.classifier import accuracy, fit_classifier, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 

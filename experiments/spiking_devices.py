@@ -37,13 +37,19 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import (
+    experiment_main,
+    mnist_subset,
+    provenance,
+    save_figure,
+    write_json_atomic,
+)
 
 import devices
-from xbar import spiking as sp, spiking_train as st
-from xbar.datasets import mnist_subset
-from xbar.neurons import LIF, AdaptiveLIF
-from xbar.plasticity import PairSTDP
-from xbar.results import experiment_main, provenance, save_figure, write_json_atomic
+from xbar import spiking as sp
+from xbar.spiking import training as st
+from xbar.spiking.neurons import LIF, AdaptiveLIF
+from xbar.spiking.plasticity import PairSTDP
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "spiking_devices"
@@ -136,7 +142,7 @@ def run(
     cfg["families"] = families
     dt = cfg["dt_s"]
     tiles = dict(tile_rows=cfg["tile"][0], tile_cols=cfg["tile"][1])
-    from xbar.periphery import DAC
+    from xbar.periphery.converters import DAC
 
     dac = DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"])
     x_tr, y_tr, x_te, y_te = mnist_subset(n_test=1000, seed=seed)

@@ -5,13 +5,22 @@ Silent dtype or rank promotion is an error in the whole suite, as in equinox's
 library fails loudly here instead of costing precision or memory later.
 """
 
+import sys
 import zlib
+from pathlib import Path
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The experiments' and benchmarks' shared tooling (`common`, `timing`) is not
+# part of the library; the scripts find it beside themselves, the tests here.
+_ROOT = Path(__file__).resolve().parents[1]
+for _d in ("experiments", "benchmarks"):
+    if str(_ROOT / _d) not in sys.path:
+        sys.path.append(str(_ROOT / _d))
 
 
 class GetKey:

@@ -19,8 +19,8 @@ from ngspice_netlist import netlist, nodal_matrix, run_ngspice
 
 import devices
 import xbar
-from xbar.circuit import Wires, solve_crossbar as _solve
-from xbar.circuit_fast import relax_crossbar as _relax
+from xbar.circuits.line_relaxation import relax_crossbar as _relax
+from xbar.circuits.nodal import Wires, solve_crossbar as _solve
 
 # Jitted once per shape: eager dispatch would compile every primitive separately.
 solve_crossbar = eqx.filter_jit(_solve)

@@ -451,7 +451,7 @@ def test_rram_sinh_iv_and_crossbar_currents(getkey):
     neg = dev.program(dev.init((1, 1, 3, 2), key=getkey()),
                       jnp.full((1, 1, 3, 2), 1e-8), key=getkey())
     vin = jnp.asarray([[0.1, 0.3, -0.2]])
-    mean, std = xbar.solve.current_stats(dev, pos, neg, vin, 0.0)
+    mean, std = xbar.circuits.ideal.current_stats(dev, pos, neg, vin, 0.0)
     gp, gn = np.asarray(pos.g[0, 0], np.float64), np.asarray(neg.g[0, 0], np.float64)
     vv = np.asarray(vin[0], np.float64)[:, None]
     expected = ((gp - gn) * 0.25 * np.sinh(vv / 0.25)).sum(axis=0)

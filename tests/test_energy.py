@@ -7,7 +7,7 @@ import pytest
 
 import devices
 import xbar
-from xbar.energy import CONSTANTS, EnergyModel, layer_counts, network_counts
+from xbar.analysis.energy import CONSTANTS, EnergyModel, layer_counts, network_counts
 
 G_MIN, G_MAX = 1e-6, 1e-4
 K = G_MAX - G_MIN  # siemens per unit weight (max |W| = 1)
@@ -130,7 +130,7 @@ def test_sparse_inputs_cost_less(getkey):
 
 
 def test_network_counts_mlp_and_conv(getkey):
-    from xbar.conv import AnalogConv2d
+    from xbar.nn.conv import AnalogConv2d
 
     conv = AnalogConv2d.from_weights(
         jax.random.normal(getkey(), (4, 1, 3, 3)),

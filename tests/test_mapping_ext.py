@@ -334,7 +334,7 @@ def test_impossible_configurations():
 
 @pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1)])
 def test_conv_equals_lax_conv(stride, padding, getkey):
-    from xbar.conv import AnalogConv2d
+    from xbar.nn.conv import AnalogConv2d
 
     w = jax.random.normal(getkey(), (6, 3, 3, 3), jnp.float32)
     b = jax.random.normal(getkey(), (6,), jnp.float32)
@@ -376,7 +376,7 @@ def test_conv_equals_lax_conv(stride, padding, getkey):
 
 
 def test_write_verify_ideal_reaches_tolerance(getkey):
-    from xbar.write_verify import write_verify
+    from xbar.mapping.write_verify import write_verify
 
     dev = devices.Ideal(n_states=100.0)
     step = (G_MAX - G_MIN) / 100
@@ -403,7 +403,7 @@ def test_write_verify_ideal_reaches_tolerance(getkey):
 
 
 def test_write_verify_reports_failures_on_noisy_device(getkey):
-    from xbar.write_verify import write_verify
+    from xbar.mapping.write_verify import write_verify
 
     # Cycle-to-cycle noise 3.5 % of the range per sqrt(pulse) against a 1 %
     # tolerance and 30 pulses: many cells cannot settle. No read noise, so a
@@ -439,8 +439,8 @@ def test_write_verify_reports_failures_on_noisy_device(getkey):
 
 
 def test_placement_by_hand():
-    from xbar.placement import Chip, place
-    from xbar.train import MLP
+    from xbar.analysis.placement import Chip, place
+    from xbar.training.classifier import MLP
 
     model = MLP([784, 256, 10], key=jax.random.key(0))
     chip = Chip(tile_rows=256, tile_cols=256, tiles_per_core=4, cores=4)

@@ -14,8 +14,8 @@ import pytest
 import devices
 import xbar
 from xbar import spiking as sp
-from xbar.neurons import LIF, AdaptiveLIF
-from xbar.plasticity import PairSTDP
+from xbar.spiking.neurons import LIF, AdaptiveLIF
+from xbar.spiking.plasticity import PairSTDP
 
 DT = 1e-3
 
@@ -454,7 +454,7 @@ def test_nir_import_matches_reference_and_round_trips(tmp_path, getkey):
     )
     path = tmp_path / "net.nir"
     nir.write(path, graph)
-    net = xbar.nir_io.from_nir(
+    net = xbar.spiking.nir.from_nir(
         nir.read(path),
         devices.Ideal(),
         key=getkey(),
@@ -476,9 +476,9 @@ def test_nir_import_matches_reference_and_round_trips(tmp_path, getkey):
     assert ref[1].sum() > 0 and ref[0].sum() > 0
 
     # Round trip: export ours, write, read, import: the same spikes.
-    exported = xbar.nir_io.to_nir(net)
+    exported = xbar.spiking.nir.to_nir(net)
     nir.write(tmp_path / "again.nir", exported)
-    net2 = xbar.nir_io.from_nir(
+    net2 = xbar.spiking.nir.from_nir(
         nir.read(tmp_path / "again.nir"),
         devices.Ideal(),
         key=getkey(),
@@ -491,6 +491,6 @@ def test_nir_import_matches_reference_and_round_trips(tmp_path, getkey):
     with pytest.raises(ValueError, match="Affine bias"):
         bad = dict(graph.nodes)
         bad["fc1"] = nir.Affine(weight=w1, bias=np.ones(16, np.float32))
-        xbar.nir_io.from_nir(
+        xbar.spiking.nir.from_nir(
             nir.NIRGraph(nodes=bad, edges=graph.edges), devices.Ideal(), key=getkey()
         )

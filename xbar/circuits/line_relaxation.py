@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .circuit import CellCurrent, Wires, _network, _operators, _tri_solve
+from xbar.circuits.nodal import CellCurrent, Wires, _network, _operators, _tri_solve
 
 
 def relax_crossbar(

@@ -20,7 +20,6 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, AbstractDeviceState
 
-
 # Full float32 products on every backend: XLA's default on recent NVIDIA GPUs
 # rounds float32 matmul inputs to TF32 (10-bit mantissa), an error of ~5e-4 of
 # full scale that would sit on top of a 10-bit ADC's quantization. On CPU this

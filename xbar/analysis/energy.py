@@ -36,9 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from devices.base import as_param, check_range
-
-from .layers import AnalogLinear
-from .solve import PRECISION
+from xbar.circuits.ideal import PRECISION
+from xbar.nn.linear import AnalogLinear
 
 CONSTANTS = {
     "adc_fom_j_per_step": (
@@ -346,9 +345,9 @@ def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
 
     Conv layers count per image: their per-patch counts times patches per image.
     """
-    from .conv import AnalogConv2d
-    from .layers import AnalogMLP
-    from .network import AnalogNetwork
+    from xbar.nn.conv import AnalogConv2d
+    from xbar.nn.linear import AnalogMLP
+    from xbar.nn.network import AnalogNetwork
 
     if isinstance(layers, AnalogNetwork):
         x, _ = layers._prepare(jnp.asarray(x))

@@ -29,10 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from devices.base import AbstractDevice
-
-from .neurons import LIF, AdaptiveLIF
-from .periphery import DAC
-from .spiking import SpikingLayer, SpikingNetwork, base_lif
+from xbar.periphery.converters import DAC
+from xbar.spiking.network import SpikingLayer, SpikingNetwork, base_lif
+from xbar.spiking.neurons import LIF, AdaptiveLIF
 
 
 def _scalar_or_array(x) -> np.ndarray:

@@ -33,13 +33,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, AbstractDeviceState, as_param, check_range
-
-from .array import Crossbar, program_crossbar, relax, step
-from .mapping import check_tile_shape, conductance_targets, from_tiles, to_tiles
-from .neurons import LIF, AdaptiveLIF, LIFState
-from .periphery import DAC
-from .plasticity import PairSTDP, STDPState
-from .solve import AbstractCircuit
+from xbar.array.crossbar import Crossbar, program_crossbar, relax, step
+from xbar.circuits.ideal import AbstractCircuit
+from xbar.mapping.tiling import (
+    check_tile_shape,
+    conductance_targets,
+    from_tiles,
+    to_tiles,
+)
+from xbar.periphery.converters import DAC
+from xbar.spiking.neurons import LIF, AdaptiveLIF, LIFState
+from xbar.spiking.plasticity import PairSTDP, STDPState
 
 Neuron = LIF | AdaptiveLIF
 

@@ -40,10 +40,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import as_param, check_range
-
-from .array import Crossbar
-from .mapping import to_tiles
-from .solve import PRECISION
+from xbar.array.crossbar import Crossbar
+from xbar.circuits.ideal import PRECISION
+from xbar.mapping.tiling import to_tiles
 
 
 class STDPState(eqx.Module):

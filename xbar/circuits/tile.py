@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from devices.base import check_range
-
-from .circuit import Wires, solve_crossbar
-from .circuit_fast import relax_crossbar
-from .solve import AbstractCircuit
+from xbar.circuits.ideal import AbstractCircuit
+from xbar.circuits.line_relaxation import relax_crossbar
+from xbar.circuits.nodal import Wires, solve_crossbar
 
 
 def _as_r(x):

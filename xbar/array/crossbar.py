@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, AbstractDeviceState
-
-from .periphery import DAC
-from .solve import AbstractCircuit, IdealCircuit, sample_currents
+from xbar.circuits.ideal import AbstractCircuit, IdealCircuit, sample_currents
+from xbar.periphery.converters import DAC
 
 
 class Crossbar(eqx.Module):

@@ -11,9 +11,8 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, check_range, concrete
-
-from .array import Crossbar, program_crossbar
-from .solve import AbstractCircuit
+from xbar.array.crossbar import Crossbar, program_crossbar
+from xbar.circuits.ideal import AbstractCircuit
 
 
 def check_tile_shape(tile_rows: int, tile_cols: int) -> None:

@@ -8,9 +8,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice
-
-from .layers import AnalogLinear, calibrate_adc
-from .solve import PRECISION
+from xbar.circuits.ideal import PRECISION
+from xbar.nn.linear import AnalogLinear, calibrate_adc
 
 
 def _pair(v, name) -> tuple[int, int]:

@@ -20,11 +20,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice
-
-from .conv import AnalogConv2d, _pair, calibrate_conv_adc
-from .layers import AnalogLinear, calibrate_adc
-from .periphery import ADC
-from .solve import PRECISION
+from xbar.circuits.ideal import PRECISION
+from xbar.nn.conv import AnalogConv2d, _pair, calibrate_conv_adc
+from xbar.nn.linear import AnalogLinear, calibrate_adc
+from xbar.periphery.converters import ADC
 
 
 def _check_params(params, input_shape) -> tuple[int, ...]:
@@ -193,7 +192,7 @@ class AnalogNetwork(eqx.Module):
         return x
 
     def __call__(
-        self, x: Float[Array, "..."], *, key: PRNGKeyArray | None = None
+        self, x: Float[Array, ...], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "*batch out"]:
         """The network's output (logits); `key=None` reads without noise."""
         keys = (
@@ -205,7 +204,7 @@ class AnalogNetwork(eqx.Module):
 
     def calibrate_adcs(
         self,
-        x: Float[Array, "..."],
+        x: Float[Array, ...],
         *,
         bits: int | None = 8,
         percentile: float = 99.9,
@@ -273,7 +272,7 @@ def _noise_free(layer, x):
 
 def digital_forward(
     params: Sequence[tuple[Array, Array | None]],
-    x: Float[Array, "..."],
+    x: Float[Array, ...],
     *,
     input_shape: Sequence[int],
     strides=1,

@@ -8,7 +8,7 @@ import math
 import equinox as eqx
 import numpy as np
 
-from .mapping import check_tile_shape, grid_shape, slice_layout
+from xbar.mapping.tiling import check_tile_shape, grid_shape, slice_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +107,8 @@ def layer_matrices(model) -> list[tuple[str, tuple[int, int]]]:
     `(out, in, kh, kw)` in a list."""
     import jax
 
-    from .conv import AnalogConv2d
-    from .layers import AnalogLinear
+    from xbar.nn.conv import AnalogConv2d
+    from xbar.nn.linear import AnalogLinear
 
     if isinstance(model, list | tuple) and all(
         hasattr(w, "shape") or isinstance(w, tuple) for w in model

@@ -1,4 +1,5 @@
-"""Reproducible results files: package versions, git revision, atomic writes."""
+"""What a results file records about its run (package versions, git revision,
+backend), and atomic writes so an interrupted run never leaves a truncated file."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def package_versions(packages=_PACKAGES) -> dict[str, str]:
 
 
 def git_revision(path: Path | str | None = None) -> str:
-    """The git commit checked out at `path` (default: this package's repo), or "unknown"."""
-    cwd = Path(path) if path is not None else Path(__file__).resolve().parents[1]
+    """The git commit checked out at `path` (default: this package's repo), or
+    "unknown"."""
+    cwd = Path(path) if path is not None else Path(__file__).resolve().parents[2]
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
@@ -62,36 +64,3 @@ def provenance() -> dict:
         "git_revision": git_revision(),
         "jax_backend": jax.default_backend(),
     }
-
-
-def experiment_main(argv, *, doc: str, name: str, run, plot, out_dir: Path):
-    """The command line every experiment shares: `--quick`, `--seed`,
-    `--out-dir` and `--plot-only` (redraw NAME.png from NAME.json).
-
-    Returns `run(quick=, seed=, out_dir=)`'s result, or None for `--plot-only`.
-    """
-    import argparse
-
-    p = argparse.ArgumentParser(description=doc.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=out_dir)
-    p.add_argument(
-        "--plot-only", action="store_true", help="redraw the figure from the results file"
-    )
-    args = p.parse_args(argv)
-    if args.plot_only:
-        plot(args.out_dir / f"{name}.json", args.out_dir / f"{name}.png")
-        return None
-    return run(quick=args.quick, seed=args.seed, out_dir=args.out_dir)
-
-
-def save_figure(fig, png_path: Path | str, dpi: int) -> None:
-    """Lay out, write (making the folder) and close a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=dpi)
-    plt.close(fig)

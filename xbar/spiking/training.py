@@ -25,11 +25,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from devices.base import AbstractDevice
-
-from .array import relax
-from .neurons import LIFState
-from .plasticity import PairSTDP
-from .spiking import Neuron, SpikingLayer, SpikingNetwork, rate_encode, run
+from xbar.array.crossbar import relax
+from xbar.spiking.network import Neuron, SpikingLayer, SpikingNetwork, rate_encode, run
+from xbar.spiking.neurons import LIFState
+from xbar.spiking.plasticity import PairSTDP
 
 
 def count_logits(
@@ -145,7 +144,7 @@ def _present(
     spikes = rate_encode(x_img[None], n_steps, key=k_enc, p_max=p_max)
     net = SpikingNetwork((layer,), dt_s)
     fresh = layer.neuron.init((1, layer.n_out))
-    from .spiking import init_state
+    from xbar.spiking.network import init_state
 
     st = init_state(
         net, (1,), t0_s=t_s, plasticity=(rule,) if rule is not None else None

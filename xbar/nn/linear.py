@@ -12,17 +12,16 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, as_param, check_range
-
-from .array import Crossbar, step
-from .mapping import (
+from xbar.array.crossbar import Crossbar, step
+from xbar.circuits.ideal import PRECISION, AbstractCircuit, IdealCircuit
+from xbar.mapping.tiling import (
     from_tiles,
     map_matrix,
     program_targets,
     slice_layout,
     sliced_targets,
 )
-from .periphery import ADC, DAC
-from .solve import PRECISION, AbstractCircuit, IdealCircuit
+from xbar.periphery.converters import ADC, DAC
 
 
 def _slice_tiles(xb: Crossbar, index) -> Crossbar:
@@ -63,7 +62,7 @@ class AnalogLinear(eqx.Module):
     crossbar: Crossbar
     dac: DAC
     adc: ADC
-    g_per_w: Float[Array, "..."]  # siemens per unit weight: scalar, or (tr, tc, groups)
+    g_per_w: Float[Array, ...]  # siemens per unit weight: scalar, or (tr, tc, groups)
     bias: Float[Array, " out"] | None
     x_max: Float[Array, ""]  # input full scale when input_scaling == "fixed"
     t_read_s: Float[Array, ""]  # seconds since programming at read
