@@ -133,6 +133,23 @@ class AbstractDevice(eqx.Module):
         instead of drawing a batch x rows x cols array (see DESIGN.md).
         """
 
+    def read_stats_pair(
+        self,
+        pos: AbstractDeviceState,
+        neg: AbstractDeviceState,
+        t_s: Float[Array, ""] | float,
+    ) -> tuple[
+        Float[Array, "*cells"],
+        Float[Array, "*cells"],
+        Float[Array, "*cells"],
+        Float[Array, "*cells"],
+    ]:
+        """`read_stats` of a differential pair's two arrays: `(g_pos, std_pos,
+        g_neg, std_neg)` at `t_s` seconds after programming."""
+        g_p, s_p = self.read_stats(pos, t_s)
+        g_n, s_n = self.read_stats(neg, t_s)
+        return g_p, s_p, g_n, s_n
+
     def read(
         self,
         state: AbstractDeviceState,

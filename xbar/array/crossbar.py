@@ -58,6 +58,16 @@ class Crossbar(eqx.Module):
         stats = self.circuit.current_stats(self.device, self.pos, self.neg, v, t_s)
         return sample_currents(stats, key)
 
+    def read_stats(self, t_s):
+        """Mean and std (S) of the G+ and G- cells at `t_s` after programming:
+        `(g_pos, std_pos, g_neg, std_neg)`, each `(tiles_r, tiles_c, rows, cols)`."""
+        return self.device.read_stats_pair(self.pos, self.neg, t_s)
+
+    def weights_g(self, t_s):
+        """Noise-free differential conductance `G+ - G-` (S) of every cell at `t_s`."""
+        g_p, _, g_n, _ = self.read_stats(t_s)
+        return g_p - g_n
+
     def map_states(self, fn) -> Crossbar:
         """A crossbar whose G+ and G- states are `fn(state)` (e.g. relax by dt)."""
         return Crossbar(self.device, fn(self.pos), fn(self.neg), self.circuit)
