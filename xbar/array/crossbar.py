@@ -63,7 +63,7 @@ class Crossbar(eqx.Module):
         `(g_pos, std_pos, g_neg, std_neg)`, each `(tiles_r, tiles_c, rows, cols)`."""
         return self.device.read_stats_pair(self.pos, self.neg, t_s)
 
-    def weights_g(self, t_s):
+    def differential_g(self, t_s):
         """Noise-free differential conductance `G+ - G-` (S) of every cell at `t_s`."""
         g_p, _, g_n, _ = self.read_stats(t_s)
         return g_p - g_n
