@@ -7,13 +7,14 @@ A card is a JSON object::
      "parameters": {"g_max": {"value": 3.8462e-8, "unit": "S", "source": "key",
                               "provenance": "R", "note": "..."}}}
 
-Provenance tags follow `shared/reference/devices.md`: R (read from the source),
-D (derived; the note gives the formula), U (recalled, unchecked), A (our
-modelling assumption).
+Provenance tags (docs/devices.md explains them and every card): R (read from
+the cited source), D (derived from R numbers; the note gives the formula), U
+(recalled from the literature, unchecked), A (our modelling assumption).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import cache
 from pathlib import Path
@@ -86,13 +87,40 @@ def from_card(cls, name: str, overrides: dict):
     then `overrides` on top; fields the card lacks keep their defaults.
 
     Raises:
-        ValueError: an override names no field of `cls` (the message lists them).
+        ValueError: the card is of another model than `cls` (the message names
+            the card, its model and `cls`, and lists the cards that fit `cls`);
+            the card and `overrides` together lack a field `cls` requires; or
+            an override names no field of `cls` (the message lists them).
     """
-    values = card_values(name)
-    fields = list(cls.__dataclass_fields__)
+    card = load_card(name)
+    name = card.get("name", name)
+    model = card.get("model")
+    fits = [kls.__name__ for kls in cls.__mro__]
+    if model is not None and model not in fits:
+        raise ValueError(
+            f"card {name!r} has model {model!r}, not {cls.__name__!r}: "
+            f"{cls.__name__}.from_card needs one of the {cls.__name__} cards "
+            f"{available_cards(cls.__name__)} (or {model}.from_card({name!r}))"
+        )
+    values = {k: p["value"] for k, p in card["parameters"].items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(overrides) - set(fields)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; fields: {fields}")
+        raise ValueError(
+            f"unknown {cls.__name__} fields {sorted(unknown)}; fields: {list(fields)}"
+        )
     kwargs = {f: values[f] for f in fields if f in values}
     kwargs.update(overrides)
+    missing = [
+        f.name for f in fields.values()
+        if f.init and f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(
+            f"card {name!r} lacks the {cls.__name__} fields {missing}: give them "
+            f"as keywords, or use one of the {cls.__name__} cards "
+            f"{available_cards(cls.__name__)}"
+        )
     return cls(**kwargs)

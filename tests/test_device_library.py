@@ -485,6 +485,37 @@ def test_bad_configuration_names_the_field(build, field):
         build()
 
 
+@pytest.mark.parametrize(
+    "cls, card",
+    [
+        (devices.RRAM, "pcm_joshi2020"),
+        (devices.RRAM, "perovskite_mapbi3_poddar"),  # has every RRAM field
+        (devices.PCM, "rram_ag_asi_jo2010"),
+        (devices.Perovskite, "ionic_ecram_tang2018"),
+        (devices.IonicSynapse, "perovskite_cspbbr3_john2022"),
+    ],
+)
+def test_card_of_another_model_is_refused(cls, card):
+    model = devices.load_card(card)["model"]
+    with pytest.raises(ValueError) as info:
+        cls.from_card(card)
+    msg = str(info.value)
+    # The card, its model, the class asked, and every card that fits it.
+    for s in (card, model, cls.__name__, *devices.available_cards(cls.__name__)):
+        assert s in msg, (s, msg)
+
+
+def test_card_file_lacking_fields_names_them(tmp_path):
+    card = devices.load_card("rram_ag_asi_jo2010")
+    del card["model"], card["parameters"]["a_ltd"], card["parameters"]["p_max_ltd"]
+    path = devices.write_card(card, tmp_path / "mine.json")
+    with pytest.raises(ValueError, match="a_ltd") as info:
+        devices.RRAM.from_card(str(path))
+    assert "p_max_ltd" in str(info.value)
+    dev = devices.RRAM.from_card(str(path), a_ltd=-0.2, p_max_ltd=100)
+    assert float(dev.p_max_ltd) == 100.0
+
+
 def test_unknown_card_and_unknown_field():
     with pytest.raises(ValueError, match="pcm_joshi2020"):
         devices.PCM.from_card("no_such_card")
