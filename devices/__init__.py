@@ -3,6 +3,12 @@
 from .base import (
     AbstractDevice as AbstractDevice,
     AbstractDeviceState as AbstractDeviceState,
+    VolatileState as VolatileState,
+)
+from .cached import (
+    CachedRead as CachedRead,
+    CachedReadState as CachedReadState,
+    cache_reads as cache_reads,
 )
 from .cards import (
     available_cards as available_cards,
@@ -31,11 +37,12 @@ from .ionic import (
     IonicSynapse as IonicSynapse,
     linear_step_response as linear_step_response,
 )
-from .memristor import (
-    RRAM as RRAM,
-    RRAMState as RRAMState,
+from .memristor import RRAM as RRAM, RRAMState as RRAMState
+from .nonlinear import (
+    AbstractNLDevice as AbstractNLDevice,
     nl_curve as nl_curve,
     nl_curve_inverse as nl_curve_inverse,
+    nl_pulse_update as nl_pulse_update,
     nl_step as nl_step,
 )
 from .pcm import (

@@ -11,7 +11,8 @@ key wherever randomness enters, so they compose with `jax.jit` and `jax.vmap`
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+import dataclasses
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -19,10 +20,52 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+Scalar = Float[Array, ""]
+
 
 def as_param(x) -> Array:
     """Converter for sweepable scalar parameters: a float32 JAX array leaf."""
     return jnp.asarray(x, dtype=jnp.float32)
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    nonzero: bool = False,
+    unit: str = "",
+) -> Any:
+    """A sweepable scalar parameter field with its valid range.
+
+    Stored as a float32 JAX array leaf (so a sweep can vmap over a stacked
+    device); required unless `default` is given. `ge`/`gt` and `le`/`lt` bound
+    it below and above (inclusive / exclusive), `nonzero` excludes 0; every
+    `AbstractDevice` checks its fields against these at construction
+    (`check_fields`) and names the field that is out of range.
+    """
+    rule = dict(lo=gt if ge is None else ge, hi=lt if le is None else le,
+                lo_open=gt is not None, hi_open=lt is not None, unit=unit)
+    return eqx.field(converter=as_param, default=default,
+                     metadata={"range": rule, "nonzero": nonzero})
+
+
+def check_fields(module: eqx.Module) -> None:
+    """Check every field declared with `param` against its range (on concrete
+    values; skipped while tracing). Raises a `ValueError` naming the field."""
+    for f in dataclasses.fields(module):
+        rule = f.metadata.get("range")
+        if rule is None:
+            continue
+        value = getattr(module, f.name)
+        check_range(f.name, value, **rule)
+        v = concrete(value)
+        if f.metadata["nonzero"] and v is not None and np.any(v == 0):
+            raise ValueError(
+                f"{f.name} must be a finite nonzero number; got {f.name}={v}"
+            )
 
 
 def concrete(x) -> np.ndarray | None:
@@ -69,6 +112,36 @@ def check_bounds(g_min, g_max) -> None:
         )
 
 
+def noisy_target(g_target, shape, g_min, g_max, sigma, key: PRNGKeyArray):
+    """`g_target` clipped to `[g_min, g_max]` and broadcast to `shape`, plus
+    Gaussian programming error of std `sigma` (S), clipped again: one-shot
+    programming of a cell whose write lands anywhere near the target."""
+    g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), g_min, g_max)
+    g_t = jnp.broadcast_to(g_t, shape)
+    g = g_t + sigma * jax.random.normal(key, g_t.shape, jnp.float32)
+    return jnp.clip(g, g_min, g_max)
+
+
+def decay(v, dt_s, tau_s):
+    """Exponential relaxation of a volatile component, v exp(-dt / tau).
+
+    E-VOL with beta = 1 (the only Markovian case: relaxing by dt1 then dt2
+    equals relaxing by dt1 + dt2).
+    """
+    return v * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
+
+
+def _format_value(v) -> str:
+    """A field value for `AbstractDevice.__repr__`: scalars by value, arrays
+    by dtype and shape, anything else by its repr."""
+    if isinstance(v, (jax.Array, np.ndarray, np.generic)):
+        c = concrete(v)
+        if c is not None and c.ndim == 0:
+            return f"{c.item():.6g}"
+        return eqx.tree_pformat(v)  # e.g. f32[8] (stacked for a sweep), or traced
+    return repr(v)
+
+
 class AbstractDeviceState(eqx.Module):
     """State of an array of cells. Every state has the conductance `g` (S).
 
@@ -77,6 +150,21 @@ class AbstractDeviceState(eqx.Module):
     """
 
     g: eqx.AbstractVar[Float[Array, "*cells"]]
+
+
+class VolatileState(AbstractDeviceState):
+    """State of cells with a non-volatile and a volatile conductance (ionic and
+    perovskite synapses); subclasses add the volatile pulse counts and the
+    per-device parameters.
+
+    Attributes:
+        g: conductance read now, `clip(w + v, g_min, g_max)` (S), with `v` the
+            volatile conductance, which decays under `relax`.
+        w: non-volatile conductance (S).
+    """
+
+    g: Float[Array, "*cells"]
+    w: Float[Array, "*cells"]
 
 
 class AbstractDevice(eqx.Module):
@@ -93,6 +181,21 @@ class AbstractDevice(eqx.Module):
     # Whether `current` is linear in the voltage (I = g V). Solvers use a matrix
     # product for linear cells and the elementwise I-V otherwise.
     linear_iv: ClassVar[bool] = True
+
+    def __repr__(self) -> str:
+        """`RRAM(g_min=3.0769e-09, g_max=3.8462e-08, ..., iv='linear')`: every
+        field with its value (a stacked, swept parameter shows as `f32[n]`)."""
+        fields = (
+            f"{f.name}={_format_value(getattr(self, f.name))}"
+            for f in dataclasses.fields(self)
+            if f.repr and hasattr(self, f.name)
+        )
+        return f"{type(self).__name__}({', '.join(fields)})"
+
+    def __check_init__(self):
+        # Runs for every device after the subclass's own checks.
+        check_bounds(self.g_min, self.g_max)
+        check_fields(self)
 
     @abc.abstractmethod
     def init(self, shape: tuple[int, ...], *, key: PRNGKeyArray) -> AbstractDeviceState:
@@ -119,7 +222,8 @@ class AbstractDevice(eqx.Module):
         *,
         key: PRNGKeyArray,
     ) -> AbstractDeviceState:
-        """Apply signed pulse counts (+ potentiate, - depress), bounded in [g_min, g_max]."""
+        """Apply signed pulse counts (+ potentiate, - depress), bounded in
+        [g_min, g_max]."""
 
     @abc.abstractmethod
     def read_stats(
@@ -130,7 +234,9 @@ class AbstractDevice(eqx.Module):
         The mean includes drift/relaxation; the std is the read noise of one read,
         independent between reads and between cells. Splitting the read this way
         lets a crossbar add read noise to column currents with one extra matmul
-        instead of drawing a batch x rows x cols array (see DESIGN.md).
+        instead of drawing a batch x rows x cols array: the reads of different
+        cells are independent Gaussians, so a column current `sum_i g_i v_i`
+        is Gaussian with mean `v @ mean` and variance `v**2 @ std**2`.
         """
 
     def read_stats_pair(

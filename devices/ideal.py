@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import (
-    AbstractDevice,
-    AbstractDeviceState,
-    as_param,
-    check_bounds,
-    check_range,
-)
+from .base import AbstractDevice, AbstractDeviceState, Scalar, param
 
 
 class IdealState(AbstractDeviceState):
@@ -32,13 +25,9 @@ class Ideal(AbstractDevice):
         n_states: pulses from g_min to g_max, > 0.
     """
 
-    g_min: Float[Array, ""] = eqx.field(converter=as_param, default=1e-6)
-    g_max: Float[Array, ""] = eqx.field(converter=as_param, default=1e-4)
-    n_states: Float[Array, ""] = eqx.field(converter=as_param, default=1000.0)
-
-    def __check_init__(self):
-        check_bounds(self.g_min, self.g_max)
-        check_range("n_states", self.n_states, 0.0, lo_open=True)
+    g_min: Scalar = param(1e-6)
+    g_max: Scalar = param(1e-4)
+    n_states: Scalar = param(1000.0, gt=0.0)
 
     def init(self, shape, *, key: PRNGKeyArray | None = None) -> IdealState:
         del key

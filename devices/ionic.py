@@ -9,16 +9,16 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
     AbstractDevice,
-    AbstractDeviceState,
-    as_param,
-    check_bounds,
-    check_range,
+    Scalar,
+    VolatileState,
+    decay,
+    noisy_target,
+    param,
 )
 from .cards import from_card
-from .perovskite import decay
 
 
-class IonicState(AbstractDeviceState):
+class IonicState(VolatileState):
     """State of an array of ionic cells.
 
     Attributes:
@@ -32,8 +32,6 @@ class IonicState(AbstractDeviceState):
         gamma_up, gamma_dn: per-device soft-bound strength.
     """
 
-    g: Float[Array, "*cells"]
-    w: Float[Array, "*cells"]
     q: Float[Array, "*cells"]
     dx_up: Float[Array, "*cells"]
     dx_dn: Float[Array, "*cells"]
@@ -96,36 +94,22 @@ class IonicSynapse(AbstractDevice):
         vol_step: volatile step per pulse, fraction of the range, in [0, 1].
         tau_s: volatile time constant (s), > 0.
 
-    References: see the cards `ionic_*`.
+    References: the cards `ionic_*` and docs/devices.md.
     """
 
-    g_min: Float[Array, ""] = eqx.field(converter=as_param)
-    g_max: Float[Array, ""] = eqx.field(converter=as_param)
-    dx: Float[Array, ""] = eqx.field(converter=as_param)
-    gamma_up: Float[Array, ""] = eqx.field(converter=as_param)
-    gamma_dn: Float[Array, ""] = eqx.field(converter=as_param)
-    x_ref: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_c2c: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_gamma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_read: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_prog: Float[Array, ""] = eqx.field(converter=as_param)
-    vol_step: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    tau_s: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
-
-    def __check_init__(self):
-        check_bounds(self.g_min, self.g_max)
-        check_range("dx", self.dx, 0.0, 1.0)
-        check_range("gamma_up", self.gamma_up, 0.0)
-        check_range("gamma_dn", self.gamma_dn, 0.0)
-        check_range("x_ref", self.x_ref, 0.0, 1.0, lo_open=True, hi_open=True)
-        check_range("sigma_c2c", self.sigma_c2c, 0.0)
-        check_range("sigma_d2d", self.sigma_d2d, 0.0, 1.0, hi_open=True)
-        check_range("sigma_gamma_d2d", self.sigma_gamma_d2d, 0.0)
-        check_range("sigma_read", self.sigma_read, 0.0)
-        check_range("sigma_prog", self.sigma_prog, 0.0)
-        check_range("vol_step", self.vol_step, 0.0, 1.0)
-        check_range("tau_s", self.tau_s, 0.0, lo_open=True, unit="s")
+    g_min: Scalar = param()
+    g_max: Scalar = param()
+    dx: Scalar = param(ge=0.0, le=1.0)
+    gamma_up: Scalar = param(ge=0.0)
+    gamma_dn: Scalar = param(ge=0.0)
+    x_ref: Scalar = param(gt=0.0, lt=1.0)
+    sigma_c2c: Scalar = param(ge=0.0)
+    sigma_d2d: Scalar = param(ge=0.0, lt=1.0)
+    sigma_gamma_d2d: Scalar = param(ge=0.0)
+    sigma_read: Scalar = param(ge=0.0)
+    sigma_prog: Scalar = param(ge=0.0)
+    vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
+    tau_s: Scalar = param(1.0, gt=0.0, unit="s")
 
     @classmethod
     def from_card(cls, name: str = "ionic_ecram_tang2018", **overrides):
@@ -150,11 +134,8 @@ class IonicSynapse(AbstractDevice):
         return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
 
     def program(self, state, g_target, *, key: PRNGKeyArray) -> IonicState:
-        g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max)
-        g_t = jnp.broadcast_to(g_t, state.g.shape)
-        noise = self.sigma_prog * (self.g_max - self.g_min)
-        w = g_t + noise * jax.random.normal(key, g_t.shape, jnp.float32)
-        w = jnp.clip(w, self.g_min, self.g_max)
+        w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
+                         self.sigma_prog * (self.g_max - self.g_min), key)
         return self._with(state, w, jnp.zeros_like(w))
 
     def update(self, state, pulses, *, key: PRNGKeyArray) -> IonicState:

@@ -8,15 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import (
-    AbstractDevice,
-    AbstractDeviceState,
-    as_param,
-    check_bounds,
-    check_range,
-    concrete,
-)
+from .base import AbstractDeviceState, Scalar, concrete, param
 from .cards import from_card
+from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
 
 
 class RRAMState(AbstractDeviceState):
@@ -36,38 +30,7 @@ class RRAMState(AbstractDeviceState):
     stuck: Float[Array, "*cells"] | None = None
 
 
-def nl_curve(p, p_max, a, g_min, g_max):
-    """NeuroSim pulse response G(P) = B (1 - exp(-P/A)) + G_min, A = a P_max.
-
-    B = (G_max - G_min) / (1 - exp(-P_max/A)), so G(0) = G_min and
-    G(P_max) = G_max. `a > 0` saturates (concave), `a < 0` is convex.
-    """
-    big_a = a * p_max
-    b = (g_max - g_min) / -jnp.expm1(-p_max / big_a)
-    return b * -jnp.expm1(-p / big_a) + g_min
-
-
-def nl_step(g, n, p_max, a, g_min, g_max):
-    """Conductance after `n` pulses along the curve of `nl_curve` from `g`.
-
-    `G(P + n) = c - (c - G(P)) e^{-n/A}` with `c = B + G_min`, so the step
-    needs no inversion of the curve: `g + (c - g)(1 - e^{-n/A})` (equal to
-    `nl_curve(nl_curve_inverse(g) + n)`, with two transcendental functions
-    instead of four).
-    """
-    big_a = a * p_max
-    c = (g_max - g_min) / -jnp.expm1(-p_max / big_a) + g_min
-    return g + (c - g) * -jnp.expm1(-n / big_a)
-
-
-def nl_curve_inverse(g, p_max, a, g_min, g_max):
-    """Pulse number P at which the curve of `nl_curve` reaches `g`."""
-    big_a = a * p_max
-    b = (g_max - g_min) / -jnp.expm1(-p_max / big_a)
-    return -big_a * jnp.log1p(-(g - g_min) / b)
-
-
-class RRAM(AbstractDevice):
+class RRAM(AbstractNLDevice):
     """Pulse-programmed filamentary RRAM (NeuroSim nonlinear-update model).
 
     Potentiation moves `n` pulses up the LTP curve and depression `n` pulses
@@ -93,14 +56,15 @@ class RRAM(AbstractDevice):
       (Yakopcic / Stanford-model form); solvers then use the elementwise I-V.
 
     Args:
-        g_min, g_max: conductance bounds (S), 0 <= g_min < g_max.
-        p_max_ltp, p_max_ltd: pulses spanning the full range (> 0).
-        a_ltp, a_ltd: nonlinearity, nonzero; |a| large is linear (NeuroSim's
-            lookup maps the NL label to `a`, e.g. NL 2.4 -> 0.499).
-        sigma_c2c: cycle-to-cycle std per sqrt(pulse), fraction of the range.
-        sigma_d2d: relative device-to-device std of `a`, in [0, 1).
-        sigma_read: relative std of one read, >= 0.
-        sigma_prog: programming error std, fraction of the range, >= 0.
+        g_min, g_max, p_max_ltp, p_max_ltd, a_ltp, a_ltd, sigma_c2c, sigma_d2d,
+            sigma_read, sigma_prog: the NeuroSim set (see `AbstractNLDevice`).
+        p_stuck_on, p_stuck_off: stuck-at probabilities, each in [0, 1] with
+            sum <= 1; > 0 needs `faults=True`.
+        retention_m: E-LOG relaxation per ln-unit of time, fraction of the range.
+        retention_t0_s: relaxation time scale (s), > 0.
+        v0: sinh I-V voltage scale (V), > 0.
+        iv: "linear" or "sinh" (static).
+        faults: whether `init` draws the stuck-at map (static).
 
     References:
         P.-Y. Chen, X. Peng, S. Yu, "NeuroSim: a circuit-level macro model for
@@ -108,21 +72,11 @@ class RRAM(AbstractDevice):
         IEEE TCAD 37(12), 3067 (2018), doi 10.1109/TCAD.2018.2789723.
     """
 
-    g_min: Float[Array, ""] = eqx.field(converter=as_param)
-    g_max: Float[Array, ""] = eqx.field(converter=as_param)
-    p_max_ltp: Float[Array, ""] = eqx.field(converter=as_param)
-    p_max_ltd: Float[Array, ""] = eqx.field(converter=as_param)
-    a_ltp: Float[Array, ""] = eqx.field(converter=as_param)
-    a_ltd: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_c2c: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_read: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_prog: Float[Array, ""] = eqx.field(converter=as_param)
-    p_stuck_on: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    p_stuck_off: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    retention_m: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    retention_t0_s: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
-    v0: Float[Array, ""] = eqx.field(converter=as_param, default=0.25)
+    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
+    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
+    retention_m: Scalar = param(0.0)
+    retention_t0_s: Scalar = param(1.0, gt=0.0, unit="s")
+    v0: Scalar = param(0.25, gt=0.0, unit="V")
     iv: str = eqx.field(static=True, default="linear")
     faults: bool = eqx.field(static=True, default=False)
 
@@ -130,23 +84,7 @@ class RRAM(AbstractDevice):
     def linear_iv(self) -> bool:  # type: ignore[override]
         return self.iv == "linear"
 
-    def __check_init__(self):
-        check_bounds(self.g_min, self.g_max)
-        check_range("p_max_ltp", self.p_max_ltp, 0.0, lo_open=True, unit="pulses")
-        check_range("p_max_ltd", self.p_max_ltd, 0.0, lo_open=True, unit="pulses")
-        for name in ("a_ltp", "a_ltd"):
-            a = concrete(getattr(self, name))
-            if a is not None and (not jnp.all(jnp.isfinite(a)) or (a == 0).any()):
-                raise ValueError(
-                    f"{name} must be a finite nonzero number (|a| large is linear); "
-                    f"got {name}={a}"
-                )
-        check_range("sigma_c2c", self.sigma_c2c, 0.0)
-        check_range("sigma_d2d", self.sigma_d2d, 0.0, 1.0, hi_open=True)
-        check_range("sigma_read", self.sigma_read, 0.0)
-        check_range("sigma_prog", self.sigma_prog, 0.0)
-        check_range("p_stuck_on", self.p_stuck_on, 0.0, 1.0)
-        check_range("p_stuck_off", self.p_stuck_off, 0.0, 1.0)
+    def __check_init__(self):  # each field's own range: AbstractDevice
         on, off = concrete(self.p_stuck_on), concrete(self.p_stuck_off)
         if on is not None and off is not None and np.any(on + off > 1.0):
             raise ValueError(
@@ -159,8 +97,6 @@ class RRAM(AbstractDevice):
                 "p_stuck_on/p_stuck_off > 0 need faults=True (a static switch that "
                 "adds the fault map to the state); got faults=False"
             )
-        check_range("retention_t0_s", self.retention_t0_s, 0.0, lo_open=True, unit="s")
-        check_range("v0", self.v0, 0.0, lo_open=True, unit="V")
         if self.iv not in ("linear", "sinh"):
             raise ValueError(
                 f"iv must be one of ['linear', 'sinh']; got iv={self.iv!r}"
@@ -174,9 +110,7 @@ class RRAM(AbstractDevice):
     # -- state ---------------------------------------------------------------
 
     def init(self, shape, *, key: PRNGKeyArray) -> RRAMState:
-        k1, k2 = jax.random.split(key)
-        xi1 = jax.random.normal(k1, shape, jnp.float32)
-        xi2 = jax.random.normal(k2, shape, jnp.float32)
+        a_ltp, a_ltd = self.draw_nonlinearity(shape, key)
         stuck = None
         if self.faults:
             # Fresh key for the fault map, so switching faults on leaves the
@@ -186,13 +120,8 @@ class RRAM(AbstractDevice):
                 u < self.p_stuck_on, 1.0,
                 jnp.where(u < self.p_stuck_on + self.p_stuck_off, -1.0, 0.0),
             ).astype(jnp.float32)
-        # |1 + sigma xi| keeps each cell's curvature sign; sigma_d2d < 1.
-        state = RRAMState(
-            g=jnp.full(shape, self.g_min, jnp.float32),
-            a_ltp=self.a_ltp * jnp.abs(1.0 + self.sigma_d2d * xi1),
-            a_ltd=self.a_ltd * jnp.abs(1.0 + self.sigma_d2d * xi2),
-            stuck=stuck,
-        )
+        state = RRAMState(g=jnp.full(shape, self.g_min, jnp.float32),
+                          a_ltp=a_ltp, a_ltd=a_ltd, stuck=stuck)
         return self._pin(state, state.g)
 
     def _pin(self, state: RRAMState, g) -> RRAMState:
@@ -225,15 +154,7 @@ class RRAM(AbstractDevice):
 
     def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        g0 = jnp.clip(state.g, self.g_min, self.g_max)
-        up = n > 0
-        p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
-        a = jnp.where(up, state.a_ltp, state.a_ltd)
-        g = nl_step(g0, n, p_max, a, self.g_min, self.g_max)
-        c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(jnp.abs(n))
-        g = g + c2c * jax.random.normal(key, g.shape, jnp.float32)
-        g = jnp.where(n == 0, state.g, jnp.clip(g, self.g_min, self.g_max))
-        return self._pin(state, g)
+        return self._pin(state, self.nl_move(state.g, n, state.a_ltp, state.a_ltd, key))
 
     def read_stats(self, state: RRAMState, t_s=0.0):
         g = state.g

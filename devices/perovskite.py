@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import (
-    AbstractDevice,
-    AbstractDeviceState,
-    as_param,
-    check_bounds,
-    check_range,
-    concrete,
-)
+from .base import Scalar, VolatileState, decay, noisy_target, param
 from .cards import from_card
-from .memristor import nl_step
+from .nonlinear import AbstractNLDevice
 
 
-class PerovskiteState(AbstractDeviceState):
+class PerovskiteState(VolatileState):
     """State of an array of perovskite cells.
 
     Attributes:
@@ -32,21 +24,10 @@ class PerovskiteState(AbstractDeviceState):
         a_ltp, a_ltd: per-device nonlinearity (device-to-device variation).
     """
 
-    g: Float[Array, "*cells"]
-    w: Float[Array, "*cells"]
     q_e: Float[Array, "*cells"]
     q_o: Float[Array, "*cells"]
     a_ltp: Float[Array, "*cells"]
     a_ltd: Float[Array, "*cells"]
-
-
-def decay(v, dt_s, tau_s):
-    """Exponential relaxation of a volatile component, v exp(-dt / tau).
-
-    E-VOL with beta = 1 (the only Markovian case: relaxing by dt1 then dt2
-    equals relaxing by dt1 + dt2).
-    """
-    return v * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
 
 
 def paired_pulse_facilitation(dt_s, c1, tau_s):
@@ -54,16 +35,7 @@ def paired_pulse_facilitation(dt_s, c1, tau_s):
     return 1.0 + c1 * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
 
 
-def _check_a(name, value):
-    a = concrete(value)
-    if a is not None and (not jnp.all(jnp.isfinite(a)) or (a == 0).any()):
-        raise ValueError(
-            f"{name} must be a finite nonzero number (|a| large is linear); "
-            f"got {name}={a}"
-        )
-
-
-class Perovskite(AbstractDevice):
+class Perovskite(AbstractNLDevice):
     """Halide-perovskite synapse with a non-volatile and a volatile component.
 
     The non-volatile conductance `w` moves along the NeuroSim curves (E-NL):
@@ -82,46 +54,21 @@ class Perovskite(AbstractDevice):
     volatile (photo-generated) conductance.
 
     Args:
-        g_min, g_max: conductance bounds (S).
-        p_max_ltp, p_max_ltd, a_ltp, a_ltd: E-NL pulse response (a nonzero).
-        sigma_c2c, sigma_d2d, sigma_read, sigma_prog: as in `RRAM`.
+        g_min, g_max, p_max_ltp, p_max_ltd, a_ltp, a_ltd, sigma_c2c, sigma_d2d,
+            sigma_read, sigma_prog: the NeuroSim set of the non-volatile part
+            (see `AbstractNLDevice`).
         vol_step: volatile conductance per pulse, fraction of the range, >= 0.
         tau_s: volatile decay time constant (s), > 0.
         opt_step: non-volatile LTP-pulse equivalents per light pulse, >= 0.
         opt_vol_step: volatile conductance per light pulse, fraction, >= 0.
 
-    References: see the cards `perovskite_*`.
+    References: the cards `perovskite_*` and docs/devices.md.
     """
 
-    g_min: Float[Array, ""] = eqx.field(converter=as_param)
-    g_max: Float[Array, ""] = eqx.field(converter=as_param)
-    p_max_ltp: Float[Array, ""] = eqx.field(converter=as_param)
-    p_max_ltd: Float[Array, ""] = eqx.field(converter=as_param)
-    a_ltp: Float[Array, ""] = eqx.field(converter=as_param)
-    a_ltd: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_c2c: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_d2d: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_read: Float[Array, ""] = eqx.field(converter=as_param)
-    sigma_prog: Float[Array, ""] = eqx.field(converter=as_param)
-    vol_step: Float[Array, ""] = eqx.field(converter=as_param)
-    tau_s: Float[Array, ""] = eqx.field(converter=as_param)
-    opt_step: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    opt_vol_step: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-
-    def __check_init__(self):
-        check_bounds(self.g_min, self.g_max)
-        check_range("p_max_ltp", self.p_max_ltp, 0.0, lo_open=True, unit="pulses")
-        check_range("p_max_ltd", self.p_max_ltd, 0.0, lo_open=True, unit="pulses")
-        _check_a("a_ltp", self.a_ltp)
-        _check_a("a_ltd", self.a_ltd)
-        check_range("sigma_c2c", self.sigma_c2c, 0.0)
-        check_range("sigma_d2d", self.sigma_d2d, 0.0, 1.0, hi_open=True)
-        check_range("sigma_read", self.sigma_read, 0.0)
-        check_range("sigma_prog", self.sigma_prog, 0.0)
-        check_range("vol_step", self.vol_step, 0.0, 1.0)
-        check_range("tau_s", self.tau_s, 0.0, lo_open=True, unit="s")
-        check_range("opt_step", self.opt_step, 0.0)
-        check_range("opt_vol_step", self.opt_vol_step, 0.0, 1.0)
+    vol_step: Scalar = param(ge=0.0, le=1.0)
+    tau_s: Scalar = param(gt=0.0, unit="s")
+    opt_step: Scalar = param(0.0, ge=0.0)
+    opt_vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
 
     @classmethod
     def from_card(cls, name: str = "perovskite_mapbi3_poddar", **overrides):
@@ -129,16 +76,10 @@ class Perovskite(AbstractDevice):
         return from_card(cls, name, overrides)
 
     def init(self, shape, *, key: PRNGKeyArray) -> PerovskiteState:
-        k1, k2 = jax.random.split(key)
-        xi1 = jax.random.normal(k1, shape, jnp.float32)
-        xi2 = jax.random.normal(k2, shape, jnp.float32)
+        a_ltp, a_ltd = self.draw_nonlinearity(shape, key)
         g = jnp.full(shape, self.g_min, jnp.float32)
-        return PerovskiteState(
-            g=g, w=g, q_e=jnp.zeros(shape, jnp.float32),
-            q_o=jnp.zeros(shape, jnp.float32),
-            a_ltp=self.a_ltp * jnp.abs(1.0 + self.sigma_d2d * xi1),
-            a_ltd=self.a_ltd * jnp.abs(1.0 + self.sigma_d2d * xi2),
-        )
+        z = jnp.zeros(shape, jnp.float32)
+        return PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd)
 
     def volatile(self, state) -> Float[Array, "*cells"]:
         """The volatile conductance v (S) of every cell."""
@@ -152,24 +93,14 @@ class Perovskite(AbstractDevice):
         return eqx.tree_at(lambda s: s.g, state, g)
 
     def program(self, state, g_target, *, key: PRNGKeyArray) -> PerovskiteState:
-        g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max)
-        g_t = jnp.broadcast_to(g_t, state.g.shape)
-        noise = self.sigma_prog * (self.g_max - self.g_min)
-        w = g_t + noise * jax.random.normal(key, g_t.shape, jnp.float32)
-        w = jnp.clip(w, self.g_min, self.g_max)
+        w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
+                         self.sigma_prog * (self.g_max - self.g_min), key)
         z = jnp.zeros_like(w)
         return self._with(state, w, z, z)
 
     def _move(self, state, n, key):
         """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
-        w0 = jnp.clip(state.w, self.g_min, self.g_max)
-        up = n > 0
-        p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
-        a = jnp.where(up, state.a_ltp, state.a_ltd)
-        w = nl_step(w0, n, p_max, a, self.g_min, self.g_max)
-        c2c = self.sigma_c2c * (self.g_max - self.g_min) * jnp.sqrt(jnp.abs(n))
-        w = w + c2c * jax.random.normal(key, w.shape, jnp.float32)
-        return jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
+        return self.nl_move(state.w, n, state.a_ltp, state.a_ltd, key)
 
     def update(self, state, pulses, *, key: PRNGKeyArray) -> PerovskiteState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)

@@ -512,3 +512,81 @@ def test_from_card_uses_card_values(card):
         )
     over = devices.RRAM.from_card(card, sigma_read=0.1)
     assert float(over.sigma_read) == np.float32(0.1)
+
+
+# -- printing --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "device, shown",
+    [
+        (devices.RRAM.from_card("rram_ag_asi_jo2010"),
+         ("g_min=3.0769e-09", "g_max=3.8462e-08", "p_max_ltp=97", "a_ltd=-0.200303",
+          "sigma_c2c=0.035", "iv='linear'", "faults=False")),
+        (devices.PCM.from_card(), ("g_max=2.5e-05", "t0_s=20", "prog_c2=-1.1731")),
+        (devices.Perovskite.from_card(), ("tau_s=1", "opt_step=0.5")),
+        (devices.IonicSynapse.from_card(), ("dx=0.001", "x_ref=0.4138")),
+        (devices.Ideal(), ("g_min=1e-06", "n_states=1000")),
+    ],
+    ids=["RRAM", "PCM", "Perovskite", "IonicSynapse", "Ideal"],
+)
+def test_device_prints_its_values(device, shown):
+    text = repr(device)
+    assert text.startswith(type(device).__name__ + "(")
+    assert "f32[]" not in text
+    for s in shown:
+        assert s in text, (s, text)
+    assert str(device) == text
+
+
+def test_stacked_device_prints_shapes():
+    # A device stacked for a sweep prints each swept field by shape.
+    stacked = jax.vmap(lambda s: devices.RRAM.from_card(sigma_read=s))(
+        jnp.asarray([0.01, 0.02, 0.03])
+    )
+    text = repr(stacked)
+    assert "sigma_read=f32[3]" in text and "g_max=f32[3]" in text
+
+
+# -- cached reads ------------------------------------------------------------------
+
+
+def test_cached_read_returns_the_device_read_stats(getkey):
+    dev = devices.PCM.from_card()
+    state = dev.program(dev.init((5, 4), key=getkey()),
+                        jnp.linspace(0.0, 2.5e-5, 20).reshape(5, 4), key=getkey())
+    cached, cstate = devices.cache_reads(dev, state, 3600.0)
+    assert isinstance(cached, devices.CachedRead)
+    assert isinstance(cstate, devices.CachedReadState)
+    mean, std = dev.read_stats(state, 3600.0)
+    # The stored statistics, whatever time is asked, inside jit too.
+    read_stats = eqx.filter_jit(lambda d, st, t: d.read_stats(st, t))
+    for t in (0.0, 1e6):
+        m, s = read_stats(cached, cstate, t)
+        np.testing.assert_array_equal(np.asarray(m), np.asarray(mean))
+        np.testing.assert_array_equal(np.asarray(s), np.asarray(std))
+    assert float(cached.g_min) == float(dev.g_min)
+    assert float(cached.g_max) == float(dev.g_max)
+    assert cached.linear_iv
+    assert cached.relax(cstate, 1.0) is cstate
+    # A read draws fresh noise with the stored std.
+    key = getkey()
+    np.testing.assert_array_equal(np.asarray(cached.read(cstate, key=key)),
+                                  np.asarray(dev.read(state, 3600.0, key=key)))
+
+
+def test_cached_read_cannot_be_written(getkey):
+    dev = devices.RRAM.from_card()
+    cached, cstate = devices.cache_reads(dev, dev.init((3,), key=getkey()))
+    with pytest.raises(NotImplementedError, match="fabricated"):
+        cached.init((3,), key=getkey())
+    with pytest.raises(NotImplementedError, match="programmed"):
+        cached.program(cstate, jnp.zeros(3), key=getkey())
+    with pytest.raises(NotImplementedError, match="updated"):
+        cached.update(cstate, jnp.ones(3), key=getkey())
+
+
+def test_cache_reads_needs_a_linear_iv(getkey):
+    dev = devices.RRAM.from_card(iv="sinh")
+    with pytest.raises(ValueError, match="linear"):
+        devices.cache_reads(dev, dev.init((3,), key=getkey()))
