@@ -2,11 +2,13 @@
 synapses, compact switching models, RRAM options, fitting a pulse table.
 
 Each numerical check is against a closed form written here, a published number
-(devices.md "sanity values", themselves derived from the aihwkit constants), or
+(the check values of docs/devices.md, derived from the aihwkit constants), or
 a float64 NumPy reference; each tolerance says why.
 """
 
 import dataclasses
+import json
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -25,7 +27,7 @@ US = 1e-6
 
 
 def _enl(p, p_max, a, g_min, g_max):
-    """E-NL in float64 (devices.md section 0)."""
+    """E-NL in float64 (docs/devices.md)."""
     big_a = a * p_max
     b = (g_max - g_min) / (1.0 - np.exp(-p_max / big_a))
     return b * (1.0 - np.exp(-np.asarray(p, np.float64) / big_a)) + g_min
@@ -40,7 +42,7 @@ def _set_state(state, **leaves):
     )
 
 
-# -- PCM (E-PCM, devices.md section 2a) ---------------------------------------
+# -- PCM (E-PCM, docs/devices.md) ---------------------------------------------
 
 
 def test_pcm_sanity_values_programming_and_drift_exponent():
@@ -50,7 +52,7 @@ def test_pcm_sanity_values_programming_and_drift_exponent():
         jnp.asarray([0.0, 0.25, 0.5, 1.0]), pcm.prog_c0, pcm.prog_c1, pcm.prog_c2,
         pcm.g_max,
     )
-    # devices.md prints 3 decimals (uS): half a unit of the last digit + float32.
+    # docs/devices.md prints 3 decimals (uS): half a unit of the last digit + float32.
     np.testing.assert_allclose(
         np.asarray(sig) / US, [0.263, 0.681, 0.953, 1.055], rtol=0, atol=5.1e-4
     )
@@ -278,7 +280,7 @@ def test_perovskite_optical_pulses_potentiate(getkey):
 
 
 def _els_loop(x0, n, dx, gamma, x_ref):
-    """E-LS one pulse at a time, float64 (devices.md section 0, normalized)."""
+    """E-LS one pulse at a time, float64 (docs/devices.md, normalized)."""
     x = float(x0)
     for _ in range(int(abs(n))):
         if n > 0:
@@ -304,7 +306,7 @@ def test_ionic_linear_step_closed_form(card):
 
 
 def test_ionic_state_counts_match_aihwkit_presets():
-    # devices.md section 7, vector 4: EcRam 1000 states, EcRamMO ~7089.
+    # docs/devices.md check value 3: EcRam 1000 states, EcRamMO ~7089.
     assert 1 / devices.card_values("ionic_ecram_tang2018")["dx"] == pytest.approx(1000)
     mo = 1 / devices.card_values("ionic_ecram_mo_kim2019")["dx"]
     assert abs(mo - 7089) <= 1  # dw_min rounded to 5 significant digits
@@ -514,6 +516,20 @@ def test_card_file_lacking_fields_names_them(tmp_path):
     assert "p_max_ltd" in str(info.value)
     dev = devices.RRAM.from_card(str(path), a_ltd=-0.2, p_max_ltd=100)
     assert float(dev.p_max_ltd) == 100.0
+
+
+@pytest.mark.parametrize("card", devices.available_cards())
+def test_docs_list_every_card_value(card):
+    """docs/devices.md tabulates each card; its numbers must be the card's."""
+    root = Path(devices.__file__).resolve().parent.parent
+    doc = (root / "docs" / "devices.md").read_text()
+    head = f"#### `{card}`"
+    assert head in doc, card
+    section = doc.split(head, 1)[1].split("\n#", 1)[0]
+    for key, p in devices.load_card(card)["parameters"].items():
+        value = json.dumps(p["value"])
+        row = f"| `{key}` | {value} | {p['unit']} | {p['provenance']} |"
+        assert row in section, (card, key)
 
 
 def test_unknown_card_and_unknown_field():

@@ -162,7 +162,7 @@ def test_ideal_closed_form(getkey):
     )
 
 
-# -- RRAM closed forms (E-NL, shared/reference/devices.md section 0) ----------
+# -- RRAM closed forms (E-NL, docs/devices.md) ---------------------------------
 
 
 def _enl(p, p_max, a, g_min, g_max):
@@ -203,7 +203,7 @@ def test_ltp_pulses_from_g_min_closed_form(card, getkey):
 
 
 def test_vector_1_ag_asi(getkey):
-    """devices.md section 7, vector 1: Ag:a-Si, G(97) = G_max, 97 up then 100
+    """docs/devices.md check value 1: Ag:a-Si, G(97) = G_max, 97 up then 100
     down returns to G_min without noise."""
     g_min, g_max = 3.0769e-9, 3.8462e-8  # NeuroSim Cell.cpp, typed independently
     dev = devices.RRAM.from_card("rram_ag_asi_jo2010", sigma_c2c=0.0)
@@ -291,8 +291,8 @@ def test_first_ltp_step_larger_than_last(card, getkey):
 
 
 def test_enl_inverse_round_trip():
-    # devices.md vector 1, with the library's curve functions: G(P) matches the
-    # float64 E-NL (16 eps of g_max, as in the pulse tests) and P(G(P)) = P.
+    # docs/devices.md check value 1, with the library's curve functions: G(P)
+    # matches the float64 E-NL (16 eps of g_max, as in the pulse tests) and P(G(P)) = P.
     p = jnp.arange(98, dtype=jnp.float32)
     args = (97.0, 0.499181, 3.0769e-9, 3.8462e-8)
     g = devices.nl_curve(p, *(jnp.float32(v) for v in args))
@@ -467,7 +467,7 @@ def test_card_provenance_and_sources(card):
 
 
 def test_card_numbers_rederived():
-    """The a(NL) values are devices.md section 0's lookup table (typed here), the
+    """The a(NL) values are the E-NL lookup table of docs/devices.md (typed here), the
     sign of a follows the sign of NL, and the D-tagged numbers re-derive."""
     table = {0.04: 31.566827, 0.63: 1.997332, 2.4: 0.499181, 4.88: 0.200303,
              3.68: 0.300644, 6.76: 0.100251}
