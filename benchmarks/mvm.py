@@ -4,6 +4,9 @@ The analog forward: per-vector abs-max input scaling, 8-bit DAC, 256 x 256 tiles
 of RRAM (card rram_ag_asi_jo2010) with read noise, a 6-bit ADC per tile, digital
 accumulation over tiles. Programming is done once, outside the timed region;
 each timed call draws fresh read noise. Prints one JSON object per measurement.
+The `..._threefry_noise` row is the same read with `jax.random.normal` as the
+normal source (the generator before xbar.circuits.noise), timed in the same
+rounds, so the generator's share of the ratio shows on one machine state.
 
     python benchmarks/mvm.py           # 784 x 256 layer, batch 1024
     python benchmarks/mvm.py --quick   # small shapes, seconds
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +25,7 @@ from timing import best_times
 
 import devices
 import xbar
+from xbar.circuits import noise
 
 
 def main(argv=None) -> list[dict]:
@@ -50,8 +55,17 @@ def main(argv=None) -> list[dict]:
     def analog_mean(layer, x):
         return layer(x, key=None)
 
-    t_dot, t_analog, t_mean = best_times(
-        [(digital, (w, x)), (analog, (layer, x, k_run)), (analog_mean, (layer, x))],
+    with mock.patch.object(noise, "normal", jax.random.normal):
+        analog_threefry = jax.jit(lambda layer, x, key: layer(x, key=key))
+        analog_threefry = analog_threefry.lower(layer, x, k_run).compile()
+
+    t_dot, t_analog, t_mean, t_threefry = best_times(
+        [
+            (digital, (w, x)),
+            (analog, (layer, x, k_run)),
+            (analog_mean, (layer, x)),
+            (analog_threefry, (layer, x, k_run)),
+        ],
         repeats=repeats,
     )
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -74,6 +88,15 @@ def main(argv=None) -> list[dict]:
             "baseline": t_dot * 1e3,
             "baseline_name": "jnp.dot",
             "ratio": t_mean / t_dot,
+            "backend": jax.default_backend(),
+        },
+        {
+            "name": f"analog_linear_{n_in}x{n_out}_batch{batch}_adc6_threefry_noise",
+            "value": t_threefry * 1e3,
+            "unit": "ms",
+            "baseline": t_dot * 1e3,
+            "baseline_name": "jnp.dot",
+            "ratio": t_threefry / t_dot,
             "backend": jax.default_backend(),
         },
         {"name": "peak_rss", "value": rss_mib, "unit": "MiB"},

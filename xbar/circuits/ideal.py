@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, AbstractDeviceState
+from xbar.circuits import noise
 
 # Full float32 products on every backend: XLA's default on recent NVIDIA GPUs
 # rounds float32 matmul inputs to TF32 (10-bit mantissa), an error of ~5e-4 of
@@ -146,8 +147,13 @@ def ideal_currents(
 
 
 def sample_currents(stats, key: PRNGKeyArray | None):
-    """Draw column currents from `(mean, std)`; `key=None` returns the mean."""
+    """Draw column currents from `(mean, std)`; `key=None` returns the mean.
+
+    The standard normals come from `noise.normal` (Threefry-2x32 + Box-Muller,
+    exact in distribution, ~4-6x cheaper than `jax.random.normal` on CPU since
+    it fuses with this sum), one independent draw per element.
+    """
     mean, std = stats
     if key is None:
         return mean
-    return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + std * noise.normal(key, mean.shape, mean.dtype)
