@@ -46,18 +46,7 @@ def _cnn(key):
 
 
 def analog_network(params, device, x_cal, *, key, n_slices=2, adc_bits=6):
-    net = xbar.AnalogNetwork.from_params(
-        params,
-        device,
-        key=key,
-        input_shape=_input_shape(params),
-        strides=2,
-        n_slices=n_slices,
-        weight_bits=8,
-        dac=xbar.DAC(bits=8),
-        tile_rows=256,
-        tile_cols=256,
-    )
+    net = xbar.AnalogNetwork.from_weights(params, xbar.AnalogConfig(device, mapping=xbar.Mapping(n_slices=n_slices, weight_bits=8, tile_rows=256, tile_cols=256), dac=xbar.DAC(bits=8)), key=key, input_shape=_input_shape(params), strides=2)
     return net.calibrate_adcs(x_cal, bits=adc_bits, percentile=99.9)
 
 

@@ -96,7 +96,10 @@ def run(
     # as a chip is calibrated at deployment; kept fixed across the sweeps.
     ideal_cells = devices.RRAM.from_card(CARD, sigma_prog=0.0, sigma_read=0.0,
                                          sigma_c2c=0.0)
-    net = xbar.AnalogMLP.from_weights(params, ideal_cells, key=k_cal, dac=dac, **tiles)
+    mapping = xbar.Mapping(**tiles)
+    net = xbar.AnalogNetwork.from_weights(
+        params, xbar.AnalogConfig(ideal_cells, mapping=mapping, dac=dac), key=k_cal
+    )
     net = net.calibrate_adcs(jnp.asarray(x_tr[: cfg["n_calibration"]]),
                              bits=cfg["adc_bits_default"],
                              percentile=cfg["adc_calibration_percentile"])
@@ -106,10 +109,12 @@ def run(
     # otherwise constant-fold the mapping at compile time (slow, and it warns).
     def evaluate(point: DesignPoint, k, params, x_eval, y_eval):
         k_map, k_read = jax.random.split(k)
-        analog = xbar.AnalogMLP.from_weights(
-            params, point.device, key=k_map, dac=dac, adcs=list(point.adcs),
-            t_read_s=cfg["t_read_s"], **tiles,
-        )
+        configs = [
+            xbar.AnalogConfig(point.device, mapping=mapping, dac=dac, adc=adc,
+                              t_read_s=cfg["t_read_s"])
+            for adc in point.adcs
+        ]
+        analog = xbar.AnalogNetwork.from_weights(params, configs, key=k_map)
         return accuracy(analog(x_eval, key=k_read), y_eval)
 
     def adcs(bits):

@@ -59,8 +59,7 @@ def solver_error_table(sizes, r_wires, sweeps, n_vec, seed=0):
     """Fast-vs-exact relative error of column currents (float64)."""
     rows = []
     with jax.enable_x64(True):
-        exact = eqx.filter_jit(xbar.solve_crossbar)
-        fast = eqx.filter_jit(xbar.relax_crossbar)
+        exact, fast = xbar.solve_crossbar, xbar.solve_lines  # both compiled
         for n in sizes:
             k1, k2 = jax.random.split(jax.random.key(seed + n))
             g = jax.random.uniform(k1, (n, n), jnp.float64, 1e-6, 1e-4)
@@ -125,13 +124,17 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures")
     points = []
     for tile in cfg["tiles"]:
         n_sw = cfg["fast_sweeps"]
-        kinds = [("fast", lambda r: xbar.FastCircuit(r, r, n_sweeps=n_sw))]
+        kinds = [("fast",
+                  lambda r: xbar.FastCircuit(xbar.Wires(r, r), n_sweeps=n_sw))]
         if tile in cfg["exact_tiles"]:
-            kinds.append(("exact", lambda r: xbar.ExactCircuit(r, r)))
+            kinds.append(("exact", lambda r: xbar.ExactCircuit(xbar.Wires(r, r))))
         for kind, make in kinds:
-            nets = [xbar.AnalogMLP.from_weights(params, device, key=k_map, dac=dac,
-                                                tile_rows=tile, tile_cols=tile,
-                                                circuit=make(r))
+            mapping = xbar.Mapping(tile_rows=tile, tile_cols=tile)
+            nets = [xbar.AnalogNetwork.from_weights(
+                        params,
+                        xbar.AnalogConfig(device, mapping=mapping, dac=dac,
+                                          circuit=make(r)),
+                        key=k_map)
                     for r in cfg["r_wire_ohm"]]
             accs = acc_of(xbar.stack(nets))
             for r, a in zip(cfg["r_wire_ohm"], np.asarray(accs)):

@@ -88,16 +88,17 @@ def train_cnn(x, y, *, key, epochs, batch_size=128, lr=2e-3):
 INPUT_SHAPE = {"mlp": (784,), "cnn": (1, 28, 28)}
 
 
-def build(net, params, device, *, key, adcs=None, **options):
-    """The analog network (both convolutions of the CNN have stride 2)."""
-    return xbar.AnalogNetwork.from_params(
-        params,
-        device,
-        key=key,
-        input_shape=INPUT_SHAPE[net],
-        adcs=adcs,
-        strides=2,
-        **options,
+DACS = {"amplitude": xbar.DAC, "bit_serial": xbar.BitSerialDAC}
+
+
+def build(net, params, device, *, key, mapping, dac, adcs=None):
+    """The analog network (both convolutions of the CNN have stride 2); `adcs`
+    gives each layer its converter (default ideal)."""
+    config = xbar.AnalogConfig(device, mapping=mapping, dac=dac)
+    if adcs is not None:
+        config = [eqx.tree_at(lambda c: c.adc, config, a) for a in adcs]
+    return xbar.AnalogNetwork.from_weights(
+        params, config, key=key, input_shape=INPUT_SHAPE[net], strides=2
     )
 
 
@@ -182,8 +183,9 @@ def run(
         if calib not in ("layer", "column"):
             raise ValueError(f"calibration must be 'layer' or 'column'; got {calib!r}")
         params = models[net].params()
-        dac = xbar.DAC(bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=enc)
-        common = dict(n_slices=ns, weight_bits=cfg["weight_bits"], dac=dac, **tiles)
+        dac = DACS[enc](bits=cfg["dac_bits"], v_read=cfg["v_read_V"])
+        mapping = xbar.Mapping(n_slices=ns, weight_bits=cfg["weight_bits"], **tiles)
+        common = dict(mapping=mapping, dac=dac)
         cal = eqx.filter_jit(build)(
             net, params, quiet, key=k_cal, **common
         ).calibrate_adcs(
@@ -192,7 +194,7 @@ def run(
             percentile=cfg["adc_calibration_percentile"],
             per_column=calib == "column",
         )
-        i_max = [lay.adc.i_max for lay in cal.linear_layers]
+        i_max = [lay.adc.i_max for lay in cal.layers]
         print(f"  calibrated {net} {ns} {enc} {calib} ({time.time() - t_start:.1f} s)")
         points = [
             tuple(xbar.ADC(bits=b, i_max=i) for i in i_max) for b in cfg["adc_bits"]
@@ -230,9 +232,7 @@ def run(
 
     # Energy breakdown of one design point, noise-free counts on test images.
     ep = cfg["energy_point"]
-    dac = xbar.DAC(
-        bits=cfg["dac_bits"], v_read=cfg["v_read_V"], encoding=ep["encoding"]
-    )
+    dac = DACS[ep["encoding"]](bits=cfg["dac_bits"], v_read=cfg["v_read_V"])
     energy, energy_walden = {}, {}
     for net, model in models.items():
         analog = eqx.filter_jit(build)(
@@ -240,10 +240,10 @@ def run(
             model.params(),
             device,
             key=k_energy,
-            n_slices=ep["n_slices"],
-            weight_bits=cfg["weight_bits"],
+            mapping=xbar.Mapping(
+                n_slices=ep["n_slices"], weight_bits=cfg["weight_bits"], **tiles
+            ),
             dac=dac,
-            **tiles,
         ).calibrate_adcs(
             x_cal, bits=ep["adc_bits"], percentile=cfg["adc_calibration_percentile"]
         )

@@ -9,6 +9,7 @@ import equinox as eqx
 import numpy as np
 
 import devices
+import xbar
 
 # float32 machine epsilon: the unit of every float32 rounding tolerance below.
 EPS32 = float(np.finfo(np.float32).eps)
@@ -98,3 +99,31 @@ def assert_figure_redraws(exp, out_dir, name: str, tmp_path) -> None:
     png = Path(tmp_path) / "again.png"
     exp.plot(out_dir / f"{name}.json", png)
     assert png.stat().st_size > 10_000
+
+
+# The tests name mapping options by their short names; these are the modules.
+CELLS = {"differential": xbar.DifferentialPair(), "reference": xbar.ReferenceColumn()}
+SCALES = {"tensor": xbar.PerTensor(), "column": xbar.PerColumn(), "tile": xbar.PerTile()}
+_MAPPING_KW = ("tile_rows", "tile_cols", "n_slices", "weight_bits", "clip_percentile")
+
+
+def config(device, *, scheme=None, scaling=None, input_scaling=None, x_max=None, **kw):
+    """An `xbar.AnalogConfig` from the tests' short keywords: mapping fields
+    (tile size, slices, bits, clipping, `scheme`, `scaling` by name) go into its
+    `Mapping`, `input_scaling="fixed"` with `x_max` becomes `FixedScaling`,
+    everything else is an `AnalogConfig` field."""
+    m = {k: kw.pop(k) for k in _MAPPING_KW if k in kw}
+    if scheme is not None:
+        m["cells"] = CELLS[scheme]
+    if scaling is not None:
+        m["scale"] = SCALES[scaling]
+    if m:
+        kw["mapping"] = xbar.Mapping(**m)
+    if input_scaling == "fixed":
+        kw["input_scaling"] = xbar.FixedScaling(1.0 if x_max is None else x_max)
+    elif input_scaling is not None:
+        kw["input_scaling"] = xbar.AbsMaxScaling()
+    return xbar.AnalogConfig(device, **kw)
+
+# DAC encodings by name (the experiments and parametrized tests name them).
+DACS = {"amplitude": xbar.DAC, "pulse_width": xbar.PulseWidthDAC, "bit_serial": xbar.BitSerialDAC}

@@ -7,6 +7,7 @@ import pytest
 
 import devices
 import xbar
+from helpers import DACS
 from xbar.analysis.energy import CONSTANTS, EnergyModel, layer_counts, network_counts
 
 G_MIN, G_MAX = 1e-6, 1e-4
@@ -18,7 +19,7 @@ X = jnp.asarray([[1.0, 0.0, 0.5]])
 ROW0 = 4 * G_MIN + 1.5 * K
 ROW2 = 4 * G_MIN + 1.0 * K
 V = 0.2
-T_READ = CONSTANTS["t_read_s"][0]
+T_READ = CONSTANTS["t_read_pulse_s"][0]
 # NeuroSim SAR ADC (DNN+NeuroSim V1.4 SarADC.cpp, 32 nm HP), 6 bits: power
 # (1.0157 * 6 + 7.6286) uW + 0.083709 exp(-2.313 log10(R_col 0.5 / V)) W during
 # (6 + 1) x 1 ns.
@@ -31,16 +32,7 @@ def _column_power(g_col):
 
 
 def _layer(encoding, share=2, bits=3):
-    return xbar.AnalogLinear.from_weights(
-        W,
-        None,
-        devices.Ideal(),
-        key=jax.random.key(0),
-        tile_rows=2,
-        tile_cols=2,
-        dac=xbar.DAC(bits=bits, v_read=V, encoding=encoding),
-        adc=xbar.ADC(bits=6, i_max=1e-5, share=share),
-    )
+    return xbar.AnalogLinear.from_weights(W, None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=2, tile_cols=2), dac=DACS[encoding](bits=bits, v_read=V), adc=xbar.ADC(bits=6, i_max=1e-05, share=share)), key=jax.random.key(0))
 
 
 def test_amplitude_counts_by_hand():
@@ -108,15 +100,7 @@ def test_adc_model_checked():
 
 def test_sparse_inputs_cost_less(getkey):
     w = jax.random.normal(getkey(), (20, 64))
-    layer = xbar.AnalogLinear.from_weights(
-        w,
-        None,
-        devices.Ideal(),
-        key=getkey(),
-        tile_rows=16,
-        tile_cols=8,
-        adc=xbar.ADC(bits=6, i_max=1e-5),
-    )
+    layer = xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8), adc=xbar.ADC(bits=6, i_max=1e-05)), key=getkey())
     x = jax.random.uniform(getkey(), (8, 64), minval=0.1, maxval=1.0)
     mask = np.zeros(64, bool)
     mask[:16] = True  # only the first tile row is active
@@ -126,31 +110,16 @@ def test_sparse_inputs_cost_less(getkey):
     assert dense["dac_conversions"] == 64 * 3 and sparse["dac_conversions"] == 16 * 3
     # Idle tile rows convert nothing: 1 of 4 tile rows busy.
     assert sparse["adc_conversions"] == dense["adc_conversions"] / 4
-    assert sparse["energy_J"]["total"] < 0.5 * dense["energy_J"]["total"]
+    assert sparse["energy_total_J"] < 0.5 * dense["energy_total_J"]
 
 
 def test_network_counts_mlp_and_conv(getkey):
     from xbar.nn.conv import AnalogConv2d
 
-    conv = AnalogConv2d.from_weights(
-        jax.random.normal(getkey(), (4, 1, 3, 3)),
-        None,
-        devices.Ideal(),
-        key=getkey(),
-        stride=2,
-        tile_rows=16,
-        tile_cols=8,
-    )
-    lin = xbar.AnalogLinear.from_weights(
-        jax.random.normal(getkey(), (3, 4 * 3 * 3)),
-        None,
-        devices.Ideal(),
-        key=getkey(),
-        tile_rows=16,
-        tile_cols=8,
-    )
+    conv = AnalogConv2d.from_weights(jax.random.normal(getkey(), (4, 1, 3, 3)), None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)), key=getkey(), stride=2)
+    lin = xbar.AnalogLinear.from_weights(jax.random.normal(getkey(), (3, 4 * 3 * 3)), None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)), key=getkey())
     x = jax.random.uniform(getkey(), (2, 1, 7, 7))
-    rows = network_counts([conv, lin], x)
+    rows = network_counts(xbar.AnalogNetwork((conv, lin), (1, 7, 7)), x)
     # 3x3 output pixels, 9 nonzero inputs each, one tile column: 81 conversions.
     assert rows[0]["dac_conversions"] == pytest.approx(81.0)
     assert [r["layer"] for r in rows] == [0, 1]

@@ -7,11 +7,12 @@ import pytest
 
 import devices
 import xbar
+from helpers import config
 
 
 def _layer(key, **kw):
     w = jnp.ones((3, 5), jnp.float32)
-    return xbar.AnalogLinear.from_weights(w, None, devices.Ideal(), key=key, **kw)
+    return xbar.AnalogLinear.from_weights(w, None, config(devices.Ideal(), **kw), key=key)
 
 
 @pytest.mark.parametrize(
@@ -88,9 +89,7 @@ def test_non_finite_weight(bad, getkey):
 
 def test_bias_shape(getkey):
     with pytest.raises(ValueError, match="bias"):
-        xbar.AnalogLinear.from_weights(
-            jnp.ones((3, 5)), jnp.ones(4), devices.Ideal(), key=getkey()
-        )
+        xbar.AnalogLinear.from_weights(jnp.ones((3, 5)), jnp.ones(4), devices.Ideal(), key=getkey())
 
 
 @pytest.mark.parametrize("shape", [(4,), (6,), (5, 4)])

@@ -1,11 +1,12 @@
 """Whole networks (`xbar.AnalogNetwork`): convolutions then linear layers on tiles,
 against a float64 NumPy forward of the same weights."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import EPS32
+from helpers import EPS32, config
 
 import devices
 import xbar
@@ -31,18 +32,13 @@ def _cnn_params(key):
     ]
 
 
-def _cnn_net(params, key, **kw):
+def _cnn_net(params, key, adcs=None, **kw):
     """The `_cnn_params` network on 11 x 11 images (strides 2, paddings 1 and 0)."""
-    return xbar.AnalogNetwork.from_params(
-        params,
-        IDEAL,
-        key=key,
-        input_shape=(1, 11, 11),
-        strides=2,
-        paddings=[1, 0],
-        tile_rows=16,
-        tile_cols=8,
-        **kw,
+    cfg = config(IDEAL, tile_rows=16, tile_cols=8, **kw)
+    if adcs is not None:
+        cfg = [eqx.tree_at(lambda c: c.adc, cfg, a) for a in adcs]
+    return xbar.AnalogNetwork.from_weights(
+        params, cfg, key=key, input_shape=(1, 11, 11), strides=2, paddings=[1, 0]
     )
 
 
@@ -74,17 +70,7 @@ def test_ideal_cnn_equals_float64_reference(getkey):
     params = _cnn_params(getkey())
     x = jax.random.uniform(getkey(), (3, 1, 11, 11), jnp.float32)
     strides, paddings = [2, 2], [1, 0]
-    net = xbar.AnalogNetwork.from_params(
-        params,
-        IDEAL,
-        key=getkey(),
-        input_shape=(1, 11, 11),
-        strides=strides,
-        paddings=paddings,
-        tile_rows=16,
-        tile_cols=8,
-        dac=xbar.DAC(bits=None),
-    )
+    net = xbar.AnalogNetwork.from_weights(params, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=8), dac=xbar.DAC(bits=None)), key=getkey(), input_shape=(1, 11, 11), strides=strides, paddings=paddings)
     ref = _numpy_forward(params, x, strides, paddings)
     # Flattened inputs are accepted too and give the same result.
     y = np.asarray(net(x), np.float64)
@@ -117,18 +103,18 @@ def test_calibrate_adcs_sees_each_layers_activations(getkey):
     net = _cnn_net(params, getkey(), n_slices=2, weight_bits=6)
     cal = net.calibrate_adcs(x, bits=6, percentile=99.0)
     # Layer by layer by hand: each layer's ADC calibrated on relu(previous output).
-    c1 = xbar.calibrate_conv_adc(net.layers[0], x, bits=6, percentile=99.0)
+    c1 = xbar.calibrate_adc(net.layers[0], x, bits=6, percentile=99.0)
     h = jax.nn.relu(net.layers[0](x))
-    c2 = xbar.calibrate_conv_adc(net.layers[1], h, bits=6, percentile=99.0)
+    c2 = xbar.calibrate_adc(net.layers[1], h, bits=6, percentile=99.0)
     h = jax.nn.relu(net.layers[1](h)).reshape(16, -1)
     c3 = xbar.calibrate_adc(net.layers[2], h, bits=6, percentile=99.0)
-    for got, want in zip(cal.linear_layers, (c1.linear, c2.linear, c3)):
+    for got, want in zip(cal.layers, (c1, c2, c3)):
         assert float(got.adc.i_max) == float(want.adc.i_max)
         assert float(got.adc.bits) == 6.0
     # with_adcs swaps converters without reprogramming the cells.
     adcs = [xbar.ADC(bits=4, i_max=1e-6)] * 3
     swapped = cal.with_adcs(adcs)
-    assert all(float(la.adc.bits) == 4.0 for la in swapped.linear_layers)
+    assert all(float(la.adc.bits) == 4.0 for la in swapped.layers)
     np.testing.assert_array_equal(
         np.asarray(swapped.layers[2].crossbar.pos.g),
         np.asarray(cal.layers[2].crossbar.pos.g),
@@ -147,7 +133,7 @@ def test_calibrate_adcs_sees_each_layers_activations(getkey):
         ),
         ([(jnp.ones((2, 1, 3, 3)), None)], {"input_shape": (9,)}, "input_shape"),
         ([(jnp.ones((2, 1, 3, 3)), None)], {"strides": [1, 2]}, "strides"),
-        ([(jnp.ones((2, 4)), None)], {"adcs": [None, None]}, "adcs"),
+        ([(jnp.ones((2, 4)), None)], {"config": [IDEAL, IDEAL]}, "config"),
         ([(jnp.ones((3, 4)), None), (jnp.ones((2, 4)), None)], {}, "layer 1"),
         ([(jnp.ones((2, 3, 3, 3)), None)], {}, "layer 0"),  # 1 channel in
         (
@@ -161,13 +147,11 @@ def test_calibrate_adcs_sees_each_layers_activations(getkey):
 def test_bad_networks_raise(params, kw, field, getkey):
     kw = {"input_shape": (1, 4, 4) if params and params[0][0].ndim == 4 else (4,), **kw}
     with pytest.raises(ValueError, match=field):
-        xbar.AnalogNetwork.from_params(params, IDEAL, key=getkey(), **kw)
+        xbar.AnalogNetwork.from_weights(params, kw.pop("config", IDEAL), key=getkey(), **kw)
 
 
 def test_wrong_input_shape_raises(getkey):
-    net = xbar.AnalogNetwork.from_params(
-        [(jnp.ones((2, 4)), None)], IDEAL, key=getkey(), input_shape=(4,)
-    )
+    net = xbar.AnalogNetwork.from_weights([(jnp.ones((2, 4)), None)], IDEAL, key=getkey(), input_shape=(4,))
     with pytest.raises(ValueError, match="input_shape"):
         net(jnp.ones((3, 5)))
 
@@ -179,6 +163,7 @@ def test_network_counts_take_the_network(getkey):
     net = _cnn_net(params, getkey(), adcs=[xbar.ADC(bits=6, i_max=1e-5)] * 3)
     x = jax.random.uniform(getkey(), (4, 121), jnp.float32)
     whole = xbar.network_counts(net, x)
-    by_layer = xbar.network_counts(list(net.layers), x.reshape(4, 1, 11, 11))
+    images = xbar.AnalogNetwork(net.layers, (1, 11, 11))
+    by_layer = xbar.network_counts(images, x.reshape(4, 1, 11, 11))
     assert whole == by_layer
     assert [r["layer"] for r in whole] == [0, 1, 2]

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import EPS32, assert_figure_redraws, load_script
+from helpers import DACS, EPS32, assert_figure_redraws, load_script
 
 import xbar
 
@@ -13,8 +13,8 @@ U = jnp.linspace(-1.2, 1.2, 4801, dtype=jnp.float32)
 
 @pytest.mark.parametrize("bits", [2, 4, 7])
 def test_bit_planes_reconstruct_quantized_input(bits):
-    dac = xbar.DAC(bits=bits, encoding="bit_serial")
-    planes = np.asarray(dac.bit_planes(U), np.float64)
+    dac = xbar.BitSerialDAC(bits=bits)
+    planes = np.asarray(dac.planes(U), np.float64)
     assert planes.shape == (bits - 1,) + U.shape and dac.n_cycles == bits - 1
     assert set(np.unique(planes)) <= {-1.0, 0.0, 1.0}
     # Independent: magnitude integer m = round(|clip(u)| n), bit c of it, signed.
@@ -31,10 +31,10 @@ def test_bit_planes_reconstruct_quantized_input(bits):
 
 
 def test_dac_configuration_errors():
-    with pytest.raises(ValueError, match="encoding must be one of"):
-        xbar.DAC(encoding="pwm")
-    with pytest.raises(ValueError, match="bit_serial"):
-        xbar.DAC(bits=None, encoding="bit_serial")
+    with pytest.raises(ValueError, match="BitSerialDAC bits must be a Python integer"):
+        xbar.BitSerialDAC(bits=None)
+    with pytest.raises(ValueError, match="PulseWidthDAC bits must be an integer"):
+        xbar.PulseWidthDAC(bits=None)
     with pytest.raises(ValueError, match="share must be an integer >= 1"):
         xbar.ADC(bits=6, i_max=1.0, share=0)
     with pytest.raises(ValueError, match="noise_lsb must be in"):
@@ -145,7 +145,7 @@ def test_periphery_experiment_tiny(tmp_path):
     for net in ("mlp", "cnn"):
         e = saved["energy"][net]
         assert len(e) == (2 if net == "mlp" else 3)
-        assert all(r["energy_J"]["total"] > 0 for r in e)
+        assert all(r["energy_total_J"] > 0 for r in e)
     assert_figure_redraws(exp, tmp_path, "periphery", tmp_path)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from devices.base import as_param, check_range
 from xbar.circuits.ideal import PRECISION
-from xbar.nn.linear import AnalogLinear
+from xbar.nn.layer import AbstractAnalogLayer
 
 CONSTANTS = {
     "adc_fom_j_per_step": (
@@ -84,10 +84,10 @@ CONSTANTS = {
         "32-bit integer add, 45 nm: M. Horowitz, 'Computing's energy problem (and "
         "what we can do about it)', ISSCC 2014, doi 10.1109/ISSCC.2014.6757323",
     ),
-    "t_read_s": (
+    "t_read_pulse_s": (
         5e-9,
         "R",
-        "read pulse width, NeuroSim V3.0 Cell.cpp default (shared/reference/devices.md)",
+        "read pulse width, NeuroSim V3.0 Cell.cpp default (docs/devices.md)",
     ),
     "t_pulse_slot_s": (1e-9, "A", "one time slot of a pulse-width-encoded input"),
     "v_write_V": (3.2, "R", "LTP pulse of card rram_ag_asi_jo2010 (NeuroSim table)"),
@@ -127,8 +127,8 @@ class EnergyModel(eqx.Module):
     e_add_j: jnp.ndarray = eqx.field(
         converter=as_param, default=CONSTANTS["e_add_j"][0]
     )
-    t_read_s: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["t_read_s"][0]
+    t_read_pulse_s: jnp.ndarray = eqx.field(
+        converter=as_param, default=CONSTANTS["t_read_pulse_s"][0]
     )
     t_pulse_slot_s: jnp.ndarray = eqx.field(
         converter=as_param, default=CONSTANTS["t_pulse_slot_s"][0]
@@ -198,82 +198,63 @@ class EnergyModel(eqx.Module):
         )
 
 
-def _drive(layer: AnalogLinear, x):
-    """Per-cycle row drive: `(cycles, *batch, tr, R)` fraction of v_read^2 t_read
+def _drive(layer: AbstractAnalogLayer, x):
+    """Per-cycle row drive: `(cycles, *batch, tr, R)` fraction of v_read^2 t_window
     seen by each row (0 for an idle row) and the row-active mask."""
-    u, _ = layer._inputs(x)
-    dac = layer.dac
-    if dac.encoding == "bit_serial":
-        planes = jnp.abs(dac.bit_planes(u))  # (c, *b, tr, R) in {0, 1}
-        return planes, planes > 0
-    q = jnp.abs(dac(u)) / dac.v_read  # quantized |u|
-    if dac.encoding == "pulse_width":
-        return q[None], q[None] > 0  # full V for a fraction |u| of the window
-    return (q * q)[None], q[None] > 0
+    u = layer.scaled_inputs(x)
+    return layer.dac.drive_energy_fraction(u), layer.dac.planes(u) != 0
 
 
 @eqx.filter_jit
-def _sums(layer: AnalogLinear, x):
+def _sums(layer: AbstractAnalogLayer, x):
     """Sum of drive x row conductance, driven rows, busy tile-row cycles."""
     drive, active = _drive(layer, x)  # (c, n, tr, R)
-    dev = layer.crossbar.device
-    g_p, _ = dev.read_stats(layer.crossbar.pos, layer.t_read_s)
-    g_n, _ = dev.read_stats(layer.crossbar.neg, layer.t_read_s)
+    g_p, _, g_n, _ = layer.crossbar.read_stats(layer.t_read_s)
     g_row = jnp.sum(g_p + g_n, axis=(1, 3))  # (tr, R): conductance on each row
     busy = jnp.any(active, axis=-1)  # (c, n, tr)
     return jnp.sum(drive * g_row[None, None]), jnp.sum(active), jnp.sum(busy)
 
 
 @eqx.filter_jit
-def _column_terms(layer: AnalogLinear, x, model: EnergyModel):
+def _column_terms(layer: AbstractAnalogLayer, x, model: EnergyModel):
     """Sum over conversions (busy tile rows x used columns x cycles) of the
     NeuroSim column term, with each column's conductance on its driven rows."""
     _, active = _drive(layer, x)  # (c, n, tr, R)
-    dev = layer.crossbar.device
-    g_p, _ = dev.read_stats(layer.crossbar.pos, layer.t_read_s)
-    g_n, _ = dev.read_stats(layer.crossbar.neg, layer.t_read_s)
+    g_p, _, g_n, _ = layer.crossbar.read_stats(layer.t_read_s)
     g_col = jnp.einsum(
         "cnar,abrj->cnabj", active.astype(jnp.float32), g_p + g_n, precision=PRECISION
     )
-    valid = jnp.asarray(layer.adc_valid_columns())  # (tc, cols)
+    valid = jnp.asarray(layer.adc_valid_columns())  # (tc, used)
+    g_col = g_col[..., : valid.shape[-1]]
     busy = jnp.any(active, axis=-1)[..., None, None]  # (c, n, tr, 1, 1)
     term = model.column_term(g_col, layer.dac.v_read)
     return jnp.sum(jnp.where(busy & valid[None, None, None], term, 0.0))
 
 
-@eqx.filter_jit
-def _apply(layer, x):
-    return layer(x, key=None)
+def layer_counts(
+    layer: AbstractAnalogLayer, x, model: EnergyModel | None = None
+) -> dict:
+    """Event counts, energies (J) and latency (s) of `layer` on input vectors `x`.
 
-
-def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> dict:
-    """Event counts, energies (J) and latency (s) of `layer` on inputs `x`.
-
-    `x` is `(batch, in)`; every count and energy is the mean per input vector.
-    Returns a dict of floats: `dac_conversions`, `driver_pulses`,
-    `adc_conversions`, `digital_adds`, and `energy_J` per component
-    (`dac`, `cells`, `adc`, `digital`), `latency_s`, `devices`, `adcs`,
-    `area_m2`.
+    `x` is `(batch, in_features)`; every count and energy is the mean per
+    input vector. Returns a dict of floats: `dac_conversions`,
+    `driver_pulses`, `adc_conversions`, `digital_adds`, `energy_J` (the parts
+    `dac`, `cells`, `adc`, `digital`, which add up to `energy_total_J`),
+    `latency_s`, `devices`, `adcs`, `area_m2`.
     """
     model = EnergyModel() if model is None else model
     x = jnp.asarray(x, jnp.float32).reshape(-1, layer.in_features)
     n = x.shape[0]
     dac = layer.dac
     tr, tc = layer.grid
-    rows, cols = layer.crossbar.tile_shape
-    if dac.encoding == "pulse_width":
-        t_window = (2.0 ** (dac.bits - 1.0) - 1.0) * model.t_pulse_slot_s
-    else:
-        t_window = model.t_read_s
+    slots = dac.window_slots()
+    t_window = model.t_read_pulse_s if slots is None else slots * model.t_pulse_slot_s
     drive_g, n_active, n_busy = _sums(layer, x)
     e_cells = drive_g * dac.v_read**2 * t_window / n
-    driven = n_active * tc / n  # row drives, every tile of a tile row
-    if dac.encoding == "bit_serial":
-        dac_conv, pulses = 0.0, float(driven)
-        e_dac = pulses * model.e_driver_1bit_j
-    else:
-        dac_conv, pulses = float(driven), 0.0
-        e_dac = dac_conv * model.e_dac_j
+    driven = float(n_active * tc / n)  # row drives, every tile of a tile row
+    dac_conv = driven * dac.conversions_per_drive
+    pulses = driven - dac_conv  # 1-bit row drivers
+    e_dac = dac_conv * model.e_dac_j + pulses * model.e_driver_1bit_j
     used = int(np.sum(layer.adc_valid_columns()))  # converted columns of a tile row
     adc_conv = float(n_busy * used / n)
     adds = adc_conv + layer.out_features
@@ -300,29 +281,29 @@ def layer_counts(layer: AnalogLinear, x, model: EnergyModel | None = None) -> di
     cycles = dac.n_cycles
     t_conv = 0.0 if layer.adc.i_max is None else float(model.adc_time(bits))
     latency = cycles * (t_window + conv_serial * t_conv)
-    n_dev = tr * tc * rows * cols * (1 if layer.scheme == "reference" else 2)
+    n_dev = layer.devices
     n_adcs = tr * tc * n_adc_tile
     area = n_dev * model.cell_area_m2 + n_adcs * model.adc_area_m2
-    out = {
-        "dac_conversions": dac_conv,
-        "driver_pulses": pulses,
+    energy = {
+        "dac": float(e_dac),
+        "cells": float(e_cells),
+        "adc": float(e_adc),
+        "digital": float(e_digital),
+    }
+    return {
+        "dac_conversions": float(dac_conv),
+        "driver_pulses": float(pulses),
         "adc_conversions": adc_conv,
         "digital_adds": float(adds),
         "cycles": cycles,
         "adc_conversions_in_series": conv_serial,
-        "energy_J": {
-            "dac": float(e_dac),
-            "cells": float(e_cells),
-            "adc": float(e_adc),
-            "digital": float(e_digital),
-        },
+        "energy_J": energy,
+        "energy_total_J": sum(energy.values()),
         "latency_s": float(latency),
         "devices": n_dev,
         "adcs": n_adcs,
         "area_m2": float(area),
     }
-    out["energy_J"]["total"] = sum(out["energy_J"].values())
-    return out
 
 
 def programming_energy(result, model: EnergyModel | None = None) -> float:
@@ -338,44 +319,24 @@ def programming_energy(result, model: EnergyModel | None = None) -> float:
     )
 
 
-def network_counts(layers, x, model: EnergyModel | None = None) -> list[dict]:
-    """`layer_counts` for each layer of a sequential network (an
-    `AnalogNetwork`, an `AnalogMLP`, or a list of AnalogLinear / AnalogConv2d
-    with ReLU between), on the activations it sees.
-
-    Conv layers count per image: their per-patch counts times patches per image.
+def network_counts(net, x, model: EnergyModel | None = None) -> list[dict]:
+    """`layer_counts` for each layer of an `AnalogNetwork`, on the activations
+    it sees, per input example: a convolution's per-patch counts times its
+    patches per image (patches one after another on one copy of the kernel).
     """
-    from xbar.nn.conv import AnalogConv2d
-    from xbar.nn.linear import AnalogMLP
-    from xbar.nn.network import AnalogNetwork
-
-    if isinstance(layers, AnalogNetwork):
-        x, _ = layers._prepare(jnp.asarray(x))
-        layers = layers.layers
-    elif isinstance(layers, AnalogMLP):
-        layers = layers.layers
     out = []
-    n = x.shape[0]
-    for i, layer in enumerate(layers):
-        if isinstance(layer, AnalogConv2d):
-            p = layer.patches(x)
-            c = layer_counts(layer.linear, p.reshape(-1, p.shape[-1]), model)
-            per_image = p.shape[-3] * p.shape[-2]
-            for k in (
-                "dac_conversions",
-                "driver_pulses",
-                "adc_conversions",
-                "digital_adds",
-            ):
-                c[k] *= per_image
-            c["energy_J"] = {k: v * per_image for k, v in c["energy_J"].items()}
-            c["latency_s"] *= per_image  # patches one after another on one copy
-        else:
-            x = x.reshape(n, -1)
-            c = layer_counts(layer, x, model)
+    x = jnp.asarray(x, jnp.float32)
+    for i, (layer, v) in enumerate(net.layer_inputs(x)):
+        if layer is None:
+            break
+        vectors = layer.input_vectors(v)
+        per_example = math.prod(vectors.shape[1:-1])
+        c = layer_counts(layer, vectors.reshape(-1, layer.in_features), model)
+        for k in ("dac_conversions", "driver_pulses", "adc_conversions", "digital_adds"):
+            c[k] *= per_example
+        c["energy_J"] = {k: e * per_example for k, e in c["energy_J"].items()}
+        c["energy_total_J"] *= per_example
+        c["latency_s"] *= per_example
         c["layer"] = i
         out.append(c)
-        x = _apply(layer, x)
-        if i < len(layers) - 1:
-            x = jnp.maximum(x, 0.0)
     return out

@@ -8,7 +8,11 @@ import math
 import equinox as eqx
 import numpy as np
 
-from xbar.mapping.tiling import check_tile_shape, grid_shape, slice_layout
+import jax
+
+from xbar.mapping.schemes import Mapping
+from xbar.mapping.tiling import check_tile_shape, grid_shape
+from xbar.nn.layer import AbstractAnalogLayer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,14 +106,9 @@ class Placement:
 
 def layer_matrices(model) -> list[tuple[str, tuple[int, int]]]:
     """`(name, (in, out))` of every weight matrix: eqx.nn.Linear / Conv (im2col:
-    in = C kh kw), analog layers (`AnalogLinear`, `AnalogConv2d`, so a mapped
-    `AnalogNetwork` or `AnalogMLP` places too), or arrays `(out, in)` /
+    in = C kh kw), analog layers (so a mapped `AnalogNetwork` or a converted
+    model places too), or arrays `(out, in)` /
     `(out, in, kh, kw)` in a list."""
-    import jax
-
-    from xbar.nn.conv import AnalogConv2d
-    from xbar.nn.linear import AnalogLinear
-
     if isinstance(model, list | tuple) and all(
         hasattr(w, "shape") or isinstance(w, tuple) for w in model
     ):  # arrays, or (weight, bias) pairs as MLP.params() gives
@@ -117,14 +116,12 @@ def layer_matrices(model) -> list[tuple[str, tuple[int, int]]]:
             ("", tuple(np.shape(w[0] if isinstance(w, tuple) else w))) for w in model
         ]
     else:
-        kinds = eqx.nn.Linear | eqx.nn.Conv | AnalogLinear | AnalogConv2d
+        kinds = eqx.nn.Linear | eqx.nn.Conv | AbstractAnalogLayer
         is_layer = lambda x: isinstance(x, kinds)  # noqa: E731
         flat = jax.tree_util.tree_flatten_with_path(model, is_leaf=is_layer)[0]
         leaves = []
         for path, leaf in flat:
-            if isinstance(leaf, AnalogConv2d):
-                leaf = leaf.linear
-            if isinstance(leaf, AnalogLinear):
+            if isinstance(leaf, AbstractAnalogLayer):
                 shape = (leaf.out_features, leaf.in_features)
             elif is_layer(leaf):
                 shape = tuple(np.shape(leaf.weight))
@@ -147,20 +144,26 @@ def place(
     model,
     chip: Chip = Chip(),
     *,
-    n_slices: int = 1,
-    weight_bits: int | None = None,
-    scheme: str = "differential",
+    mapping: Mapping | None = None,
 ) -> Placement:
     """Place every layer on whole tiles, layers in order, filling cores in order.
 
+    `mapping` says how weights occupy a tile (cell scheme, bit slices); its
+    tile size must be the chip's (default: `Mapping` of the chip's tile size).
     A layer never shares a tile with another (each tile has its own periphery
     configuration); it may span cores. Raises ValueError when the chip is too
     small, naming the layer and the tiles needed.
     """
-    _, m = slice_layout(
-        chip.tile_cols, n_slices=n_slices, weight_bits=weight_bits, scheme=scheme
-    )
-    pair = 1 if scheme == "reference" else 2
+    if mapping is None:
+        mapping = Mapping(tile_rows=chip.tile_rows, tile_cols=chip.tile_cols)
+    if (mapping.tile_rows, mapping.tile_cols) != (chip.tile_rows, chip.tile_cols):
+        raise ValueError(
+            f"mapping tile size {(mapping.tile_rows, mapping.tile_cols)} must equal the "
+            f"chip's {(chip.tile_rows, chip.tile_cols)}"
+        )
+    m = mapping.groups_per_tile
+    n_slices = mapping.n_slices
+    pair = mapping.cells.devices_per_cell
     placed, next_tile = [], 0
     for name, (n_in, n_out) in layer_matrices(model):
         tr, tc = grid_shape(n_in, n_out, chip.tile_rows, m)
@@ -177,7 +180,7 @@ def place(
                 (next_tile + tiles - 1) // chip.tiles_per_core + 1,
             )
         )
-        ref_cols = tiles if scheme == "reference" else 0
+        ref_cols = tiles * mapping.cells.reference_columns
         weight_devices = n_in * n_out * n_slices * pair
         devices = weight_devices + ref_cols * chip.tile_rows
         cells = tiles * chip.tile_rows * chip.tile_cols * pair

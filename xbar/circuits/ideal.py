@@ -12,6 +12,7 @@ drawing a batch x rows x cols array of conductances (DESIGN.md).
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -108,6 +109,10 @@ class AbstractCircuit(eqx.Module):
     non-linear cells implement the same method.
     """
 
+    #: Every cell's current depends only on its own row voltage (no wires), so
+    #: unused rows and columns can be left out of a read without changing it.
+    independent_cells: ClassVar[bool] = False
+
     @abc.abstractmethod
     def current_stats(
         self,
@@ -125,6 +130,8 @@ class AbstractCircuit(eqx.Module):
 
 class IdealCircuit(AbstractCircuit):
     """No wires: every cell sees its row voltage, columns are virtual ground."""
+
+    independent_cells: ClassVar[bool] = True
 
     def current_stats(self, device, pos, neg, v, t_s):
         return current_stats(device, pos, neg, v, t_s)

@@ -1,4 +1,4 @@
-"""Convolution layers on crossbar tiles by im2col (patches as input vectors)."""
+"""Analog 2-D convolutions on crossbar tiles by im2col (patches as input vectors)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,27 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.base import AbstractDevice
 from xbar.circuits.ideal import PRECISION
-from xbar.nn.linear import AnalogLinear, calibrate_adc
+from xbar.nn.config import AnalogConfig
+from xbar.nn.layer import AbstractAnalogLayer, mapped_fields
 
 
-def _pair(v, name) -> tuple[int, int]:
+def pair(v, name) -> tuple[int, int]:
+    """`v` as a pair of positive ints (an int means the same for both axes)."""
     t = (v, v) if isinstance(v, int) else tuple(v)
     if len(t) != 2 or any(not isinstance(a, int) or a < 1 for a in t):
         raise ValueError(f"{name} must be a positive int or a pair of them; got {v!r}")
     return t
+
+
+def padding_pairs(padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Symmetric `int` / `(ph, pw)` or explicit `((lo, hi), (lo, hi))` padding."""
+    if isinstance(padding, int):
+        padding = (padding, padding)
+    out = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    if len(out) != 2 or any(len(p) != 2 or min(p) < 0 for p in out):
+        raise ValueError(f"padding must be >= 0 (int, pair or pair of pairs); got {padding!r}")
+    return out  # type: ignore[return-value]
 
 
 def im2col(
@@ -37,8 +48,8 @@ def im2col(
     return p.reshape(batch + p.shape[1:])
 
 
-class AnalogConv2d(eqx.Module):
-    """2-D convolution whose kernel is an `AnalogLinear` of shape (out, in*kh*kw).
+class AnalogConv2d(AbstractAnalogLayer):
+    """2-D convolution whose kernel `(out, in*kh*kw)` sits on crossbar tiles.
 
     Each output pixel's receptive field (im2col patch) is one input vector to
     the tiles: per-patch input scaling, DAC, crossbar, ADC, digital
@@ -46,53 +57,42 @@ class AnalogConv2d(eqx.Module):
     `(*batch, O, Ho, Wo)` (NCHW, as `eqx.nn.Conv2d` without the batch axis).
     """
 
-    linear: AnalogLinear
-    kernel_size: tuple[int, int] = eqx.field(static=True)
-    stride: tuple[int, int] = eqx.field(static=True)
-    padding: tuple[tuple[int, int], tuple[int, int]] = eqx.field(static=True)
+    kernel_size: tuple[int, int] = eqx.field(static=True, kw_only=True)
+    stride: tuple[int, int] = eqx.field(static=True, kw_only=True)
+    padding: tuple[tuple[int, int], tuple[int, int]] = eqx.field(static=True, kw_only=True)
 
     @classmethod
     def from_weights(
         cls,
         weight: Float[Array, "out in kh kw"],
         bias: Float[Array, " out"] | None,
-        device: AbstractDevice,
+        config: AnalogConfig,
         *,
         key: PRNGKeyArray,
         stride=1,
         padding=0,
-        **kwargs,
     ) -> AnalogConv2d:
-        """Map an OIHW kernel; other keywords go to `AnalogLinear.from_weights`."""
+        """Map an OIHW kernel as `config` says; `stride` and `padding` as
+        `eqx.nn.Conv2d` (an int, a pair, or pairs of (low, high))."""
         weight = jnp.asarray(weight, jnp.float32)
         if weight.ndim != 4:
-            raise ValueError(
-                f"weight must be 4-D (out, in, kh, kw); got {weight.shape}"
-            )
-        ph, pw = (padding, padding) if isinstance(padding, int) else tuple(padding)
-        if min(ph, pw) < 0:
-            raise ValueError(f"padding must be >= 0; got padding={padding!r}")
-        lin = AnalogLinear.from_weights(
-            weight.reshape(weight.shape[0], -1), bias, device, key=key, **kwargs
-        )
+            raise ValueError(f"weight must be 4-D (out, in, kh, kw); got {weight.shape}")
+        fields = mapped_fields(weight.reshape(weight.shape[0], -1), bias, config, key=key)
         return cls(
-            lin, tuple(weight.shape[2:]), _pair(stride, "stride"), ((ph, ph), (pw, pw))
+            **fields,
+            kernel_size=tuple(weight.shape[2:]),
+            stride=pair(stride, "stride"),
+            padding=padding_pairs(padding),
         )
 
-    def patches(self, x: Float[Array, "*batch c h w"]):
-        """The input vectors the tiles see, `(*batch, Ho, Wo, C*kh*kw)`."""
+    def input_vectors(self, x: Float[Array, "*batch c h w"]):
+        """The patches the tiles see, `(*batch, Ho, Wo, C*kh*kw)`."""
         return im2col(x, self.kernel_size, self.stride, self.padding)
+
+    patches = input_vectors
 
     def __call__(
         self, x: Float[Array, "*batch c h w"], *, key: PRNGKeyArray | None = None
-    ):
-        p = self.patches(x)
-        y = self.linear(p, key=key)  # (*batch, Ho, Wo, O)
+    ) -> Float[Array, "*batch o ho wo"]:
+        y = self.matvec(self.input_vectors(x), key=key)  # (*batch, Ho, Wo, O)
         return jnp.moveaxis(y, -1, -3)
-
-
-def calibrate_conv_adc(conv: AnalogConv2d, x, **kwargs) -> AnalogConv2d:
-    """`calibrate_adc` on the layer's patches of `x` (keywords as there)."""
-    p = conv.patches(x)
-    lin = calibrate_adc(conv.linear, p.reshape(-1, p.shape[-1]), **kwargs)
-    return eqx.tree_at(lambda c: c.linear, conv, lin)

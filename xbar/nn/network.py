@@ -1,12 +1,13 @@
-"""Whole feed-forward networks on crossbar tiles: convolutions, then linear layers.
+"""Feed-forward networks on crossbar tiles: convolutions, then linear layers,
+ReLU between.
 
-`AnalogNetwork.from_params` maps a list of `(weight, bias)` pairs (4-D OIHW
+`AnalogNetwork.from_weights` maps a list of `(weight, bias)` pairs (4-D OIHW
 weights become `AnalogConv2d`, 2-D `(out, in)` weights `AnalogLinear`) with
-the same mapping and periphery options for every layer; `calibrate_adcs` sets
-each layer's ADC full scale on the activations that layer sees; `__call__`
-runs the analog forward with ReLU between layers. `digital_forward` is the
-same network in plain float32 (`lax.conv_general_dilated` and `jnp.dot`): the
-reference for tests and the baseline for `benchmarks/network.py`.
+one `AnalogConfig` for every layer or one per layer; `calibrate_adcs` sets
+each layer's ADC full scale on the activations that layer sees. Any other
+architecture is an equinox model passed through `xbar.convert`.
+`digital_forward` is the same network in plain float32: the reference for
+tests and the baseline for `benchmarks/network.py`.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.base import AbstractDevice
 from xbar.circuits.ideal import PRECISION
-from xbar.nn.conv import AnalogConv2d, _pair, calibrate_conv_adc
-from xbar.nn.linear import AnalogLinear, calibrate_adc
+from xbar.nn.calibration import calibrate_adc
+from xbar.nn.config import AnalogConfig
+from xbar.nn.conv import AnalogConv2d, padding_pairs, pair
+from xbar.nn.layer import AbstractAnalogLayer
+from xbar.nn.linear import AnalogLinear
 from xbar.periphery.converters import ADC
 
 
 def _check_params(params, input_shape) -> tuple[int, ...]:
-    input_shape = tuple(int(s) for s in input_shape)
     if not params:
         raise ValueError("params must hold at least one (weight, bias) pair; got none")
     ndims = [jnp.ndim(w) for w, _ in params]
@@ -40,12 +42,14 @@ def _check_params(params, input_shape) -> tuple[int, ...]:
             "convolution layers (4-D weights) must come before the linear layers; "
             f"got weight ndims {ndims}"
         )
-    if ndims[0] == 4 and len(input_shape) != 3:
+    if input_shape is None and ndims[0] == 2:
+        input_shape = (int(jnp.shape(params[0][0])[1]),)
+    if input_shape is None or (ndims[0] == 4 and len(input_shape) != 3):
         raise ValueError(
             "input_shape must be (channels, height, width) for a network that starts "
             f"with a convolution; got input_shape={input_shape}"
         )
-    return input_shape
+    return tuple(int(s) for s in input_shape)
 
 
 def _per_conv(n_conv: int, value, name: str) -> list:
@@ -67,8 +71,8 @@ def _check_shapes(params, input_shape, strides, paddings) -> None:
         w_shape = tuple(jnp.shape(w))
         if len(w_shape) == 4:
             c, h, wd = shape
-            (sh, sw), p = _pair(strides[i], "stride"), paddings[i]
-            ph, pw = (p, p) if isinstance(p, int) else tuple(p)
+            (sh, sw), p = pair(strides[i], "stride"), paddings[i]
+            (ph, _), (pw, _) = padding_pairs(p)
             kh, kw = w_shape[2:]
             ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
             if w_shape[1] != c or ho < 1 or wo < 1:
@@ -98,74 +102,68 @@ def _layout(params, input_shape, strides, paddings):
     return input_shape, strides, paddings
 
 
+def per_layer_configs(config, n_layers: int) -> list[AnalogConfig]:
+    """One config for every layer, or a sequence with one per layer."""
+    if isinstance(config, Sequence):
+        if len(config) != n_layers:
+            raise ValueError(
+                f"config as a sequence needs one AnalogConfig per layer ({n_layers}); "
+                f"got {len(config)}"
+            )
+        return list(config)
+    return [config] * n_layers
+
+
 class AnalogNetwork(eqx.Module):
-    """Convolution layers then linear layers on tiles, ReLU between layers.
+    """Analog layers in order with ReLU between them (none after the last).
 
     Attributes:
-        layers: the analog layers in order.
+        layers: the analog layers (`AnalogConv2d`s, then `AnalogLinear`s).
         input_shape: shape of one input example, e.g. `(1, 28, 28)` for a
             network that starts with a convolution or `(784,)`; inputs may
             also come flattened, `(*batch, prod(input_shape))`.
     """
 
-    layers: tuple[AnalogLinear | AnalogConv2d, ...]
+    layers: tuple[AbstractAnalogLayer, ...]
     input_shape: tuple[int, ...] = eqx.field(static=True)
 
     @classmethod
-    def from_params(
+    def from_weights(
         cls,
         params: Sequence[tuple[Array, Array | None]],
-        device: AbstractDevice,
+        config: AnalogConfig | Sequence[AnalogConfig],
         *,
         key: PRNGKeyArray,
-        input_shape: Sequence[int],
-        adcs: Sequence[ADC | None] | None = None,
+        input_shape: Sequence[int] | None = None,
         strides=1,
         paddings=0,
-        **kwargs,
     ) -> AnalogNetwork:
         """Map every layer of `params` onto its own tiles and program it.
 
         Args:
             params: `(weight, bias)` per layer; OIHW weights are convolutions,
                 `(out, in)` weights linear layers (as `eqx.nn.Linear`).
-            device: the cell model of every tile.
+            config: the hardware of every layer (`AnalogConfig`, or a bare
+                device), or a sequence with one per layer.
             key: PRNG key (split per layer: device-to-device draws, programming).
-            input_shape: one example's shape, `(C, H, W)` when the first layer
-                is a convolution.
-            adcs: one ADC per layer (None entries or None: ideal converters).
+            input_shape: one example's shape; `(C, H, W)` is needed when the
+                first layer is a convolution (default: `(in,)` of the first
+                linear layer).
             strides, paddings: one value (int or pair) for every convolution,
                 or a list with one per convolution layer.
-            **kwargs: mapping and periphery options for every layer
-                (`AnalogLinear.from_weights`: tile size, DAC, bit slices,
-                weight bits, scheme, scaling, circuit, ...).
         """
         input_shape, strides, paddings = _layout(params, input_shape, strides, paddings)
-        if adcs is not None and len(adcs) != len(params):
-            raise ValueError(
-                f"adcs must have one ADC per layer ({len(params)}); got {len(adcs)}"
-            )
+        configs = per_layer_configs(config, len(params))
         keys = jax.random.split(key, len(params))
         layers = []
-        for i, ((w, b), k) in enumerate(zip(params, keys)):
-            adc = None if adcs is None else adcs[i]
+        for i, ((w, b), c, k) in enumerate(zip(params, configs, keys)):
             if jnp.ndim(w) == 4:
-                layers.append(
-                    AnalogConv2d.from_weights(
-                        w,
-                        b,
-                        device,
-                        key=k,
-                        stride=strides[i],
-                        padding=paddings[i],
-                        adc=adc,
-                        **kwargs,
-                    )
+                lay = AnalogConv2d.from_weights(
+                    w, b, c, key=k, stride=strides[i], padding=paddings[i]
                 )
             else:
-                layers.append(
-                    AnalogLinear.from_weights(w, b, device, key=k, adc=adc, **kwargs)
-                )
+                lay = AnalogLinear.from_weights(w, b, c, key=k)
+            layers.append(lay)
         return cls(tuple(layers), input_shape)
 
     def _prepare(self, x):
@@ -181,26 +179,30 @@ class AnalogNetwork(eqx.Module):
             f"got {x.shape}"
         )
 
-    def _run(self, x, keys, fn):
-        x, batch = self._prepare(x)
-        for i, (layer, k) in enumerate(zip(self.layers, keys)):
-            if isinstance(layer, AnalogLinear):
-                x = x.reshape(batch + (-1,))
-            x = fn(i, layer, x, k)
-            if i < len(self.layers) - 1:
-                x = jax.nn.relu(x)
-        return x
-
-    def __call__(
-        self, x: Float[Array, ...], *, key: PRNGKeyArray | None = None
-    ) -> Float[Array, "*batch out"]:
-        """The network's output (logits); `key=None` reads without noise."""
+    def layer_inputs(self, x: Float[Array, ...], *, key: PRNGKeyArray | None = None):
+        """Run the network, yielding `(layer, its input)` for every layer (the
+        input shaped as the layer takes it), then `(None, output)`."""
+        x, batch = self._prepare(jnp.asarray(x))
         keys = (
             [None] * len(self.layers)
             if key is None
             else list(jax.random.split(key, len(self.layers)))
         )
-        return self._run(x, keys, lambda i, layer, x, k: layer(x, key=k))
+        for i, (layer, k) in enumerate(zip(self.layers, keys)):
+            if layer.flattens_input:
+                x = x.reshape(batch + (-1,))
+            yield layer, x
+            x = _apply(layer, x, k)
+            if i < len(self.layers) - 1:
+                x = jax.nn.relu(x)
+        yield None, x
+
+    def __call__(
+        self, x: Float[Array, ...], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "*batch out"]:
+        """The network's output (logits); `key=None` reads without noise."""
+        *_, (_, y) = self.layer_inputs(x, key=key)
+        return y
 
     def calibrate_adcs(
         self,
@@ -215,40 +217,12 @@ class AnalogNetwork(eqx.Module):
         Keywords as `calibrate_adc`; a chip does this once at deployment with
         representative inputs.
         """
-        new = []
-
-        def one(i, layer, x, _):
-            if isinstance(layer, AnalogConv2d):
-                new.append(
-                    calibrate_conv_adc(
-                        layer,
-                        x,
-                        bits=bits,
-                        percentile=percentile,
-                        per_column=per_column,
-                    )
-                )
-            else:
-                new.append(
-                    calibrate_adc(
-                        layer,
-                        x,
-                        bits=bits,
-                        percentile=percentile,
-                        per_column=per_column,
-                    )
-                )
-            return _noise_free(layer, x)
-
-        self._run(x, [None] * len(self.layers), one)
-        return AnalogNetwork(tuple(new), self.input_shape)
-
-    @property
-    def linear_layers(self) -> tuple[AnalogLinear, ...]:
-        """The `AnalogLinear` of every layer (a convolution's kernel layer)."""
-        return tuple(
-            lay.linear if isinstance(lay, AnalogConv2d) else lay for lay in self.layers
+        layers = tuple(
+            calibrate_adc(lay, v, bits=bits, percentile=percentile, per_column=per_column)
+            for lay, v in self.layer_inputs(x)
+            if lay is not None
         )
+        return AnalogNetwork(layers, self.input_shape)
 
     def with_adcs(self, adcs: Sequence[ADC]) -> AnalogNetwork:
         """The same programmed network with one new ADC per layer (for sweeps)."""
@@ -256,18 +230,13 @@ class AnalogNetwork(eqx.Module):
             raise ValueError(
                 f"adcs must have one ADC per layer ({len(self.layers)}); got {len(adcs)}"
             )
-        new = []
-        for lay, adc in zip(self.layers, adcs):
-            if isinstance(lay, AnalogConv2d):
-                new.append(eqx.tree_at(lambda c: c.linear.adc, lay, adc))
-            else:
-                new.append(eqx.tree_at(lambda m: m.adc, lay, adc))
-        return AnalogNetwork(tuple(new), self.input_shape)
+        layers = tuple(lay.with_adc(adc) for lay, adc in zip(self.layers, adcs))
+        return AnalogNetwork(layers, self.input_shape)
 
 
 @eqx.filter_jit
-def _noise_free(layer, x):
-    return layer(x, key=None)
+def _apply(layer, x, key):
+    return layer(x, key=key)
 
 
 def digital_forward(
@@ -285,13 +254,11 @@ def digital_forward(
     x = x.reshape((n,) + input_shape)
     for i, (w, b) in enumerate(params):
         if w.ndim == 4:
-            p = paddings[i]
-            ph, pw = (p, p) if isinstance(p, int) else tuple(p)
             x = jax.lax.conv_general_dilated(
                 x,
                 w,
-                _pair(strides[i], "stride"),
-                ((ph, ph), (pw, pw)),
+                pair(strides[i], "stride"),
+                padding_pairs(paddings[i]),
                 dimension_numbers=("NCHW", "OIHW", "NCHW"),
                 precision=PRECISION,
             )

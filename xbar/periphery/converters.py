@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import abc
 
 import equinox as eqx
 import jax
@@ -12,8 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from devices.base import as_param, check_range, concrete
 
-ENCODINGS = ("amplitude", "pulse_width", "bit_serial")
-
+from xbar.circuits.ideal import PRECISION
 
 def _as_bits(x):
     return None if x is None else jnp.asarray(x, jnp.float32)
@@ -35,6 +34,12 @@ def _check_bits(name: str, bits) -> None:
         )
 
 
+def magnitude_levels(bits: ArrayLike) -> Array:
+    """`2^(bits-1) - 1`: the largest integer magnitude of a signed converter of
+    `bits` bits including the sign (a 4-bit converter has codes -7..7)."""
+    return jnp.asarray(2.0 ** (jnp.asarray(bits, jnp.float32) - 1.0) - 1.0, jnp.float32)
+
+
 def round_ste(x: Array) -> Array:
     """Round to the nearest integer with a straight-through gradient."""
     return x + jax.lax.stop_gradient(jnp.round(x) - x)
@@ -46,86 +51,156 @@ def quantize_signed(u: Array, bits: ArrayLike) -> Array:
     The step is 1 / (2^(bits-1) - 1); zero and +-1 are levels. The gradient is
     straight-through inside the range and zero where clipped.
     """
-    n = 2.0 ** (bits - 1.0) - 1.0
+    n = magnitude_levels(bits)
     return round_ste(jnp.clip(u, -1.0, 1.0) * n) / n
 
 
-class DAC(eqx.Module):
-    """Row driver: a normalized input in [-1, 1] becomes a voltage pulse amplitude.
+class AbstractDAC(eqx.Module):
+    """Row driver: a normalized input in [-1, 1] becomes one or more read pulses.
 
-    Three input encodings (static `encoding`):
-
-    - "amplitude" (default): one read of `t_read` at voltage `q(u) v_read`.
-    - "pulse_width": one read at `+-v_read` for a fraction `|q(u)|` of the read
-      window. For ohmic cells the integrated column charge equals the
-      amplitude encoding's, so `__call__` returns the same time-averaged
-      voltage; the encodings differ in energy (`V^2 G t |u|` instead of
-      `(u V)^2 G t`) and latency (`2^(bits-1) - 1` time slots), see
-      `xbar.energy`.
-    - "bit_serial": the magnitude `|q(u)| (2^(bits-1) - 1)` is sent one bit per
-      cycle at `+-v_read` (`bits - 1` cycles, least significant first); every
-      cycle's column currents are converted by the ADC and the digital side
-      shift-adds them (`bit_planes`, `plane_weights`). `__call__` returns the
-      equivalent amplitude (the shift-added voltage), so `xbar.step` callers
-      see the same mean currents.
-
-    Args:
-        bits: resolution including sign, integer in [2, 24], or None for an
-            unquantized driver. An array leaf, so a sweep can vmap over it
-            (except for "bit_serial", where it sets the number of cycles).
-        v_read: full-scale read voltage (V), > 0: input 1 drives `v_read`.
-        encoding: "amplitude", "pulse_width" or "bit_serial".
+    Each encoding is a final subclass that owns its part of the math: the
+    per-cycle drive levels (`planes`), how the digital side recombines the
+    cycles' conversions (`combine`), and the row-drive figures the energy
+    model prices (`drive_energy_fraction`, `window_slots`, `conversions`).
+    `__call__` gives the equivalent amplitude in volts (the shift-added
+    voltage), which is what `xbar.step` and the spiking loop drive.
     """
 
-    bits: Float[Array, ""] | int | None
-    v_read: Float[Array, ""]
-    encoding: Literal["amplitude", "pulse_width", "bit_serial"] = eqx.field(static=True)
+    v_read: eqx.AbstractVar[Float[Array, ""]]
 
-    def __init__(self, bits=8, v_read=0.2, encoding="amplitude"):
-        # A bit-serial DAC's bits set the number of cycles (a shape): kept as a
-        # Python int, so it stays concrete under jit; otherwise an array leaf.
-        if encoding == "bit_serial" and bits is not None and concrete(bits) is not None:
-            b = concrete(bits)
-            bits = int(b) if b.size == 1 and float(b) == int(b) else b
-        else:
-            bits = _as_bits(bits)
-        self.bits = bits
-        self.v_read = as_param(v_read)
-        self.encoding = encoding
+    @property
+    @abc.abstractmethod
+    def n_cycles(self) -> int:
+        """Read cycles (array reads and conversions) per input vector."""
+
+    @abc.abstractmethod
+    def planes(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
+        """Normalized drive level of every row in every read cycle, in [-1, 1]."""
+
+    def combine(self, d: Float[Array, "cycles *cols"]) -> Float[Array, "*cols"]:
+        """The digital recombination of the cycles' conversions (one cycle: as is)."""
+        return d[0]
+
+    def __call__(self, u: Float[Array, "*rows"]) -> Float[Array, "*rows"]:
+        """Equivalent voltages (V) for normalized inputs `u` (clipped to [-1, 1])."""
+        return self.combine(self.planes(u)) * self.v_read
+
+    def drive_energy_fraction(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
+        """Per cycle, the fraction of `v_read^2 t_window` a row's cell sees
+        (0 for an idle row): `q(u)^2` for amplitude pulses."""
+        q = jnp.abs(self.planes(u))
+        return q * q
+
+    def window_slots(self) -> Float[Array, ""] | None:
+        """Length of the read window in pulse time slots (pulse-width
+        encodings), or None for one read pulse of the energy model's `t_read_s`."""
+        return None
+
+    @property
+    def conversions_per_drive(self) -> float:
+        """Multi-bit DAC conversions per driven row and cycle (0: 1-bit driver)."""
+        return 1.0
+
+
+class DAC(AbstractDAC):
+    """Amplitude encoding: one read at voltage `q(u) v_read`.
+
+    Args:
+        bits: resolution including the sign (an 8-bit DAC has levels
+            -127..127 / 127), integer in [2, 24], or None for an unquantized
+            driver. An array leaf, so a sweep can vmap over it.
+        v_read: full-scale read voltage (V), > 0: input 1 drives `v_read`.
+    """
+
+    bits: Float[Array, ""] | None = eqx.field(converter=_as_bits, default=8)
+    v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
 
     def __check_init__(self):
         _check_bits("DAC bits", self.bits)
         check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(
-                f"DAC encoding must be one of {ENCODINGS}; got "
-                f"encoding={self.encoding!r}"
-            )
-        if self.encoding == "bit_serial":
-            if self.bits is None:
-                raise ValueError(
-                    "DAC bits must be an integer in [2, 24] for bit_serial "
-                    "encoding (it sets the number of cycles); got bits=None"
-                )
-            if concrete(self.bits) is None:
-                raise ValueError("bit_serial DAC bits must be concrete (not traced)")
 
     @property
     def n_cycles(self) -> int:
-        """Read cycles per input vector: `bits - 1` for bit-serial, else 1."""
-        if self.encoding != "bit_serial":
-            return 1
-        return int(concrete(self.bits)) - 1
+        return 1
+
+    def planes(self, u):
+        if self.bits is None:
+            return jnp.clip(u, -1.0, 1.0)[None]
+        return quantize_signed(u, self.bits)[None]
+
+
+class PulseWidthDAC(AbstractDAC):
+    """Pulse-width encoding: one read at `+-v_read` for a fraction `|q(u)|` of
+    a window of `2^(bits-1) - 1` time slots.
+
+    For ohmic cells the integrated column charge equals the amplitude
+    encoding's, so the currents are the same time-averaged ones; the
+    encodings differ in energy (`V^2 G t |u|` instead of `(u V)^2 G t`) and
+    latency (the window), see `xbar.analysis.energy`.
+
+    Args:
+        bits: resolution including the sign, integer in [2, 24].
+        v_read: pulse voltage (V), > 0.
+    """
+
+    bits: Float[Array, ""] = eqx.field(converter=_as_bits, default=8)
+    v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
+
+    def __check_init__(self):
+        if self.bits is None:
+            raise ValueError(
+                "PulseWidthDAC bits must be an integer in [2, 24] (it sets the time "
+                "slots of the read window); got bits=None"
+            )
+        _check_bits("DAC bits", self.bits)
+        check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
+
+    @property
+    def n_cycles(self) -> int:
+        return 1
+
+    def planes(self, u):
+        return quantize_signed(u, self.bits)[None]
+
+    def drive_energy_fraction(self, u):
+        return jnp.abs(self.planes(u))  # full V for a fraction |u| of the window
+
+    def window_slots(self):
+        return magnitude_levels(self.bits)
+
+
+class BitSerialDAC(AbstractDAC):
+    """Bit-serial encoding: the magnitude `|q(u)| (2^(bits-1) - 1)` is sent one
+    bit per cycle at `+-v_read` (`bits - 1` cycles, least significant first);
+    every cycle's column currents are converted and the digital side
+    shift-adds them (`plane_weights`).
+
+    Args:
+        bits: resolution including the sign, a Python integer in [2, 24]
+            (static: it sets the number of cycles).
+        v_read: pulse voltage (V), > 0.
+    """
+
+    bits: int = eqx.field(static=True, default=8)
+    v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
+
+    def __check_init__(self):
+        if not isinstance(self.bits, int | np.integer) or not 2 <= self.bits <= 24:
+            raise ValueError(
+                "BitSerialDAC bits must be a Python integer in [2, 24] (it sets the "
+                f"number of cycles); got bits={self.bits!r}"
+            )
+        check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
+
+    @property
+    def n_cycles(self) -> int:
+        return int(self.bits) - 1
 
     def magnitude_levels(self) -> Float[Array, ""]:
-        """`2^(bits-1) - 1`: the largest integer input magnitude."""
-        return jnp.asarray(2.0 ** (self.bits - 1.0) - 1.0, jnp.float32)
+        return magnitude_levels(self.bits)
 
-    def bit_planes(self, u: Float[Array, "*rows"]) -> Float[Array, cycles *rows]:
-        """Bit-serial cycles: `sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB)..
-
-        `sum_c plane_weights[c] * planes[c]` equals `quantize_signed(u, bits)`.
-        """
+    def planes(self, u):
+        """`sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB) .. bits - 2."""
         n = self.magnitude_levels()
         m = jnp.round(jnp.abs(quantize_signed(u, self.bits)) * n)
         c = jnp.arange(self.n_cycles, dtype=jnp.float32).reshape((-1,) + (1,) * u.ndim)
@@ -133,15 +208,16 @@ class DAC(eqx.Module):
         return jax.lax.stop_gradient(jnp.sign(u)[None] * bit)
 
     def plane_weights(self) -> Float[Array, " cycles"]:
-        """Shift-add weights `2^c / (2^(bits-1) - 1)` of the bit-serial cycles."""
+        """Shift-add weights `2^c / (2^(bits-1) - 1)` of the cycles."""
         c = jnp.arange(self.n_cycles, dtype=jnp.float32)
         return 2.0**c / self.magnitude_levels()
 
-    def __call__(self, u: Float[Array, "*rows"]) -> Float[Array, "*rows"]:
-        """Voltages (V) for normalized inputs `u` (clipped to [-1, 1])."""
-        if self.bits is None:
-            return jnp.clip(u, -1.0, 1.0) * self.v_read
-        return quantize_signed(u, self.bits) * self.v_read
+    def combine(self, d):
+        return jnp.tensordot(self.plane_weights(), d, axes=1, precision=PRECISION)
+
+    @property
+    def conversions_per_drive(self) -> float:
+        return 0.0
 
 
 class ADC(eqx.Module):
@@ -160,8 +236,9 @@ class ADC(eqx.Module):
       does not change the values.
 
     Args:
-        bits: resolution including sign, integer in [2, 24], or None for no
-            quantization (then only the clipping at `i_max` acts).
+        bits: resolution including the sign, integer in [2, 24] (a 4-bit ADC
+            has the 15 codes -7..7), or None for no quantization (then only
+            the clipping at `i_max` acts).
         i_max: full-scale current (A), > 0, or None for an ideal converter
             (no clipping; `bits` must then be None). Any shape that broadcasts
             against the column currents (per tile or per column).
@@ -260,7 +337,7 @@ class ADC(eqx.Module):
     @property
     def lsb(self):
         """Full-scale fraction of one LSB, `1 / (2^(bits-1) - 1)`."""
-        return 1.0 / (2.0 ** (self.bits - 1.0) - 1.0)
+        return 1.0 / magnitude_levels(self.bits)
 
     def __call__(
         self, i: Float[Array, "*cols"], *, key: PRNGKeyArray | None = None
@@ -281,7 +358,7 @@ class ADC(eqx.Module):
             u = u + self.noise_lsb * self.lsb * jax.random.normal(key, u.shape, u.dtype)
         if self.thresholds is None:
             return quantize_signed(u, self.bits) * i_max
-        n = 2.0 ** (self.bits - 1.0) - 1.0
+        n = magnitude_levels(self.bits)
         code = jnp.searchsorted(self.thresholds, jax.lax.stop_gradient(u), side="right")
         q = code.astype(jnp.float32) / n - 1.0
         # Straight-through: value of the non-ideal level, gradient of the clip.

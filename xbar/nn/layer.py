@@ -1,0 +1,281 @@
+"""The one analog forward path that every analog layer runs.
+
+Per input vector: scale into [-1, 1] (`input_scaling`), pad to whole tiles,
+drive the rows (`dac`: one or more read cycles), read the tiles' column
+currents (`crossbar`, its circuit and read noise), keep the columns the
+mapping converts (`mapping.read_out`), convert (`adc`), correct for drift
+(`drift_compensation`), recombine cycles (`dac.combine`) and bit slices
+(`mapping.recombine`), undo the conductance scale, add the partial sums over
+row tiles, rescale and add the digital bias. Every option owns its step;
+the layer never branches on an option's type.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from xbar.array.crossbar import Crossbar, step
+from xbar.mapping.schemes import Mapping
+from xbar.mapping.tiling import from_tiles
+from xbar.nn.compensation import AbstractDriftCompensation
+from xbar.nn.config import AnalogConfig
+from xbar.periphery.converters import ADC, AbstractDAC
+from xbar.periphery.input_scaling import AbstractInputScaling
+
+
+def _slice_tiles(xb: Crossbar, index) -> Crossbar:
+    """The crossbar with `index` applied to every per-cell state leaf, shaped
+    `(tiles_r, tiles_c, rows, cols)` (device parameters are left as they are)."""
+    shape = xb.grid + xb.tile_shape
+
+    def cut(a):
+        if eqx.is_array(a) and a.ndim == 4 and a.shape == shape:
+            return a[index]
+        return a
+
+    return Crossbar(xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit)
+
+
+def mapped_fields(weight_oi, bias, config: AnalogConfig, *, key: PRNGKeyArray) -> dict:
+    """The fields of an analog layer holding `weight_oi` (out, in) and `bias`
+    mapped and programmed as `config` says."""
+    if not isinstance(config, AnalogConfig):
+        config = AnalogConfig(config)  # a bare device: every other option default
+    weight_oi = jnp.asarray(weight_oi, jnp.float32)
+    if weight_oi.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out, in); got shape {weight_oi.shape}")
+    if bias is not None:
+        bias = jnp.asarray(bias, jnp.float32)
+        if bias.shape != (weight_oi.shape[0],):
+            raise ValueError(
+                f"bias must have shape ({weight_oi.shape[0]},) to match weight "
+                f"{weight_oi.shape}; got {bias.shape}"
+            )
+    g_pos, g_neg, g_per_w = config.mapping.targets(weight_oi.T, config.device)
+    crossbar = config.programming.program(
+        config.device, g_pos, g_neg, key=key, circuit=config.circuit
+    )
+    return dict(
+        crossbar=crossbar,
+        mapping=config.mapping,
+        dac=config.dac,
+        adc=config.adc,
+        input_scaling=config.input_scaling,
+        drift_compensation=config.drift_compensation,
+        g_per_w=g_per_w,
+        bias=bias,
+        t_read_s=config.t_read_s,
+        in_features=int(weight_oi.shape[1]),
+        out_features=int(weight_oi.shape[0]),
+        bound_management=config.bound_management,
+    )
+
+
+class AbstractAnalogLayer(eqx.Module):
+    """A matrix `W` (out, in) on crossbar tiles with its periphery.
+
+    Final subclasses (`AnalogLinear`, `AnalogConv2d`) say how their inputs
+    become vectors of `in_features` (`input_vectors`) and how outputs are
+    shaped; the analog part is `matvec`, shared by all.
+    """
+
+    crossbar: Crossbar
+    mapping: Mapping
+    dac: AbstractDAC
+    adc: ADC
+    input_scaling: AbstractInputScaling
+    drift_compensation: AbstractDriftCompensation
+    g_per_w: Float[Array, "tr tc m"]  # siemens per unit weight, per logical column
+    bias: Float[Array, " out"] | None
+    t_read_s: Float[Array, ""]  # seconds since programming at read
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    bound_management: int = eqx.field(static=True)
+
+    #: whether the layer takes its input flattened to `(*batch, in_features)`
+    flattens_input: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def input_vectors(self, x: Array) -> Float[Array, "*vectors in"]:
+        """The vectors of `in_features` that the tiles see for input `x`."""
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.crossbar.grid
+
+    @property
+    def devices(self) -> int:
+        """Devices on the layer's tiles (both cells of a pair where there are two)."""
+        tr, tc = self.grid
+        rows, cols = self.crossbar.tile_shape
+        return tr * tc * rows * cols * self.mapping.cells.devices_per_cell
+
+    # -- the forward path ---------------------------------------------------------
+
+    def _inputs(self, x: Float[Array, "*batch in"]):
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"input must have shape (..., {self.in_features}) (in_features="
+                f"{self.in_features}); got {x.shape}"
+            )
+        s = self.input_scaling.scale(x)
+        tr, _ = self.grid
+        rows = self.crossbar.tile_shape[0]
+        pad = [(0, 0)] * (x.ndim - 1) + [(0, tr * rows - self.in_features)]
+        u = jnp.pad(x / s, pad).reshape(x.shape[:-1] + (tr, rows))
+        return u, s
+
+    def scaled_inputs(self, x: Float[Array, "*batch in"]) -> Float[Array, "*batch tr rows"]:
+        """Inputs `x` scaled into [-1, 1] and laid out by row tile (zero-padded),
+        as the DAC receives them."""
+        return self._inputs(x)[0]
+
+    def _trimmed(self, v):
+        """Skip simulating cells that cannot contribute (circuits whose cells
+        are independent, mappings without a reference column): the zero-input
+        padding rows of a single row tile, and the columns past the last
+        bit-slice group. Same currents, fewer flops: a 9-input conv kernel on
+        a 256 x 256 tile computes 9 rows."""
+        xb = self.crossbar
+        if not xb.circuit.independent_cells or self.mapping.cells.reference_columns:
+            return xb, v
+        tr, tc = xb.grid
+        rows, cols = xb.tile_shape
+        r = self.in_features if tr == 1 else rows
+        c = self.mapping.used_columns
+        if tc == 1:
+            c = min(c, self.out_features * self.mapping.n_slices)
+        if (r, c) == (rows, cols):
+            return xb, v
+        return _slice_tiles(xb, np.s_[:, :, :r, :c]), v[..., :r]
+
+    def _read(self, v, key):
+        """Column currents for row voltages `v`, skipping cells that cannot
+        contribute (see `_trimmed`): the last row of tiles is read with only
+        its `in_features - (tiles_r - 1) rows` used rows. Same currents and
+        noise distribution (the two parts draw independent noise)."""
+        xb, v = self._trimmed(v)
+        tr = xb.grid[0]
+        rows = xb.tile_shape[0]
+        r_last = self.in_features - (tr - 1) * rows
+        if not xb.circuit.independent_cells or tr == 1 or r_last == rows:
+            return xb.currents(v, self.t_read_s, key=key)
+        part = functools.partial(_slice_tiles, xb)
+        k_head, k_tail = (None, None) if key is None else jax.random.split(key)
+        head = part(np.s_[: tr - 1]).currents(v[..., : tr - 1, :], self.t_read_s, key=k_head)
+        tail = part(np.s_[tr - 1 :, :, :r_last]).currents(
+            v[..., tr - 1 :, :r_last], self.t_read_s, key=k_tail
+        )
+        return jnp.concatenate([head, tail], axis=-3)
+
+    def _analog(self, u, key):
+        """ADC inputs (A) for normalized inputs `u`: `(cycles, *batch, tr, tc, used)`
+        (fewer columns where `_trimmed` cut columns that carry no output)."""
+        v = self.dac.planes(u) * self.dac.v_read
+        return self.mapping.read_out(self._read(v, key))
+
+    def _adc_for(self, n_cols: int) -> ADC:
+        """The ADC with a per-column full scale cut to the first `n_cols` columns."""
+        i_max = self.adc.i_max
+        if i_max is None or i_max.ndim == 0 or i_max.shape[-1] == n_cols:
+            return self.adc
+        return eqx.tree_at(lambda a: a.i_max, self.adc, i_max[..., :n_cols])
+
+    def _digital(self, u, key):
+        """Outputs in units of `v_read`-scaled inputs, and a per-example clip flag."""
+        adc = self.adc
+        k_read, k_adc = (key, None)
+        if key is not None and adc.noise_lsb is not None:
+            k_read, k_adc = jax.random.split(key)
+        a = self._analog(u, k_read)
+        adc = self._adc_for(a.shape[-1])
+        d = adc(a, key=k_adc)
+        batch_ndim = u.ndim - 2
+        if self.bound_management > 0 and adc.i_max is not None:
+            clip = jnp.abs(a) >= jnp.broadcast_to(adc.i_max, a.shape)
+            clip = jnp.moveaxis(clip, 0, -1)  # cycles last
+            clipped = jnp.any(clip.reshape(clip.shape[:batch_ndim] + (-1,)), axis=-1)
+        else:
+            clipped = jnp.zeros(u.shape[:batch_ndim], bool)
+        factor = self.drift_compensation.factor(self.crossbar, self.mapping, self.t_read_s)
+        if factor is not None:
+            d = d * jnp.broadcast_to(
+                factor if factor.ndim == 0 else factor[..., : d.shape[-1]], d.shape
+            )
+        d = self.mapping.recombine(self.dac.combine(d))
+        d = d / jnp.broadcast_to(self.g_per_w[..., : d.shape[-1]], d.shape)
+        y = jnp.sum(d, axis=-3).reshape(d.shape[:-3] + (-1,))[..., : self.out_features]
+        return y, clipped
+
+    def matvec(
+        self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "*batch out"]:
+        """`W x + b` for vectors `x` (leading batch axes); `key=None` reads
+        without noise. One key draws independent noise for every example."""
+        u, s = self._inputs(x)
+        y, clipped = self._digital(u, key)
+        if self.bound_management > 0:
+            f0 = jnp.ones(u.shape[:-2] + (1, 1), jnp.float32)
+
+            def cond(c):
+                _, _, clip, it = c
+                return jnp.any(clip) & (it < self.bound_management)
+
+            def body(c):
+                f, y, clip, it = c
+                f = jnp.where(clip[..., None, None], 0.5 * f, f)
+                k = None if key is None else jax.random.fold_in(key, it + 1)
+                y2, clip2 = self._digital(u * f, k)
+                y = jnp.where(clip[..., None], y2 / f[..., 0], y)
+                return f, y, clip & clip2, it + 1
+
+            _, y, _, _ = jax.lax.while_loop(
+                cond, body, (f0, y, clipped, jnp.asarray(0, jnp.int32))
+            )
+        y = y * (s / self.dac.v_read)
+        return y if self.bias is None else y + jnp.broadcast_to(self.bias, y.shape)
+
+    # -- what calibration, analysis and tests look at ----------------------------
+
+    def adc_inputs(self, x: Float[Array, "*batch in"]):
+        """Noise-free currents (A) the ADCs convert for vectors `x`:
+        `(cycles, *batch, tr, tc, used)` (columns the forward pass skips, which
+        carry no output, read 0)."""
+        u, _ = self._inputs(x)
+        a = self._analog(u, None)
+        pad = [(0, 0)] * (a.ndim - 1) + [(0, self.mapping.used_columns - a.shape[-1])]
+        return jnp.pad(a, pad)
+
+    def adc_valid_columns(self) -> np.ndarray:
+        """Mask `(tc, used)` of converted columns that carry an output (not padding)."""
+        return self.mapping.valid_columns(self.grid[1], self.out_features)
+
+    def tile_currents(
+        self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None
+    ) -> Float[Array, "*batch tiles_r tiles_c cols"]:
+        """Per-tile column currents of all columns before the ADC (A), one cycle
+        at the equivalent amplitude."""
+        u, _ = self._inputs(x)
+        return step(self.crossbar, self.dac, u, self.t_read_s, key=key)
+
+    def effective_weight(self) -> Float[Array, "out in"]:
+        """Noise-free programmed weights as the digital side sees them at
+        `t_read_s` (drift compensation included), without ADC quantization."""
+        d = self.mapping.read_out(self.crossbar.differential_g(self.t_read_s))
+        factor = self.drift_compensation.factor(self.crossbar, self.mapping, self.t_read_s)
+        if factor is not None:
+            d = d * (factor if factor.ndim == 0 else factor[:, :, None, :])
+        d = self.mapping.recombine(d) / self.g_per_w[:, :, None, :]
+        return from_tiles(d, self.in_features, self.out_features).T
+
+    def with_adc(self, adc: ADC):
+        """The same programmed layer with another ADC."""
+        return eqx.tree_at(lambda m: m.adc, self, adc)
