@@ -41,7 +41,7 @@ from common import (
 
 import devices
 import xbar
-from xbar.analysis.energy import CONSTANTS, EnergyModel, network_counts
+from xbar.analysis.energy import CONSTANTS, EnergyModel, WaldenADC, network_counts
 from xbar.training.classifier import accuracy, fit_classifier, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,7 +250,7 @@ def run(
         xi = jnp.asarray(x_te[: ep["n_images"]])
         energy[net] = network_counts(analog, xi)
         # The same counts priced with the Walden-FoM ADC instead of NeuroSim's SAR.
-        energy_walden[net] = network_counts(analog, xi, EnergyModel(adc_model="walden"))
+        energy_walden[net] = network_counts(analog, xi, EnergyModel(adc=WaldenADC()))
     out = {
         "experiment": "periphery",
         "config": cfg,

@@ -52,7 +52,7 @@ def test_amplitude_counts_by_hand():
     e_adc = sum((P_ADC + _column_power(g)) * T_ADC for g in g_cols)
     # float32 powers and logs: 1e-5 relative.
     np.testing.assert_allclose(c["energy_J"]["adc"], e_adc, rtol=1e-5)
-    walden = layer_counts(_layer("amplitude"), X, EnergyModel(adc_model="walden"))
+    walden = layer_counts(_layer("amplitude"), X, EnergyModel(adc=xbar.analysis.WaldenADC()))
     np.testing.assert_allclose(walden["energy_J"]["adc"], 4 * 10e-15 * 2**6, rtol=1e-6)
     np.testing.assert_allclose(
         walden["latency_s"], T_READ + 2 * CONSTANTS["t_adc_s"][0], rtol=1e-6
@@ -94,8 +94,8 @@ def test_pulse_width_counts_by_hand():
 
 
 def test_adc_model_checked():
-    with pytest.raises(ValueError, match="adc_model"):
-        EnergyModel(adc_model="flash")
+    with pytest.raises(ValueError, match="adc must be one of"):
+        EnergyModel(adc="flash")
 
 
 def test_sparse_inputs_cost_less(getkey):

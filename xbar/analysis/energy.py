@@ -12,8 +12,9 @@ Every estimate is a count times a per-event constant:
   power `(a bits + b) + c (R_col 0.5 V / V_read)^(-k / ln 10)` for
   `(bits + 1)` cycles of 1 ns, `R_col` the parallel resistance of the cells on
   the column's driven rows (both cells of a differential pair), so the cost
-  grows with resolution and with the column current; or (`adc_model="walden"`)
-  from the Walden figure of merit, `FoM * 2^bits` at a fixed conversion time;
+  grows with resolution and with the column current; or
+  from the Walden figure of merit (`adc=WaldenADC()`), `FoM * 2^bits` at a
+  fixed conversion time;
 - digital accumulation: one add per conversion (shift-add of slices and
   cycles, and the sum over row tiles) plus one per output for the bias;
 - programming: write-verify pulses, `V_w^2 G t_w` each.
@@ -29,6 +30,7 @@ derived, A: assumption), listed in `CONSTANTS`; every one is a field of
 
 from __future__ import annotations
 
+import abc
 import math
 
 import equinox as eqx
@@ -37,6 +39,7 @@ import numpy as np
 
 from devices.base import as_param, check_range
 from xbar.circuits.ideal import PRECISION
+from xbar.mapping.schemes import check_option
 from xbar.nn.layer import AbstractAnalogLayer
 
 CONSTANTS = {
@@ -50,7 +53,7 @@ CONSTANTS = {
     "t_adc_s": (
         10e-9,
         "A",
-        "one conversion at 100 MS/s (SAR, same survey range); adc_model='walden' only",
+        "one conversion at 100 MS/s (SAR, same survey range); WaldenADC only",
     ),
     "sar_w_per_bit": (
         1.0157e-6,
@@ -101,101 +104,106 @@ CONSTANTS = {
 }
 
 
-ADC_MODELS = ("neurosim_sar", "walden")
+def _constant(name: str):
+    """A non-negative array field defaulting to `CONSTANTS[name]`."""
+    return eqx.field(converter=as_param, default=CONSTANTS[name][0])
 
 
-class EnergyModel(eqx.Module):
-    """Per-event energies (J), times (s) and areas (m^2); defaults in `CONSTANTS`.
+def _check_constants(module, names) -> None:
+    for name in names:
+        check_range(name, getattr(module, name), 0.0)
 
-    `adc_model` picks the converter's energy and time per conversion:
-    "neurosim_sar" (default; NeuroSim's SAR fit, depends on bits and on the
-    column's conductance) or "walden" (`adc_fom_j_per_step * 2^bits`, `t_adc_s`).
-    """
 
-    adc_fom_j_per_step: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["adc_fom_j_per_step"][0]
-    )
-    t_adc_s: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["t_adc_s"][0]
-    )
-    e_dac_j: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["e_dac_j"][0]
-    )
-    e_driver_1bit_j: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["e_driver_1bit_j"][0]
-    )
-    e_add_j: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["e_add_j"][0]
-    )
-    t_read_pulse_s: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["t_read_pulse_s"][0]
-    )
-    t_pulse_slot_s: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["t_pulse_slot_s"][0]
-    )
-    v_write_V: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["v_write_V"][0]
-    )
-    t_write_s: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["t_write_s"][0]
-    )
-    cell_area_m2: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["cell_area_m2"][0]
-    )
-    adc_area_m2: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["adc_area_m2"][0]
-    )
-    sar_w_per_bit: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["sar_w_per_bit"][0]
-    )
-    sar_w: jnp.ndarray = eqx.field(converter=as_param, default=CONSTANTS["sar_w"][0])
-    sar_column_w: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["sar_column_w"][0]
-    )
-    sar_column_k: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["sar_column_k"][0]
-    )
-    sar_cycle_s: jnp.ndarray = eqx.field(
-        converter=as_param, default=CONSTANTS["sar_cycle_s"][0]
-    )
-    adc_model: str = eqx.field(static=True, default="neurosim_sar")
+class AbstractADCEnergy(eqx.Module):
+    """Energy and time of the column converters' conversions."""
 
-    def __check_init__(self):
-        for name in CONSTANTS:
-            check_range(name, getattr(self, name), 0.0)
-        if self.adc_model not in ADC_MODELS:
-            raise ValueError(
-                f"adc_model must be one of {ADC_MODELS}; got adc_model={self.adc_model!r}"
-            )
-
-    def adc_time(self, bits) -> jnp.ndarray:
+    @abc.abstractmethod
+    def conversion_time(self, bits) -> jnp.ndarray:
         """Time (s) of one conversion at `bits` resolution."""
-        if self.adc_model == "walden":
-            return self.t_adc_s
-        return (jnp.asarray(bits, jnp.float32) + 1.0) * self.sar_cycle_s
 
-    def adc_energy(self, bits, column_term=None) -> jnp.ndarray:
-        """Energy (J) of one conversion at `bits` resolution.
-
-        Walden: `FoM 2^bits`. NeuroSim SAR: `(a bits + b + c column_term)` W for
-        `adc_time(bits)`, `column_term = (R_col 0.5 V / V_read)^(-k / ln 10)`
-        (see `column_term`; 0 leaves out the column part).
-        """
-        bits = jnp.asarray(bits, jnp.float32)
-        if self.adc_model == "walden":
-            return self.adc_fom_j_per_step * 2.0**bits
-        term = 0.0 if column_term is None else column_term
-        power = self.sar_w_per_bit * bits + self.sar_w + self.sar_column_w * term
-        return power * self.adc_time(bits)
+    @abc.abstractmethod
+    def energy(self, bits, n_conversions, column_terms) -> jnp.ndarray:
+        """Energy (J) of `n_conversions` conversions at `bits` resolution;
+        `column_terms()` gives the sum over them of `column_term` (called only
+        by models whose power depends on the column)."""
 
     def column_term(self, g_col, v_read) -> jnp.ndarray:
-        """NeuroSim's `exp(-k log10(R_col 0.5 / V_read))` for column conductance
-        `g_col` (S) read at `v_read` (V); 0 where `g_col` is 0 (no current)."""
+        """Per-conversion column factor for column conductance `g_col` (S)
+        read at `v_read` (V); 0 for models that do not depend on it."""
+        return jnp.zeros_like(jnp.asarray(g_col, jnp.float32))
+
+
+class NeuroSimSAR(AbstractADCEnergy):
+    """NeuroSim's SAR ADC (DNN+NeuroSim V1.4 `SarADC.cpp`, 32 nm HP fit): power
+    `(a bits + b) + c exp(-k log10(R_col 0.5 V / V_read))` W for
+    `(bits + 1)` cycles, so the cost grows with resolution and column current."""
+
+    sar_w_per_bit: jnp.ndarray = _constant("sar_w_per_bit")
+    sar_w: jnp.ndarray = _constant("sar_w")
+    sar_column_w: jnp.ndarray = _constant("sar_column_w")
+    sar_column_k: jnp.ndarray = _constant("sar_column_k")
+    sar_cycle_s: jnp.ndarray = _constant("sar_cycle_s")
+
+    def __check_init__(self):
+        _check_constants(self, [n for n in CONSTANTS if n.startswith("sar_")])
+
+    def conversion_time(self, bits):
+        return (jnp.asarray(bits, jnp.float32) + 1.0) * self.sar_cycle_s
+
+    def energy(self, bits, n_conversions, column_terms):
+        bits = jnp.asarray(bits, jnp.float32)
+        static = n_conversions * (self.sar_w_per_bit * bits + self.sar_w)
+        return (static + self.sar_column_w * column_terms()) * self.conversion_time(bits)
+
+    def column_term(self, g_col, v_read):
         x = jnp.asarray(g_col, jnp.float32) * v_read / 0.5  # 1 / R_eff
         pos = x > 0
         return jnp.where(
             pos, jnp.exp(self.sar_column_k * jnp.log10(jnp.where(pos, x, 1.0))), 0.0
         )
+
+
+class WaldenADC(AbstractADCEnergy):
+    """Walden figure of merit: `FoM 2^bits` per conversion at a fixed
+    conversion time `t_adc_s`."""
+
+    adc_fom_j_per_step: jnp.ndarray = _constant("adc_fom_j_per_step")
+    t_adc_s: jnp.ndarray = _constant("t_adc_s")
+
+    def __check_init__(self):
+        _check_constants(self, ("adc_fom_j_per_step", "t_adc_s"))
+
+    def conversion_time(self, bits):
+        return self.t_adc_s
+
+    def energy(self, bits, n_conversions, column_terms):
+        return n_conversions * self.adc_fom_j_per_step * 2.0 ** jnp.asarray(bits, jnp.float32)
+
+
+_ADC_FIELDS = ("sar_", "adc_fom_j_per_step", "t_adc_s")
+
+
+class EnergyModel(eqx.Module):
+    """Per-event energies (J), times (s) and areas (m^2); defaults in `CONSTANTS`.
+
+    `adc` prices the converters: `NeuroSimSAR()` (default; depends on bits
+    and on the column's conductance) or `WaldenADC()` (figure of merit).
+    """
+
+    e_dac_j: jnp.ndarray = _constant("e_dac_j")
+    e_driver_1bit_j: jnp.ndarray = _constant("e_driver_1bit_j")
+    e_add_j: jnp.ndarray = _constant("e_add_j")
+    t_read_pulse_s: jnp.ndarray = _constant("t_read_pulse_s")
+    t_pulse_slot_s: jnp.ndarray = _constant("t_pulse_slot_s")
+    v_write_V: jnp.ndarray = _constant("v_write_V")
+    t_write_s: jnp.ndarray = _constant("t_write_s")
+    cell_area_m2: jnp.ndarray = _constant("cell_area_m2")
+    adc_area_m2: jnp.ndarray = _constant("adc_area_m2")
+    adc: AbstractADCEnergy = NeuroSimSAR()
+
+    def __check_init__(self):
+        _check_constants(self, [n for n in CONSTANTS if not n.startswith(_ADC_FIELDS)])
+        check_option("adc", self.adc, AbstractADCEnergy)
 
 
 def _drive(layer: AbstractAnalogLayer, x):
@@ -216,7 +224,7 @@ def _sums(layer: AbstractAnalogLayer, x):
 
 
 @eqx.filter_jit
-def _column_terms(layer: AbstractAnalogLayer, x, model: EnergyModel):
+def _column_terms(layer: AbstractAnalogLayer, x, adc: AbstractADCEnergy):
     """Sum over conversions (busy tile rows x used columns x cycles) of the
     NeuroSim column term, with each column's conductance on its driven rows."""
     _, active = _drive(layer, x)  # (c, n, tr, R)
@@ -227,7 +235,7 @@ def _column_terms(layer: AbstractAnalogLayer, x, model: EnergyModel):
     valid = jnp.asarray(layer.adc_valid_columns())  # (tc, used)
     g_col = g_col[..., : valid.shape[-1]]
     busy = jnp.any(active, axis=-1)[..., None, None]  # (c, n, tr, 1, 1)
-    term = model.column_term(g_col, layer.dac.v_read)
+    term = adc.column_term(g_col, layer.dac.v_read)
     return jnp.sum(jnp.where(busy & valid[None, None, None], term, 0.0))
 
 
@@ -261,16 +269,11 @@ def layer_counts(
     bits = layer.adc.bits if layer.adc.bits is not None else 0.0
     if layer.adc.i_max is None:  # ideal converter: no ADC modelled
         e_adc = 0.0
-    elif model.adc_model == "walden":
-        e_adc = adc_conv * float(model.adc_energy(bits))
     else:
-        terms = float(_column_terms(layer, x, model)) / n
         e_adc = float(
-            (
-                adc_conv * (model.sar_w_per_bit * bits + model.sar_w)
-                + model.sar_column_w * terms
+            model.adc.energy(
+                bits, adc_conv, lambda: float(_column_terms(layer, x, model.adc)) / n
             )
-            * model.adc_time(bits)
         )
     e_digital = adds * model.e_add_j
 
@@ -279,7 +282,7 @@ def layer_counts(
     n_adc_tile = math.ceil(cols_per_tile / share)
     conv_serial = math.ceil(cols_per_tile / n_adc_tile) if n_adc_tile else 0
     cycles = dac.n_cycles
-    t_conv = 0.0 if layer.adc.i_max is None else float(model.adc_time(bits))
+    t_conv = 0.0 if layer.adc.i_max is None else float(model.adc.conversion_time(bits))
     latency = cycles * (t_window + conv_serial * t_conv)
     n_dev = layer.devices
     n_adcs = tr * tc * n_adc_tile
