@@ -9,7 +9,7 @@ wire segment, inputs uniform in [0, 0.2] V) and one or 64 input vectors:
   timed interleaved in the same process (median of repeats);
 - `exact_peak_memory`: XLA's compiled memory (arguments + outputs + temporaries)
   of the exact solve, target < 2 GiB for 512 x 512 x 64;
-- `fast_time` / `fast_error`: `xbar.relax_crossbar` (2 sweeps) time ratio to the
+- `fast_time` / `fast_error`: `xbar.solve_lines` (2 sweeps) time ratio to the
   exact solve and its max relative column-current error;
 - `ngspice_time` (32 and 64 only): one `ngspice -b` operating point of the same
   netlist (one vector), ratio: our exact single-vector solve / ngspice.
@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,8 +59,7 @@ def main(argv=None):
     repeats = 2 if args.quick else 3
     r_ohm = 1.0
     jax.config.update("jax_enable_x64", True)
-    exact = eqx.filter_jit(xbar.solve_crossbar)
-    fast = eqx.filter_jit(xbar.relax_crossbar)
+    exact, fast = xbar.solve_crossbar, xbar.solve_lines  # both compiled
     wires = xbar.Wires(jnp.asarray(r_ohm, jnp.float64), jnp.asarray(r_ohm, jnp.float64))
     for n in sizes:
         rng = np.random.default_rng(n)

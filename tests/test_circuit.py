@@ -19,12 +19,7 @@ from ngspice_netlist import netlist, nodal_matrix, run_ngspice
 
 import devices
 import xbar
-from xbar.circuits.line_relaxation import relax_crossbar as _relax
-from xbar.circuits.nodal import Wires, solve_crossbar as _solve
-
-# Jitted once per shape: eager dispatch would compile every primitive separately.
-solve_crossbar = eqx.filter_jit(_solve)
-relax_crossbar = eqx.filter_jit(_relax)
+from xbar.circuits import RESULTS, Wires, solve_crossbar, solve_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V0_SINH = 0.25  # V, the sinh cell's voltage scale: I = g v0 sinh(v / v0)
@@ -176,7 +171,8 @@ def test_kcl_and_scipy_reference_batched():
     mat, rhs, col = nodal_matrix(g, **kw)
     ref = col(spl.splu(mat).solve(rhs(v)))
     with jax.enable_x64(True):
-        sol = solve_crossbar(jnp.asarray(g), jnp.asarray(v), Wires(2.0, 3.0, 10.0, 30.0))
+        sol = solve_crossbar(jnp.asarray(g), jnp.asarray(v),
+                             Wires(2.0, 3.0, 10.0, 30.0))
         # Tolerance 1e-9 relative: the solver stops at 1e-11 V relative node error.
         assert rel_err(sol.i_col, ref) < 1e-9
         # Kirchhoff: the worst node current error is below 1e-9 of the largest
@@ -191,7 +187,7 @@ def test_zero_wires_is_ideal_mvm(getkey):
     g = jax.random.uniform(getkey(), (32, 24), minval=1e-6, maxval=1e-4)
     v = jax.random.uniform(getkey(), (3, 32), minval=-0.2, maxval=0.2)
     sol = solve_crossbar(g, v, Wires())
-    fast = relax_crossbar(g, v, Wires(), n_sweeps=1)[2]
+    fast = solve_lines(g, v, Wires(), n_sweeps=1)[2]
     # float32: 1e-5 relative covers summation-order rounding over 32 rows;
     # the 1e-6-ohm floor on wires shifts currents by < 32 * 1e-10.
     np.testing.assert_allclose(sol.i_col, v @ g, rtol=1e-5, atol=1e-5 * 2e-3)
@@ -234,7 +230,7 @@ def test_gradients_match_finite_differences(getkey):
             return solve_crossbar(g, v, wires, cell_current=cell).i_col @ wv
 
         def fast(g, v, cell):
-            return relax_crossbar(g, v, wires, n_sweeps=3, cell_current=cell)[2] @ wv
+            return solve_lines(g, v, wires, n_sweeps=3, cell_current=cell)[2] @ wv
 
         dg = jax.random.normal(getkey(), g0.shape, jnp.float64) * 1e-5
         dv = jax.random.normal(getkey(), v0.shape, jnp.float64) * 0.1
@@ -267,9 +263,9 @@ def test_singular_and_bad_circuits_raise():
     with pytest.raises(ValueError, match="r_row_ohm must be in"):
         Wires(r_row_ohm=-1.0)
     with pytest.raises(ValueError, match="r_sense_ohm must be in"):
-        xbar.ExactCircuit(r_sense_ohm=-5.0)
+        xbar.ExactCircuit(Wires(r_sense_ohm=-5.0))
     with pytest.raises(ValueError, match="n_sweeps"):
-        xbar.FastCircuit(n_sweeps=0)
+        xbar.FastCircuit(Wires(), n_sweeps=0)
     # An unconverged solve raises rather than returning.
     with pytest.raises(Exception, match="did not converge"):
         jax.block_until_ready(solve_crossbar(
@@ -291,7 +287,7 @@ def test_tile_circuits_in_the_layer(getkey):
                                               tile_cols=8, circuit=circuit)
 
     ideal = layer(xbar.IdealCircuit())
-    exact0 = layer(xbar.ExactCircuit(0.0, 0.0))
+    exact0 = layer(xbar.ExactCircuit(Wires(0.0, 0.0)))
     cb_i, cb_e = ideal.crossbar, exact0.crossbar
     v = jax.random.uniform(getkey(), (4,) + (cb_i.grid[0], cb_i.tile_shape[0]),
                            maxval=0.2)
@@ -311,17 +307,172 @@ def test_tile_circuits_in_the_layer(getkey):
     cb = xbar.program_crossbar(devices.Ideal(), gp, gn, key=getkey())
     m_0, _ = cb.circuit.current_stats(cb.device, cb.pos, cb.neg, v, 1.0)
     scale = float(jnp.max(jnp.abs(m_0)))
-    ex = xbar.ExactCircuit(20.0, 20.0)
-    fa = xbar.FastCircuit(20.0, 20.0, n_sweeps=3)
+    ex = xbar.ExactCircuit(Wires(20.0, 20.0))
+    fa = xbar.FastCircuit(Wires(20.0, 20.0), n_sweeps=3)
     m_x, _ = ex.current_stats(cb.device, cb.pos, cb.neg, v, 1.0)
     m_f, _ = fa.current_stats(cb.device, cb.pos, cb.neg, v, 1.0)
     assert float(jnp.max(jnp.abs(m_x - m_0))) > 1e-2 * scale  # IR drop visible
     np.testing.assert_allclose(m_f, m_x, atol=1e-3 * scale)
     # Wire resistance is an array field: a sweep vmaps over it.
-    circuits = xbar.stack([xbar.FastCircuit(r, r, n_sweeps=3) for r in (0.0, 20.0)])
+    circuits = xbar.stack([xbar.FastCircuit(Wires(r, r), n_sweeps=3)
+                           for r in (0.0, 20.0)])
     ms = eqx.filter_vmap(lambda c: c.current_stats(cb.device, cb.pos, cb.neg,
                                                    v, 1.0)[0])(circuits)
     np.testing.assert_allclose(ms[1], m_f, rtol=1e-5, atol=1e-6 * scale)
+
+
+def _island(n=4):
+    """A circuit whose floating row 2 conducts nowhere (singular)."""
+    g = np.full((n, n), 1e-4, np.float32)
+    g[2, :] = 0.0
+    row_driven = np.ones(n, bool)
+    row_driven[2] = False
+    return jnp.asarray(g), jnp.asarray(row_driven)
+
+
+def test_result_codes():
+    """Each failure has its code with throw=False (no raise, also under jit), and
+    raises its message with throw=True. Circuits that cannot be solved are not
+    iterated on and give NaN."""
+    wires = Wires(10.0, 10.0)
+    g = jnp.full((16, 16), 1e-4)
+    v = jnp.ones((16,))
+    ok = solve_crossbar(g, v, wires, throw=False)
+    assert bool(ok.result == RESULTS.successful)
+    # Max steps: one CG step is far from converged.
+    sol = solve_crossbar(g, v, wires, max_steps=1, throw=False)
+    assert bool(sol.result == RESULTS.max_steps_reached)
+    assert int(sol.iterations) == 1 and bool(jnp.all(jnp.isfinite(sol.i_col)))
+    with pytest.raises(Exception, match="reached its iteration limit"):
+        jax.block_until_ready(solve_crossbar(g, v, wires, max_steps=1).i_col)
+    # Floating island.
+    gi, row_driven = _island()
+    sol = jax.jit(lambda gg: solve_crossbar(gg, jnp.ones((4,)), Wires(1.0, 1.0),
+                                            row_driven=row_driven, throw=False))(gi)
+    assert bool(sol.result == RESULTS.singular)
+    assert int(sol.iterations) == 0 and bool(jnp.all(jnp.isnan(sol.i_col)))
+    with pytest.raises(Exception, match="floating island"):
+        jax.block_until_ready(solve_crossbar(gi, jnp.ones((4,)), Wires(1.0, 1.0),
+                                             row_driven=row_driven).i_col)
+    # Negative conductance (and non-finite input).
+    gn = g.at[1, 1].set(-1e-4)
+    sol = solve_crossbar(gn, v, wires, throw=False)
+    assert bool(sol.result == RESULTS.invalid_input)
+    assert int(sol.iterations) == 0 and bool(jnp.all(jnp.isnan(sol.i_col)))
+    sol = solve_crossbar(g, v.at[0].set(jnp.inf), wires, throw=False)
+    assert bool(sol.result == RESULTS.invalid_input)
+    with pytest.raises(Exception, match="negative resistance"):
+        jax.block_until_ready(solve_crossbar(gn, v, wires).i_col)
+    # Breakdown: a sinh cell at 100 V overflows float32 in the first Newton step.
+    sol = solve_crossbar(jnp.full((4, 4), 1e-4), jnp.full((4,), 100.0), wires,
+                         cell_current=sinh_cell, throw=False)
+    assert bool(sol.result == RESULTS.breakdown)
+    with pytest.raises(Exception, match="not finite"):
+        jax.block_until_ready(solve_crossbar(
+            jnp.full((4, 4), 1e-4), jnp.full((4,), 100.0), wires,
+            cell_current=sinh_cell).i_col)
+
+
+def test_vmapped_sweep_records_failed_points(getkey):
+    """A sweep over conductance matrices where one point is invalid and one
+    singular: those are flagged (NaN currents), the others equal their own
+    solves, and the sweep does not raise."""
+    n = 8
+    good = [jax.random.uniform(getkey(), (n, n), minval=1e-6, maxval=1e-4)
+            for _ in range(3)]
+    gi, _ = _island(n)
+    gs = jnp.stack([good[0], good[1].at[3, 4].set(-1e-5), good[2], gi])
+    row_driven = jnp.ones((n,), bool).at[2].set(False)  # floating, as in _island
+    v = jax.random.uniform(getkey(), (2, n), maxval=0.2)
+    wires = Wires(2.0, 2.0)
+    sols = jax.vmap(lambda g: solve_crossbar(g, v, wires, row_driven=row_driven,
+                                             throw=False))(gs)
+    expect = [RESULTS.successful, RESULTS.invalid_input, RESULTS.successful,
+              RESULTS.singular]
+    for k, code in enumerate(expect):
+        assert bool((sols.result == code)[k]), k
+    for k in (0, 2):
+        one = solve_crossbar(gs[k], v, wires, row_driven=row_driven)
+        np.testing.assert_allclose(sols.i_col[k], one.i_col, rtol=1e-5,
+                                   atol=1e-6 * float(jnp.max(jnp.abs(one.i_col))))
+    assert bool(jnp.all(jnp.isnan(sols.i_col[1])) & jnp.all(jnp.isnan(sols.i_col[3])))
+    # The tile circuit propagates: a failed solve gives NaN currents with
+    # throw=False, and raises by default.
+    cb = xbar.program_crossbar(devices.Ideal(), good[0][None, None],
+                               good[1][None, None], key=getkey())
+    vt = v[:, None, :]
+    bad = xbar.ExactCircuit(Wires(20.0, 20.0), max_steps=1, throw=False)
+    m, _ = bad.current_stats(cb.device, cb.pos, cb.neg, vt, 1.0)
+    assert bool(jnp.all(jnp.isnan(m)))
+    with pytest.raises(Exception, match="iteration limit"):
+        jax.block_until_ready(xbar.ExactCircuit(Wires(20.0, 20.0), max_steps=1)
+                              .current_stats(cb.device, cb.pos, cb.neg, vt, 1.0))
+
+
+def test_eager_calls_are_compiled(getkey, monkeypatch):
+    """A second eager call of the public solvers with new values of the same
+    shapes traces nothing and compiles nothing (the issue: 0.9 s eager against
+    1.4 ms jitted on 64 x 64, from op-by-op dispatch and re-traced loops)."""
+    import logging
+
+    from xbar.circuits import line_relaxation, nodal
+
+    g = jax.random.uniform(getkey(), (12, 10), minval=1e-6, maxval=1e-4)
+    v = jax.random.uniform(getkey(), (3, 12), maxval=0.2)
+    wires = Wires(1.0, 2.0)
+    solve_crossbar(g, v, wires)  # first calls: trace and compile
+    solve_lines(g, v, wires, n_sweeps=2)
+    traces = []
+    network = nodal._network
+
+    def counted(*a, **k):
+        traces.append(1)
+        return network(*a, **k)
+
+    monkeypatch.setattr(nodal, "_network", counted)
+    monkeypatch.setattr(line_relaxation, "_network", counted)
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    g2, v2, wires2 = g * 1.5, v * 0.5, Wires(2.0, 1.0)  # new values, same shapes
+    handler = Collect(level=logging.DEBUG)
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            sol = solve_crossbar(g2, v2, wires2)
+            fast = solve_lines(g2, v2, wires2, n_sweeps=2)
+            jax.block_until_ready((sol.i_col, fast))
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    assert traces == []
+    assert not [r for r in records if "Compiling" in r], records
+    # ... while a new shape does trace (the counter works).
+    solve_crossbar(g[:8], v[:, :8], wires)
+    assert len(traces) == 1
+
+
+def test_noisy_exact_read_gradient_finite_at_zero_variance(getkey):
+    """Zero inputs give zero read-noise variance: the gradient of a noisy read
+    through the exact circuit must be finite there (a plain sqrt gives NaN)."""
+    dev = devices.RRAM.from_card()
+    gp, gn = (jax.random.uniform(getkey(), (1, 2, 8, 6), minval=1e-6, maxval=1e-4)
+              for _ in range(2))
+    cb = xbar.program_crossbar(dev, gp, gn, key=getkey())
+    circuit = xbar.ExactCircuit(Wires(2.0, 2.0))
+    key = getkey()
+
+    def read(v):
+        stats = circuit.current_stats(cb.device, cb.pos, cb.neg, v, 1.0)
+        return jnp.sum(xbar.sample_currents(stats, key))
+
+    v0 = jnp.zeros((3, 1, 8))
+    _, std = circuit.current_stats(cb.device, cb.pos, cb.neg, v0, 1.0)
+    assert float(jnp.max(std)) == 0.0
+    grad = jax.grad(read)(v0)
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.max(jnp.abs(grad))) > 0
 
 
 @pytest.mark.parametrize("script", ["benchmarks/solver.py", "experiments/ir_drop.py"])

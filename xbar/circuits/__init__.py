@@ -2,8 +2,10 @@
 
 Lives here: the ideal circuit and the read-noise statistics of its currents
 (`ideal`), the exact nodal solve with wire resistance, sneak paths and
-non-linear cells (`nodal`), line relaxation (`line_relaxation`), and the two
-as tile circuits a crossbar can hold (`tile`).
+non-linear cells (`nodal`: `solve_crossbar`, its `Solution` and `RESULTS`
+codes), a fixed number of line-relaxation sweeps (`line_relaxation`:
+`solve_lines`), and the two as tile circuits a crossbar can hold (`tile`).
+The methods are described in `docs/methods.md`.
 May import: `devices` only.
 """
 
@@ -17,8 +19,9 @@ from .ideal import (
     sample_currents as sample_currents,
     tile_mvm as tile_mvm,
 )
-from .line_relaxation import relax_crossbar as relax_crossbar
+from .line_relaxation import solve_lines as solve_lines
 from .nodal import (
+    RESULTS as RESULTS,
     Solution as Solution,
     Wires as Wires,
     solve_crossbar as solve_crossbar,

@@ -3,17 +3,20 @@
 Start from the ideal circuit (every row node at its driver voltage, every
 column node at its terminal voltage), then alternate exact tridiagonal solves
 of all rows (column voltages frozen) and of all columns (row voltages frozen):
-block Gauss-Seidel on the nodal system of `xbar.circuit`. Each sweep costs two
+block Gauss-Seidel on the nodal system of `xbar.circuits.nodal` (see the
+circuit-solver section of `docs/methods.md`). Each sweep costs two
 batched tridiagonal solves, no convergence test, so the cost is fixed and the
 derivative is the unrolled one. The error against the exact solve shrinks
 geometrically with the sweeps at a rate set by `N * r_wire * g_cell`; its size
 against array size and wire resistance is measured in `experiments/ir_drop.py`
 and `benchmarks/solver.py`. Non-linear cells are handled by Picard iteration
-on the chord conductance `I(v) / v` from the previous sweep.
+on the chord conductance `I(v) / v` from the previous sweep. Compiled once
+per shape and static option (`eqx.filter_jit`), like `solve_crossbar`.
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -21,7 +24,8 @@ from jaxtyping import Array, Float
 from xbar.circuits.nodal import CellCurrent, Wires, _network, _operators, _tri_solve
 
 
-def relax_crossbar(
+@eqx.filter_jit
+def solve_lines(
     g: Float[Array, "R C"],
     v_row: Float[Array, "*batch R"],
     wires: Wires,
@@ -33,9 +37,15 @@ def relax_crossbar(
     """Approximate node voltages and column currents of a read (all rows driven,
     all columns at 0 V) after `n_sweeps` line-relaxation sweeps.
 
+    Args:
+        g, v_row, wires: as for `solve_crossbar`.
+        n_sweeps: row+column sweeps (static); 0 is the ideal MVM.
+        cell_current: elementwise `(g, v) -> I` of a non-linear cell, or None
+            for ohmic cells (static, as for `solve_crossbar`).
+
     Returns:
         `(u, w, i_col)`: row- and column-node voltages (V), `(*batch, R, C)`,
-        and column currents (A), `(*batch, C)`. `n_sweeps=0` is the ideal MVM.
+        and column currents (A), `(*batch, C)`.
     """
     g = jnp.asarray(g)
     dtype = g.dtype

@@ -1,9 +1,11 @@
 """Circuit models for the tiles: exact and fast IR-drop solves as `AbstractCircuit`s.
 
-`Crossbar(circuit=ExactCircuit(r_row_ohm=..., ...))` (or
+`Crossbar(circuit=ExactCircuit(Wires(r_row_ohm=..., ...)))` (or
 `AnalogLinear.from_weights(..., circuit=...)`) makes every tile read its column
 currents through the wires: G+ and G- are two physical arrays, each solved with
-its own IR drop, and the differential current is their difference.
+its own IR drop, and the differential current is their difference. Both
+circuits hold their resistances as one `Wires` field (every resistance
+defaults to 0 ohm, so say which wires you mean).
 
 Read noise under wire resistance: each cell's conductance deviation `s_ij` is
 propagated to first order with the ideal-circuit formula evaluated at the
@@ -14,7 +16,8 @@ share that leaks through neighbouring cells into other lines, is of order
 `N r_wire g_cell` relative to the term kept (the wires are the low-impedance
 path), so the approximation is of the same order as the IR drop itself is
 small; the exact first-order variance would need one adjoint solve per column
-per input vector, the cost of the whole MVM again for every column.
+per input vector, the cost of the whole MVM again for every column (see the
+circuit-solver section of `docs/methods.md`).
 """
 
 from __future__ import annotations
@@ -23,25 +26,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from devices.base import check_range
-from xbar.circuits.ideal import AbstractCircuit
-from xbar.circuits.line_relaxation import relax_crossbar
-from xbar.circuits.nodal import Wires, solve_crossbar
+from xbar.circuits.ideal import AbstractCircuit, safe_sqrt
+from xbar.circuits.line_relaxation import solve_lines
+from xbar.circuits.nodal import RESULTS, Wires, solve_crossbar
 
 
-def _as_r(x):
-    return jnp.asarray(x, jnp.float32)
-
-
-def _wires(c, dtype) -> Wires:
-    return Wires(*(jnp.asarray(x, dtype) for x in (
-        c.r_row_ohm, c.r_col_ohm, c.r_driver_ohm, c.r_sense_ohm, c.r_access_ohm)))
-
-
-def _check(c):
-    for name in ("r_row_ohm", "r_col_ohm", "r_driver_ohm", "r_sense_ohm",
-                 "r_access_ohm"):
-        check_range(name, getattr(c, name), 0.0, unit="ohm")
+def _cast(wires: Wires, dtype) -> Wires:
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype), wires)
 
 
 def _tile_stats(solve_tile, device, pos, neg, v, t_s, r_acc):
@@ -77,63 +68,60 @@ def _tile_stats(solve_tile, device, pos, neg, v, t_s, r_acc):
     def to_out(a):  # (tr, tc, *batch, C) -> (*batch, tr, tc, C)
         return jnp.moveaxis(a, (0, 1), (nb, nb + 1))
 
-    return to_out(mean), jnp.sqrt(to_out(var))
+    # safe_sqrt: zero inputs or noise-free cells give zero variance, where the
+    # gradient of a plain sqrt is NaN.
+    return to_out(mean), safe_sqrt(to_out(var))
 
 
 class ExactCircuit(AbstractCircuit):
     """Tiles read through resistive wires, solved exactly (`solve_crossbar`).
 
     Args:
-        r_row_ohm, r_col_ohm: row / column wire resistance per cell pitch (ohm).
-        r_driver_ohm, r_sense_ohm: driver and sense-amplifier resistance (ohm).
-        r_access_ohm: 1T1R access resistance in series with each cell (ohm).
+        wires: the wire, driver, sense and access resistances (array fields, a
+            sweep may vmap over them; each defaults to 0 ohm).
         rtol: solver tolerance on node voltages relative to the largest input
             (static; None: 1e-11 in float64, 2e-6 in float32).
         max_steps: CG iteration limit (static).
+        throw: raise when a tile's solve fails (static, default). With False,
+            the currents of a tile whose solve did not succeed are NaN instead,
+            so a vmapped sweep records the failed points (see `RESULTS`).
 
-    Every resistance is an array field (a sweep may vmap over it); all >= 0.
     Non-linear devices (`device.linear_iv == False`) are solved by Newton.
     """
 
-    r_row_ohm: jax.Array = eqx.field(converter=_as_r, default=1.0)
-    r_col_ohm: jax.Array = eqx.field(converter=_as_r, default=1.0)
-    r_driver_ohm: jax.Array = eqx.field(converter=_as_r, default=0.0)
-    r_sense_ohm: jax.Array = eqx.field(converter=_as_r, default=0.0)
-    r_access_ohm: jax.Array = eqx.field(converter=_as_r, default=0.0)
+    wires: Wires
     rtol: float | None = eqx.field(static=True, default=None)
     max_steps: int = eqx.field(static=True, default=2000)
-
-    def __check_init__(self):
-        _check(self)
+    throw: bool = eqx.field(static=True, default=True)
 
     def current_stats(self, device, pos, neg, v, t_s):
         cell = None if device.linear_iv else device.current
 
         def solve_tile(g1, v1):
-            sol = solve_crossbar(g1, v1, _wires(self, g1.dtype), cell_current=cell,
-                                 rtol=self.rtol, max_steps=self.max_steps)
-            return sol.u, sol.w, sol.i_col
+            sol = solve_crossbar(g1, v1, _cast(self.wires, g1.dtype), cell_current=cell,
+                                 rtol=self.rtol, max_steps=self.max_steps,
+                                 throw=self.throw)
+            ok = sol.result == RESULTS.successful
+            return sol.u, sol.w, jnp.where(ok, sol.i_col, jnp.nan)
 
-        return _tile_stats(solve_tile, device, pos, neg, v, t_s, self.r_access_ohm)
+        return _tile_stats(solve_tile, device, pos, neg, v, t_s,
+                           self.wires.r_access_ohm)
 
 
 class FastCircuit(AbstractCircuit):
     """Tiles read through resistive wires, solved approximately by `n_sweeps`
-    line-relaxation sweeps (`relax_crossbar`); same fields as `ExactCircuit`.
+    line-relaxation sweeps (`solve_lines`). A fixed number of sweeps has no
+    convergence test, so it cannot fail and has no `throw`.
 
     Args:
+        wires: as for `ExactCircuit`.
         n_sweeps: number of row+column sweeps (static, >= 1).
     """
 
-    r_row_ohm: jax.Array = eqx.field(converter=_as_r, default=1.0)
-    r_col_ohm: jax.Array = eqx.field(converter=_as_r, default=1.0)
-    r_driver_ohm: jax.Array = eqx.field(converter=_as_r, default=0.0)
-    r_sense_ohm: jax.Array = eqx.field(converter=_as_r, default=0.0)
-    r_access_ohm: jax.Array = eqx.field(converter=_as_r, default=0.0)
+    wires: Wires
     n_sweeps: int = eqx.field(static=True, default=2)
 
     def __check_init__(self):
-        _check(self)
         if not isinstance(self.n_sweeps, int) or self.n_sweeps < 1:
             raise ValueError(
                 f"n_sweeps must be an int in [1, inf); got n_sweeps={self.n_sweeps}")
@@ -142,7 +130,8 @@ class FastCircuit(AbstractCircuit):
         cell = None if device.linear_iv else device.current
 
         def solve_tile(g1, v1):
-            return relax_crossbar(g1, v1, _wires(self, g1.dtype),
-                                  n_sweeps=self.n_sweeps, cell_current=cell)
+            return solve_lines(g1, v1, _cast(self.wires, g1.dtype),
+                               n_sweeps=self.n_sweeps, cell_current=cell)
 
-        return _tile_stats(solve_tile, device, pos, neg, v, t_s, self.r_access_ohm)
+        return _tile_stats(solve_tile, device, pos, neg, v, t_s,
+                           self.wires.r_access_ohm)
