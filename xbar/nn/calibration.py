@@ -12,8 +12,19 @@ from xbar.periphery.converters import ADC
 
 
 @eqx.filter_jit
-def _abs_adc_inputs(layer: AbstractAnalogLayer, v):
-    return jnp.abs(layer.adc_inputs(v))
+def _full_scale(layer: AbstractAnalogLayer, v, percentile: float, per_column: bool):
+    """`(i_max, largest column scale)` from the noise-free ADC inputs of `v`,
+    compiled as one function."""
+    a = jnp.abs(layer.adc_inputs(v))
+    flat = a.reshape((-1,) + a.shape[-3:])  # (cycles x vectors, tr, tc, used)
+    valid = layer.adc_valid_columns()  # static (tc, used) mask
+    if per_column:
+        i_col = jnp.percentile(flat, percentile, axis=0)
+        ok = jnp.broadcast_to(jnp.asarray(valid), i_col.shape)
+        top = jnp.max(jnp.where(ok, i_col, 0.0))
+        return jnp.where(ok & (i_col > 0), i_col, top), top
+    i_max = jnp.percentile(flat[:, :, valid], percentile)
+    return i_max, i_max
 
 
 def calibrate_adc(
@@ -38,19 +49,10 @@ def calibrate_adc(
     check_range("percentile", percentile, 0.0, 100.0, lo_open=True)
     v = layer.input_vectors(jnp.asarray(x, jnp.float32))
     v = v.reshape(-1, layer.in_features)
-    valid = jnp.asarray(layer.adc_valid_columns())
-    a = _abs_adc_inputs(layer, v)
-    flat = a.reshape((-1,) + a.shape[-3:])
-    if per_column:
-        i_col = jnp.percentile(flat, percentile, axis=0)
-        ok = jnp.broadcast_to(valid, i_col.shape)
-        top = float(jnp.max(jnp.where(ok, i_col, 0.0)))
-        if not top > 0:
-            raise ValueError("calibrate_adc: all calibration currents are zero")
-        i_max = jnp.where(ok & (i_col > 0), i_col, top)
-    else:
-        i_max = float(jnp.percentile(flat[:, :, valid], percentile))
-        if not i_max > 0:
-            raise ValueError("calibrate_adc: all calibration currents are zero")
+    i_max, top = _full_scale(layer, v, float(percentile), bool(per_column))
+    if not float(top) > 0:
+        raise ValueError("calibrate_adc: all calibration currents are zero")
+    if not per_column:
+        i_max = float(i_max)
     adc = ADC(bits=bits, i_max=i_max, noise_lsb=layer.adc.noise_lsb, share=layer.adc.share)
     return layer.with_adc(adc)

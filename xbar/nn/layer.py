@@ -24,7 +24,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from xbar.array.crossbar import Crossbar, step
 from xbar.mapping.schemes import Mapping
-from xbar.mapping.tiling import from_tiles
+from xbar.mapping.tiling import check_weight, from_tiles
 from xbar.nn.compensation import AbstractDriftCompensation
 from xbar.nn.config import AnalogConfig
 from xbar.periphery.converters import ADC, AbstractDAC
@@ -44,14 +44,27 @@ def _slice_tiles(xb: Crossbar, index) -> Crossbar:
     return Crossbar(xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit)
 
 
+@eqx.filter_jit
+def _program(weight_oi, config: AnalogConfig, key):
+    """Conductance targets and programmed tiles, compiled as one function (a
+    user who never writes `jit` does not pay op-by-op dispatch)."""
+    g_pos, g_neg, g_per_w = config.mapping.targets(weight_oi.T, config.device)
+    crossbar = config.programming.program(
+        config.device, g_pos, g_neg, key=key, circuit=config.circuit
+    )
+    return crossbar, g_per_w
+
+
 def mapped_fields(weight_oi, bias, config: AnalogConfig, *, key: PRNGKeyArray) -> dict:
     """The fields of an analog layer holding `weight_oi` (out, in) and `bias`
-    mapped and programmed as `config` says."""
+    mapped and programmed as `config` says (a bare device: every option
+    default). Inputs are checked before anything is compiled."""
     if not isinstance(config, AnalogConfig):
-        config = AnalogConfig(config)  # a bare device: every other option default
+        config = AnalogConfig(config)
     weight_oi = jnp.asarray(weight_oi, jnp.float32)
     if weight_oi.ndim != 2:
         raise ValueError(f"weight must be 2-D (out, in); got shape {weight_oi.shape}")
+    check_weight(weight_oi)
     if bias is not None:
         bias = jnp.asarray(bias, jnp.float32)
         if bias.shape != (weight_oi.shape[0],):
@@ -59,10 +72,7 @@ def mapped_fields(weight_oi, bias, config: AnalogConfig, *, key: PRNGKeyArray) -
                 f"bias must have shape ({weight_oi.shape[0]},) to match weight "
                 f"{weight_oi.shape}; got {bias.shape}"
             )
-    g_pos, g_neg, g_per_w = config.mapping.targets(weight_oi.T, config.device)
-    crossbar = config.programming.program(
-        config.device, g_pos, g_neg, key=key, circuit=config.circuit
-    )
+    crossbar, g_per_w = _program(weight_oi, config, key)
     return dict(
         crossbar=crossbar,
         mapping=config.mapping,
@@ -219,7 +229,11 @@ class AbstractAnalogLayer(eqx.Module):
         self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "*batch out"]:
         """`W x + b` for vectors `x` (leading batch axes); `key=None` reads
-        without noise. One key draws independent noise for every example."""
+        without noise. One key draws independent noise for every example.
+        Compiled once per layer structure and input shape."""
+        return _matvec(self, x, key)
+
+    def _matvec(self, x, key):
         u, s = self._inputs(x)
         y, clipped = self._digital(u, key)
         if self.bound_management > 0:
@@ -279,3 +293,8 @@ class AbstractAnalogLayer(eqx.Module):
     def with_adc(self, adc: ADC):
         """The same programmed layer with another ADC."""
         return eqx.tree_at(lambda m: m.adc, self, adc)
+
+
+@eqx.filter_jit
+def _matvec(layer: AbstractAnalogLayer, x, key):
+    return layer._matvec(x, key)
