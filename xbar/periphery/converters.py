@@ -68,10 +68,13 @@ class AbstractDAC(eqx.Module):
 
     v_read: eqx.AbstractVar[Float[Array, ""]]
 
+    def __check_init__(self):
+        check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
+
     @property
-    @abc.abstractmethod
     def n_cycles(self) -> int:
         """Read cycles (array reads and conversions) per input vector."""
+        return 1
 
     @abc.abstractmethod
     def planes(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
@@ -117,11 +120,6 @@ class DAC(AbstractDAC):
 
     def __check_init__(self):
         _check_bits("DAC bits", self.bits)
-        check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
-
-    @property
-    def n_cycles(self) -> int:
-        return 1
 
     def planes(self, u):
         if self.bits is None:
@@ -153,11 +151,6 @@ class PulseWidthDAC(AbstractDAC):
                 "slots of the read window); got bits=None"
             )
         _check_bits("DAC bits", self.bits)
-        check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
-
-    @property
-    def n_cycles(self) -> int:
-        return 1
 
     def planes(self, u):
         return quantize_signed(u, self.bits)[None]
@@ -190,7 +183,6 @@ class BitSerialDAC(AbstractDAC):
                 "BitSerialDAC bits must be a Python integer in [2, 24] (it sets the "
                 f"number of cycles); got bits={self.bits!r}"
             )
-        check_range("v_read", self.v_read, 0.0, lo_open=True, unit="V")
 
     @property
     def n_cycles(self) -> int:
