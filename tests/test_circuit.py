@@ -283,8 +283,9 @@ def test_tile_circuits_in_the_layer(getkey):
     k = getkey()
 
     def layer(circuit):
-        return xbar.AnalogLinear.from_weights(w, None, dev, key=k, tile_rows=16,
-                                              tile_cols=8, circuit=circuit)
+        config = xbar.AnalogConfig(dev, mapping=xbar.Mapping(tile_rows=16, tile_cols=8),
+                                   circuit=circuit)
+        return xbar.AnalogLinear.from_weights(w, None, config, key=k)
 
     ideal = layer(xbar.IdealCircuit())
     exact0 = layer(xbar.ExactCircuit(Wires(0.0, 0.0)))
