@@ -38,7 +38,12 @@ def main(argv=None) -> list[dict]:
     k_w, k_x, k_map, k_cal, k_run = jax.random.split(jax.random.key(0), 5)
     w = jax.random.normal(k_w, (n_out, n_in), jnp.float32) / jnp.sqrt(n_in)
     x = jax.random.uniform(k_x, (batch, n_in), jnp.float32)
-    layer = xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(devices.RRAM.from_card(), dac=xbar.DAC(bits=8)), key=k_map)
+    layer = xbar.AnalogLinear.from_weights(
+        w,
+        None,
+        xbar.AnalogConfig(devices.RRAM.from_card(), dac=xbar.DAC(bits=8)),
+        key=k_map,
+    )
     layer = xbar.calibrate_adc(layer, x[:64], bits=6)
 
     @jax.jit

@@ -1,8 +1,8 @@
 """Whole mapped networks vs their floating-point forward (same process).
 
 The MLP 784-256-10 and the CNN of `experiments/periphery.py` (conv 1->8
-3x3/2, conv 8->16 3x3/2, linear 576->10) with random weights, weights mapped as 8-bit values in 2 bit
-slices (differential pairs) onto 256 x 256 tiles of RRAM (card
+3x3/2, conv 8->16 3x3/2, linear 576->10) with random weights, weights mapped as
+8-bit values in 2 bit slices (differential pairs) onto 256 x 256 tiles of RRAM (card
 rram_ag_asi_jo2010), 8-bit amplitude DAC, 6-bit ADC per column calibrated on
 the inputs, digital shift-add, on a batch of 1,024. Programming happens once
 outside the timed region; the timed analog forward draws fresh read noise
@@ -46,7 +46,19 @@ def _cnn(key):
 
 
 def analog_network(params, device, x_cal, *, key, n_slices=2, adc_bits=6):
-    net = xbar.AnalogNetwork.from_weights(params, xbar.AnalogConfig(device, mapping=xbar.Mapping(n_slices=n_slices, weight_bits=8, tile_rows=256, tile_cols=256), dac=xbar.DAC(bits=8)), key=key, input_shape=_input_shape(params), strides=2)
+    net = xbar.AnalogNetwork.from_weights(
+        params,
+        xbar.AnalogConfig(
+            device,
+            mapping=xbar.Mapping(
+                n_slices=n_slices, weight_bits=8, tile_rows=256, tile_cols=256
+            ),
+            dac=xbar.DAC(bits=8),
+        ),
+        key=key,
+        input_shape=_input_shape(params),
+        strides=2,
+    )
     return net.calibrate_adcs(x_cal, bits=adc_bits, percentile=99.9)
 
 

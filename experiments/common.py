@@ -53,7 +53,9 @@ def experiment_main(argv, *, doc: str, name: str, run, plot, out_dir: Path):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", type=Path, default=out_dir)
     p.add_argument(
-        "--plot-only", action="store_true", help="redraw the figure from the results file"
+        "--plot-only",
+        action="store_true",
+        help="redraw the figure from the results file",
     )
     args = p.parse_args(argv)
     if args.plot_only:

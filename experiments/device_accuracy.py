@@ -74,8 +74,9 @@ def run(
         "t_read_s": 1.0,
         "n_repeats": n_repeats or (2 if quick else 8),
         "n_eval": 200 if quick else 1000,
-        "sigma_prog": [0.0, 0.1] if quick else
-        [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3],
+        "sigma_prog": [0.0, 0.1]
+        if quick
+        else [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3],
         "adc_bits": [3, 8] if quick else [2, 3, 4, 5, 6, 7, 8, 10],
     }
     key = jax.random.key(seed)
@@ -94,15 +95,18 @@ def run(
 
     # ADC full scale: calibrated once on training inputs with noise-free cells,
     # as a chip is calibrated at deployment; kept fixed across the sweeps.
-    ideal_cells = devices.RRAM.from_card(CARD, sigma_prog=0.0, sigma_read=0.0,
-                                         sigma_c2c=0.0)
+    ideal_cells = devices.RRAM.from_card(
+        CARD, sigma_prog=0.0, sigma_read=0.0, sigma_c2c=0.0
+    )
     mapping = xbar.Mapping(**tiles)
     net = xbar.AnalogNetwork.from_weights(
         params, xbar.AnalogConfig(ideal_cells, mapping=mapping, dac=dac), key=k_cal
     )
-    net = net.calibrate_adcs(jnp.asarray(x_tr[: cfg["n_calibration"]]),
-                             bits=cfg["adc_bits_default"],
-                             percentile=cfg["adc_calibration_percentile"])
+    net = net.calibrate_adcs(
+        jnp.asarray(x_tr[: cfg["n_calibration"]]),
+        bits=cfg["adc_bits_default"],
+        percentile=cfg["adc_calibration_percentile"],
+    )
     i_max = [float(layer.adc.i_max) for layer in net.layers]
 
     # Weights and data are sweep arguments, not closure constants: XLA would
@@ -110,8 +114,13 @@ def run(
     def evaluate(point: DesignPoint, k, params, x_eval, y_eval):
         k_map, k_read = jax.random.split(k)
         configs = [
-            xbar.AnalogConfig(point.device, mapping=mapping, dac=dac, adc=adc,
-                              t_read_s=cfg["t_read_s"])
+            xbar.AnalogConfig(
+                point.device,
+                mapping=mapping,
+                dac=dac,
+                adc=adc,
+                t_read_s=cfg["t_read_s"],
+            )
             for adc in point.adcs
         ]
         analog = xbar.AnalogNetwork.from_weights(params, configs, key=k_map)
@@ -123,8 +132,10 @@ def run(
     results = {}
     sweeps = {
         "sigma_prog": [
-            DesignPoint(devices.RRAM.from_card(CARD, sigma_prog=s),
-                        adcs(cfg["adc_bits_default"]))
+            DesignPoint(
+                devices.RRAM.from_card(CARD, sigma_prog=s),
+                adcs(cfg["adc_bits_default"]),
+            )
             for s in cfg["sigma_prog"]
         ],
         "adc_bits": [DesignPoint(card_device, adcs(b)) for b in cfg["adc_bits"]],
@@ -143,9 +154,13 @@ def run(
             "compiles": sweep.n_traces,
             "seconds": round(time.time() - t0, 2),
         }
-        print(f"sweep {name}: {sweep.n_traces} compilation(s), "
-              f"{results[name]['seconds']} s; mean accuracy "
-              + ", ".join(f"{v}: {m:.3f}" for v, m in zip(cfg[name], results[name]["mean"])))
+        print(
+            f"sweep {name}: {sweep.n_traces} compilation(s), "
+            f"{results[name]['seconds']} s; mean accuracy "
+            + ", ".join(
+                f"{v}: {m:.3f}" for v, m in zip(cfg[name], results[name]["mean"])
+            )
+        )
 
     out = {
         "experiment": "device_accuracy",
@@ -176,25 +191,49 @@ def plot(results_path: Path, png_path: Path) -> None:
     cfg = res["config"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     panels = [
-        ("sigma_prog", 100.0, "programming noise $\\sigma_{prog}$ (% of $G_{max}-G_{min}$)",
-         f"(a) device noise (read noise {100 * res['card']['parameters']['sigma_read']['value']:.2g} %, "
-         f"{cfg['adc_bits_default']}-bit ADC)"),
-        ("adc_bits", 1.0, "ADC resolution (bits)",
-         f"(b) ADC bits (card noise: $\\sigma_{{prog}}$ "
-         f"{100 * res['card']['parameters']['sigma_prog']['value']:.2g} %)"),
+        (
+            "sigma_prog",
+            100.0,
+            "programming noise $\\sigma_{prog}$ (% of $G_{max}-G_{min}$)",
+            "(a) device noise (read noise "
+            f"{100 * res['card']['parameters']['sigma_read']['value']:.2g} %, "
+            f"{cfg['adc_bits_default']}-bit ADC)",
+        ),
+        (
+            "adc_bits",
+            1.0,
+            "ADC resolution (bits)",
+            f"(b) ADC bits (card noise: $\\sigma_{{prog}}$ "
+            f"{100 * res['card']['parameters']['sigma_prog']['value']:.2g} %)",
+        ),
     ]
     for ax, (name, scale, xlabel, title) in zip(axes, panels):
         r = res["results"][name]
         x = np.asarray(r["values"], float) * scale
         mean = 100 * np.asarray(r["mean"])
         err = None if r["std"] is None else 100 * np.asarray(r["std"])
-        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3,
-                    label=f"RRAM tiles (mean $\\pm$ std, {cfg['n_repeats']} draws)")
-        ax.axhline(100 * res["float_accuracy"], color="k", ls="--",
-                   label=f"floating point ({100 * res['float_accuracy']:.1f} %)")
+        ax.errorbar(
+            x,
+            mean,
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=f"RRAM tiles (mean $\\pm$ std, {cfg['n_repeats']} draws)",
+        )
+        ax.axhline(
+            100 * res["float_accuracy"],
+            color="k",
+            ls="--",
+            label=f"floating point ({100 * res['float_accuracy']:.1f} %)",
+        )
         if name == "sigma_prog":
             card_sigma = 100 * res["card"]["parameters"]["sigma_prog"]["value"]
-            ax.axvline(card_sigma, color="gray", ls=":", label=f"card value ({card_sigma:.3g} %)")
+            ax.axvline(
+                card_sigma,
+                color="gray",
+                ls=":",
+                label=f"card value ({card_sigma:.3g} %)",
+            )
         ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
@@ -202,13 +241,21 @@ def plot(results_path: Path, png_path: Path) -> None:
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle(
         f"MLP {'-'.join(map(str, cfg['sizes']))} on {cfg['tile'][0]}x{cfg['tile'][1]} "
-        f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC", fontsize=10)
+        f"tiles of {res['card']['name']}, {cfg['dac_bits']}-bit DAC",
+        fontsize=10,
+    )
     save_figure(fig, png_path, dpi=120)
 
 
 def main(argv=None) -> None:
-    experiment_main(argv, doc=__doc__, name="device_accuracy", run=run, plot=plot,
-                    out_dir=ROOT / "figures")
+    experiment_main(
+        argv,
+        doc=__doc__,
+        name="device_accuracy",
+        run=run,
+        plot=plot,
+        out_dir=ROOT / "figures",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What do ADC resolution, bit slicing and the input encoding cost in accuracy and energy?
+"""What do ADC resolution, bit slicing and the input encoding cost in accuracy and
+energy?
 
 Trains a 784-256-10 MLP (the flagship's) and a small CNN (conv 1->8 3x3/2,
 conv 8->16 3x3/2, linear 576->10) digitally on the 5,000-digit MNIST subset
@@ -80,7 +81,12 @@ def train_cnn(x, y, *, key, epochs, batch_size=128, lr=2e-3):
 
     k_init, k_shuffle = jax.random.split(key)
     return fit_classifier(
-        CNN(k_init), x, y, key=k_shuffle, epochs=epochs, batch_size=batch_size,
+        CNN(k_init),
+        x,
+        y,
+        key=k_shuffle,
+        epochs=epochs,
+        batch_size=batch_size,
         optimizer=optax.adam(lr),
     )
 
@@ -392,8 +398,14 @@ def plot(results_path: Path, png_path: Path) -> None:
 
 
 def main(argv=None) -> None:
-    experiment_main(argv, doc=__doc__, name="periphery", run=run, plot=plot,
-                    out_dir=ROOT / "figures")
+    experiment_main(
+        argv,
+        doc=__doc__,
+        name="periphery",
+        run=run,
+        plot=plot,
+        out_dir=ROOT / "figures",
+    )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,11 @@ def assert_figure_redraws(exp, out_dir, name: str, tmp_path) -> None:
 
 # The tests name mapping options by their short names; these are the modules.
 CELLS = {"differential": xbar.DifferentialPair(), "reference": xbar.ReferenceColumn()}
-SCALES = {"tensor": xbar.PerTensor(), "column": xbar.PerColumn(), "tile": xbar.PerTile()}
+SCALES = {
+    "tensor": xbar.PerTensor(),
+    "column": xbar.PerColumn(),
+    "tile": xbar.PerTile(),
+}
 _MAPPING_KW = ("tile_rows", "tile_cols", "n_slices", "weight_bits", "clip_percentile")
 
 
@@ -125,5 +129,10 @@ def config(device, *, scheme=None, scaling=None, input_scaling=None, x_max=None,
         kw["input_scaling"] = xbar.AbsMaxScaling()
     return xbar.AnalogConfig(device, **kw)
 
+
 # DAC encodings by name (the experiments and parametrized tests name them).
-DACS = {"amplitude": xbar.DAC, "pulse_width": xbar.PulseWidthDAC, "bit_serial": xbar.BitSerialDAC}
+DACS = {
+    "amplitude": xbar.DAC,
+    "pulse_width": xbar.PulseWidthDAC,
+    "bit_serial": xbar.BitSerialDAC,
+}

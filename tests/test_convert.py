@@ -8,7 +8,6 @@ agree to float32 rounding of sums over the layers' fan-in (tolerance below:
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -16,7 +15,9 @@ import devices
 import xbar
 
 EXACT = xbar.AnalogConfig(
-    devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8), dac=xbar.DAC(bits=None)
+    devices.Ideal(),
+    mapping=xbar.Mapping(tile_rows=16, tile_cols=8),
+    dac=xbar.DAC(bits=None),
 )
 
 
@@ -67,7 +68,9 @@ def test_residual_cnn_block_matches_float(getkey):
     model = ResBlock(getkey())
     analog = xbar.convert(model, EXACT, key=getkey())
     assert [type(a).__name__ for _, a in xbar.nn.analog_layers(analog)] == [
-        "AnalogConv2d", "AnalogConv2d", "AnalogLinear"
+        "AnalogConv2d",
+        "AnalogConv2d",
+        "AnalogLinear",
     ]
     x = jax.random.normal(getkey(), (3, 6, 6))
     _close(analog(x), model(x))

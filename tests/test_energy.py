@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import DACS
 
 import devices
 import xbar
-from helpers import DACS
 from xbar.analysis.energy import CONSTANTS, EnergyModel, layer_counts, network_counts
 
 G_MIN, G_MAX = 1e-6, 1e-4
@@ -32,7 +32,17 @@ def _column_power(g_col):
 
 
 def _layer(encoding, share=2, bits=3):
-    return xbar.AnalogLinear.from_weights(W, None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=2, tile_cols=2), dac=DACS[encoding](bits=bits, v_read=V), adc=xbar.ADC(bits=6, i_max=1e-05, share=share)), key=jax.random.key(0))
+    return xbar.AnalogLinear.from_weights(
+        W,
+        None,
+        xbar.AnalogConfig(
+            devices.Ideal(),
+            mapping=xbar.Mapping(tile_rows=2, tile_cols=2),
+            dac=DACS[encoding](bits=bits, v_read=V),
+            adc=xbar.ADC(bits=6, i_max=1e-05, share=share),
+        ),
+        key=jax.random.key(0),
+    )
 
 
 def test_amplitude_counts_by_hand():
@@ -52,7 +62,9 @@ def test_amplitude_counts_by_hand():
     e_adc = sum((P_ADC + _column_power(g)) * T_ADC for g in g_cols)
     # float32 powers and logs: 1e-5 relative.
     np.testing.assert_allclose(c["energy_J"]["adc"], e_adc, rtol=1e-5)
-    walden = layer_counts(_layer("amplitude"), X, EnergyModel(adc=xbar.analysis.WaldenADC()))
+    walden = layer_counts(
+        _layer("amplitude"), X, EnergyModel(adc=xbar.analysis.WaldenADC())
+    )
     np.testing.assert_allclose(walden["energy_J"]["adc"], 4 * 10e-15 * 2**6, rtol=1e-6)
     np.testing.assert_allclose(
         walden["latency_s"], T_READ + 2 * CONSTANTS["t_adc_s"][0], rtol=1e-6
@@ -100,7 +112,16 @@ def test_adc_model_checked():
 
 def test_sparse_inputs_cost_less(getkey):
     w = jax.random.normal(getkey(), (20, 64))
-    layer = xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8), adc=xbar.ADC(bits=6, i_max=1e-05)), key=getkey())
+    layer = xbar.AnalogLinear.from_weights(
+        w,
+        None,
+        xbar.AnalogConfig(
+            devices.Ideal(),
+            mapping=xbar.Mapping(tile_rows=16, tile_cols=8),
+            adc=xbar.ADC(bits=6, i_max=1e-05),
+        ),
+        key=getkey(),
+    )
     x = jax.random.uniform(getkey(), (8, 64), minval=0.1, maxval=1.0)
     mask = np.zeros(64, bool)
     mask[:16] = True  # only the first tile row is active
@@ -116,8 +137,23 @@ def test_sparse_inputs_cost_less(getkey):
 def test_network_counts_mlp_and_conv(getkey):
     from xbar.nn.conv import AnalogConv2d
 
-    conv = AnalogConv2d.from_weights(jax.random.normal(getkey(), (4, 1, 3, 3)), None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)), key=getkey(), stride=2)
-    lin = xbar.AnalogLinear.from_weights(jax.random.normal(getkey(), (3, 4 * 3 * 3)), None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)), key=getkey())
+    conv = AnalogConv2d.from_weights(
+        jax.random.normal(getkey(), (4, 1, 3, 3)),
+        None,
+        xbar.AnalogConfig(
+            devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)
+        ),
+        key=getkey(),
+        stride=2,
+    )
+    lin = xbar.AnalogLinear.from_weights(
+        jax.random.normal(getkey(), (3, 4 * 3 * 3)),
+        None,
+        xbar.AnalogConfig(
+            devices.Ideal(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)
+        ),
+        key=getkey(),
+    )
     x = jax.random.uniform(getkey(), (2, 1, 7, 7))
     rows = network_counts(xbar.AnalogNetwork((conv, lin), (1, 7, 7)), x)
     # 3x3 output pixels, 9 nonzero inputs each, one tile column: 81 conversions.

@@ -4,15 +4,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import config
 
 import devices
 import xbar
-from helpers import config
 
 
 def _layer(key, **kw):
     w = jnp.ones((3, 5), jnp.float32)
-    return xbar.AnalogLinear.from_weights(w, None, config(devices.Ideal(), **kw), key=key)
+    return xbar.AnalogLinear.from_weights(
+        w, None, config(devices.Ideal(), **kw), key=key
+    )
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,9 @@ def test_non_finite_weight(bad, getkey):
 
 def test_bias_shape(getkey):
     with pytest.raises(ValueError, match="bias"):
-        xbar.AnalogLinear.from_weights(jnp.ones((3, 5)), jnp.ones(4), devices.Ideal(), key=getkey())
+        xbar.AnalogLinear.from_weights(
+            jnp.ones((3, 5)), jnp.ones(4), devices.Ideal(), key=getkey()
+        )
 
 
 @pytest.mark.parametrize("shape", [(4,), (6,), (5, 4)])

@@ -15,7 +15,16 @@ def test_gradient_through_noisy_forward_matches_digital(getkey):
     x = jnp.zeros(300).at[jnp.array([0, 3, 299])].set(jnp.array([1.0, -0.5, 0.25]))
 
     def loss(w):
-        layer = xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(devices.Ideal(), mapping=xbar.Mapping(tile_rows=64), dac=xbar.DAC(bits=None)), key=jax.random.key(1))
+        layer = xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            xbar.AnalogConfig(
+                devices.Ideal(),
+                mapping=xbar.Mapping(tile_rows=64),
+                dac=xbar.DAC(bits=None),
+            ),
+            key=jax.random.key(1),
+        )
         return jnp.sum(layer(x, key=jax.random.key(2)))
 
     g = np.asarray(jax.grad(loss)(w))

@@ -24,7 +24,11 @@ def _ideal_layer(w, b, key, tile_rows, tile_cols, **kw):
         w,
         b,
         config(
-            IDEAL, tile_rows=tile_rows, tile_cols=tile_cols, dac=xbar.DAC(bits=None), **kw
+            IDEAL,
+            tile_rows=tile_rows,
+            tile_cols=tile_cols,
+            dac=xbar.DAC(bits=None),
+            **kw,
         ),
         key=key,
     )
@@ -228,7 +232,16 @@ def test_read_noise_through_layer_closed_form(getkey):
     out_f, in_f, tile = 6, 40, (16, 8)
     dev = devices.RRAM.from_card(sigma_prog=0.0, sigma_c2c=0.0)
     w, b = _weights(getkey(), out_f, in_f)
-    layer = xbar.AnalogLinear.from_weights(w, b, xbar.AnalogConfig(dev, mapping=xbar.Mapping(tile_rows=tile[0], tile_cols=tile[1]), dac=xbar.DAC(bits=None, v_read=0.3)), key=getkey())
+    layer = xbar.AnalogLinear.from_weights(
+        w,
+        b,
+        xbar.AnalogConfig(
+            dev,
+            mapping=xbar.Mapping(tile_rows=tile[0], tile_cols=tile[1]),
+            dac=xbar.DAC(bits=None, v_read=0.3),
+        ),
+        key=getkey(),
+    )
     x = np.asarray(jax.random.normal(getkey(), (in_f,), jnp.float32), np.float64)
     g_pos = untile(layer.crossbar.pos.g, in_f, out_f).astype(np.float64)
     g_neg = untile(layer.crossbar.neg.g, in_f, out_f).astype(np.float64)

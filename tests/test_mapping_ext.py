@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import CELLS, DACS, EPS32, SCALES, config
+from helpers import DACS, EPS32, SCALES, config
 
 import devices
 import xbar
@@ -90,7 +90,9 @@ def test_bit_sliced_ideal_equals_wx(data, n_slices, scheme):
     # The bound is far below the signal, so a wrong slice weight or column fails.
     assert tol.max() < 1e-3 * np.abs(expected).mean()
     # Layout: a group's slices stay in one tile.
-    assert layer.mapping.groups_per_tile == (TILE[1] - (scheme == "reference")) // n_slices
+    assert (
+        layer.mapping.groups_per_tile == (TILE[1] - (scheme == "reference")) // n_slices
+    )
 
 
 @pytest.mark.parametrize("scaling", ["tensor", "column", "tile"])
@@ -102,7 +104,22 @@ def test_scaling_quantizes_like_numpy(scaling, getkey):
     col_mag = np.geomspace(0.01, 1.0, out_f)[:, None]  # columns of very different size
     w = np.asarray(jax.random.normal(getkey(), (out_f, in_f)), np.float64) * col_mag
     w32 = jnp.asarray(w, jnp.float32)
-    layer = xbar.AnalogLinear.from_weights(w32, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=TILE[0], tile_cols=TILE[1], n_slices=1, weight_bits=bits, scale=SCALES[scaling]), dac=xbar.DAC(bits=None)), key=getkey())
+    layer = xbar.AnalogLinear.from_weights(
+        w32,
+        None,
+        xbar.AnalogConfig(
+            IDEAL,
+            mapping=xbar.Mapping(
+                tile_rows=TILE[0],
+                tile_cols=TILE[1],
+                n_slices=1,
+                weight_bits=bits,
+                scale=SCALES[scaling],
+            ),
+            dac=xbar.DAC(bits=None),
+        ),
+        key=getkey(),
+    )
     a = np.abs(np.asarray(w32, np.float64))
     if scaling == "tensor":
         w_max = np.full_like(a, a.max())
@@ -136,7 +153,18 @@ def test_column_scaling_helps_small_columns(getkey):
     w = w * np.geomspace(0.01, 1.0, 9)[:, None]
     errs = {}
     for scaling in ("tensor", "column"):
-        layer = xbar.AnalogLinear.from_weights(jnp.asarray(w, jnp.float32), None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=8, tile_cols=7, weight_bits=3, scale=SCALES[scaling]), dac=xbar.DAC(bits=None)), key=getkey())
+        layer = xbar.AnalogLinear.from_weights(
+            jnp.asarray(w, jnp.float32),
+            None,
+            xbar.AnalogConfig(
+                IDEAL,
+                mapping=xbar.Mapping(
+                    tile_rows=8, tile_cols=7, weight_bits=3, scale=SCALES[scaling]
+                ),
+                dac=xbar.DAC(bits=None),
+            ),
+            key=getkey(),
+        )
         w_eff = np.asarray(layer.effective_weight(), np.float64)
         errs[scaling] = np.abs(w_eff[0] - w[0]).max() / np.abs(w[0]).max()
     assert errs["tensor"] > 0.9 and errs["column"] <= 0.5 / 7 + 1e-5
@@ -144,7 +172,21 @@ def test_column_scaling_helps_small_columns(getkey):
 
 def test_clip_percentile(getkey):
     w = np.asarray(jax.random.normal(getkey(), (9, 30)), np.float64)
-    layer = xbar.AnalogLinear.from_weights(jnp.asarray(w, jnp.float32), None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=8, tile_cols=7, cells=xbar.ReferenceColumn(), clip_percentile=90.0), dac=xbar.DAC(bits=None)), key=getkey())
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w, jnp.float32),
+        None,
+        xbar.AnalogConfig(
+            IDEAL,
+            mapping=xbar.Mapping(
+                tile_rows=8,
+                tile_cols=7,
+                cells=xbar.ReferenceColumn(),
+                clip_percentile=90.0,
+            ),
+            dac=xbar.DAC(bits=None),
+        ),
+        key=getkey(),
+    )
     p = np.percentile(np.abs(np.asarray(jnp.asarray(w, jnp.float32), np.float64)), 90.0)
     w_eff = np.asarray(layer.effective_weight(), np.float64)
     # Weights beyond the 90th percentile of |W| clip to +-p; float32 cells: 8 eps
@@ -192,7 +234,9 @@ def test_bit_serial_adc_sees_each_cycle(data):
     d = np.tensordot(np.array([1, 2, 4]) / 7, q, axes=1).sum(axis=1)  # (5, tc, C)
     s = np.abs(x).max(-1)[:, None]
     y_ref = (
-        d.reshape(5, -1)[:, :9] * s / (float(layer.dac.v_read) * float(layer.g_per_w.ravel()[0]))
+        d.reshape(5, -1)[:, :9]
+        * s
+        / (float(layer.dac.v_read) * float(layer.g_per_w.ravel()[0]))
     )
     y = np.asarray(layer(x32), np.float64)
     # Rounding ties aside (none at these random currents), float32: 1e-5 relative.
@@ -247,13 +291,40 @@ def test_per_column_calibration(data):
 def test_impossible_configurations():
     w = jnp.ones((4, 6), jnp.float32)
     with pytest.raises(ValueError, match="tile_cols must be >= n_slices"):
-        xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_cols=3, n_slices=4, weight_bits=8)), key=jax.random.key(0))
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            xbar.AnalogConfig(
+                IDEAL, mapping=xbar.Mapping(tile_cols=3, n_slices=4, weight_bits=8)
+            ),
+            key=jax.random.key(0),
+        )
     with pytest.raises(ValueError, match=r"tile_cols must be >= n_slices \+ 1"):
-        xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_cols=4, n_slices=4, weight_bits=8, cells=xbar.ReferenceColumn())), key=jax.random.key(0))
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            xbar.AnalogConfig(
+                IDEAL,
+                mapping=xbar.Mapping(
+                    tile_cols=4, n_slices=4, weight_bits=8, cells=xbar.ReferenceColumn()
+                ),
+            ),
+            key=jax.random.key(0),
+        )
     with pytest.raises(ValueError, match="n_slices must be in"):
-        xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(n_slices=5, weight_bits=4)), key=jax.random.key(0))
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(n_slices=5, weight_bits=4)),
+            key=jax.random.key(0),
+        )
     with pytest.raises(ValueError, match="weight_bits"):
-        xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(n_slices=2)), key=jax.random.key(0))
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(n_slices=2)),
+            key=jax.random.key(0),
+        )
     with pytest.raises(ValueError, match="ADC i_max must be in"):
         xbar.ADC(bits=6, i_max=0.0)
     # Options are modules: a name where a module belongs is refused by name.
@@ -262,7 +333,12 @@ def test_impossible_configurations():
     with pytest.raises(ValueError, match="cells must be one of"):
         xbar.Mapping(cells="single")
     with pytest.raises(ValueError, match="bound_management"):
-        xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(IDEAL, bound_management=-1), key=jax.random.key(0))
+        xbar.AnalogLinear.from_weights(
+            w,
+            None,
+            xbar.AnalogConfig(IDEAL, bound_management=-1),
+            key=jax.random.key(0),
+        )
 
 
 # -- convolution by im2col -----------------------------------------------------------
@@ -275,7 +351,18 @@ def test_conv_equals_lax_conv(stride, padding, getkey):
     w = jax.random.normal(getkey(), (6, 3, 3, 3), jnp.float32)
     b = jax.random.normal(getkey(), (6,), jnp.float32)
     x = jax.random.normal(getkey(), (2, 3, 9, 9), jnp.float32)
-    conv = AnalogConv2d.from_weights(w, b, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=4), dac=xbar.DAC(bits=None)), key=getkey(), stride=stride, padding=padding)
+    conv = AnalogConv2d.from_weights(
+        w,
+        b,
+        xbar.AnalogConfig(
+            IDEAL,
+            mapping=xbar.Mapping(tile_rows=16, tile_cols=4),
+            dac=xbar.DAC(bits=None),
+        ),
+        key=getkey(),
+        stride=stride,
+        padding=padding,
+    )
     y = np.asarray(conv(x), np.float64)
     ref = jax.lax.conv_general_dilated(
         np.asarray(x, np.float64),
@@ -385,15 +472,30 @@ def test_placement_by_hand():
     assert p.tiles_used == 9 and p.cores_used == 3
     assert "9/16 tiles" in p.report()
     # The same configuration mapped as a layer uses the same tile grid.
-    lay = xbar.AnalogLinear.from_weights(model.layers[0].weight, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(n_slices=2, weight_bits=8)), key=jax.random.key(1))
+    lay = xbar.AnalogLinear.from_weights(
+        model.layers[0].weight,
+        None,
+        xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(n_slices=2, weight_bits=8)),
+        key=jax.random.key(1),
+    )
     assert lay.grid == l0.grid
     # Reference scheme: one device per weight plus a 256-cell column per tile.
-    r = place([w for w, _ in model.params()], chip, mapping=_chip_mapping(chip, cells=xbar.ReferenceColumn()))
+    r = place(
+        [w for w, _ in model.params()],
+        chip,
+        mapping=_chip_mapping(chip, cells=xbar.ReferenceColumn()),
+    )
     assert r.layers[0].devices == 784 * 256 + r.layers[0].tiles * 256
     with pytest.raises(ValueError, match="chip too small"):
-        place(model, Chip(tiles_per_core=2, cores=2), mapping=_chip_mapping(chip, n_slices=2, weight_bits=8))
+        place(
+            model,
+            Chip(tiles_per_core=2, cores=2),
+            mapping=_chip_mapping(chip, n_slices=2, weight_bits=8),
+        )
     # A mapped analog network places as its digital model does.
-    net = xbar.AnalogNetwork.from_weights(model.params(), IDEAL, key=jax.random.key(2), input_shape=(784,))
+    net = xbar.AnalogNetwork.from_weights(
+        model.params(), IDEAL, key=jax.random.key(2), input_shape=(784,)
+    )
     a = place(net, chip, mapping=_chip_mapping(chip, n_slices=2, weight_bits=8))
     assert [(la.grid, la.tiles) for la in a.layers] == [(l0.grid, 8), (l1.grid, 1)]
 
@@ -407,7 +509,22 @@ def test_trimmed_tiles_match_effective_weights(encoding, getkey):
     # the full, untrimmed tiles.
     w = jax.random.normal(getkey(), (5, 40), jnp.float32)
     x = jax.random.uniform(getkey(), (7, 40), jnp.float32)
-    layer = xbar.AnalogLinear.from_weights(w, None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=64, n_slices=2, weight_bits=8, scale=xbar.PerColumn()), dac=DACS[encoding](bits=None if encoding == 'amplitude' else 12)), key=getkey())
+    layer = xbar.AnalogLinear.from_weights(
+        w,
+        None,
+        xbar.AnalogConfig(
+            IDEAL,
+            mapping=xbar.Mapping(
+                tile_rows=16,
+                tile_cols=64,
+                n_slices=2,
+                weight_bits=8,
+                scale=xbar.PerColumn(),
+            ),
+            dac=DACS[encoding](bits=None if encoding == "amplitude" else 12),
+        ),
+        key=getkey(),
+    )
     assert layer.grid == (3, 1)
     layer = xbar.calibrate_adc(layer, x, bits=16, percentile=100.0, per_column=True)
     assert layer.adc.i_max.shape == (3, 1, 64)
@@ -435,12 +552,25 @@ def test_per_column_calibration_of_a_silent_column(getkey):
     w = np.array(jax.random.normal(getkey(), (3, 10)))
     w[1] = 0.0
     x = jax.random.uniform(getkey(), (16, 10), jnp.float32)
-    layer = xbar.AnalogLinear.from_weights(jnp.asarray(w), None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=8, n_slices=2, weight_bits=6)), key=getkey())
+    layer = xbar.AnalogLinear.from_weights(
+        jnp.asarray(w),
+        None,
+        xbar.AnalogConfig(
+            IDEAL,
+            mapping=xbar.Mapping(tile_rows=16, tile_cols=8, n_slices=2, weight_bits=6),
+        ),
+        key=getkey(),
+    )
     cal = xbar.calibrate_adc(layer, x, bits=8, percentile=100.0, per_column=True)
     i_max = np.asarray(cal.adc.i_max)[0, 0]  # (cols,): groups x slices
     np.testing.assert_array_equal(i_max[2:4], i_max.max())
     y = np.asarray(cal(x), np.float64)
     assert np.all(y[:, 1] == 0.0)
-    silent = xbar.AnalogLinear.from_weights(jnp.zeros((3, 10)).at[0, 0].set(1.0), None, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=8)), key=getkey())
+    silent = xbar.AnalogLinear.from_weights(
+        jnp.zeros((3, 10)).at[0, 0].set(1.0),
+        None,
+        xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=8)),
+        key=getkey(),
+    )
     with pytest.raises(ValueError, match="zero"):
         xbar.calibrate_adc(silent, jnp.zeros((4, 10)), per_column=True)

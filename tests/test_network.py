@@ -70,7 +70,18 @@ def test_ideal_cnn_equals_float64_reference(getkey):
     params = _cnn_params(getkey())
     x = jax.random.uniform(getkey(), (3, 1, 11, 11), jnp.float32)
     strides, paddings = [2, 2], [1, 0]
-    net = xbar.AnalogNetwork.from_weights(params, xbar.AnalogConfig(IDEAL, mapping=xbar.Mapping(tile_rows=16, tile_cols=8), dac=xbar.DAC(bits=None)), key=getkey(), input_shape=(1, 11, 11), strides=strides, paddings=paddings)
+    net = xbar.AnalogNetwork.from_weights(
+        params,
+        xbar.AnalogConfig(
+            IDEAL,
+            mapping=xbar.Mapping(tile_rows=16, tile_cols=8),
+            dac=xbar.DAC(bits=None),
+        ),
+        key=getkey(),
+        input_shape=(1, 11, 11),
+        strides=strides,
+        paddings=paddings,
+    )
     ref = _numpy_forward(params, x, strides, paddings)
     # Flattened inputs are accepted too and give the same result.
     y = np.asarray(net(x), np.float64)
@@ -147,11 +158,15 @@ def test_calibrate_adcs_sees_each_layers_activations(getkey):
 def test_bad_networks_raise(params, kw, field, getkey):
     kw = {"input_shape": (1, 4, 4) if params and params[0][0].ndim == 4 else (4,), **kw}
     with pytest.raises(ValueError, match=field):
-        xbar.AnalogNetwork.from_weights(params, kw.pop("config", IDEAL), key=getkey(), **kw)
+        xbar.AnalogNetwork.from_weights(
+            params, kw.pop("config", IDEAL), key=getkey(), **kw
+        )
 
 
 def test_wrong_input_shape_raises(getkey):
-    net = xbar.AnalogNetwork.from_weights([(jnp.ones((2, 4)), None)], IDEAL, key=getkey(), input_shape=(4,))
+    net = xbar.AnalogNetwork.from_weights(
+        [(jnp.ones((2, 4)), None)], IDEAL, key=getkey(), input_shape=(4,)
+    )
     with pytest.raises(ValueError, match="input_shape"):
         net(jnp.ones((3, 5)))
 

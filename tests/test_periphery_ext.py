@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import DACS, EPS32, assert_figure_redraws, load_script
+from helpers import EPS32, assert_figure_redraws, load_script
 
 import xbar
 

@@ -6,9 +6,9 @@ May import: everything below it (`xbar.nn`, `xbar.mapping`, ...), never the reve
 
 from .energy import (
     AbstractADCEnergy as AbstractADCEnergy,
+    EnergyModel as EnergyModel,
     NeuroSimSAR as NeuroSimSAR,
     WaldenADC as WaldenADC,
-    EnergyModel as EnergyModel,
     layer_counts as layer_counts,
     network_counts as network_counts,
     programming_energy as programming_energy,

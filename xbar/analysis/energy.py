@@ -153,7 +153,9 @@ class NeuroSimSAR(AbstractADCEnergy):
     def energy(self, bits, n_conversions, column_terms):
         bits = jnp.asarray(bits, jnp.float32)
         static = n_conversions * (self.sar_w_per_bit * bits + self.sar_w)
-        return (static + self.sar_column_w * column_terms()) * self.conversion_time(bits)
+        return (static + self.sar_column_w * column_terms()) * self.conversion_time(
+            bits
+        )
 
     def column_term(self, g_col, v_read):
         x = jnp.asarray(g_col, jnp.float32) * v_read / 0.5  # 1 / R_eff
@@ -177,7 +179,11 @@ class WaldenADC(AbstractADCEnergy):
         return self.t_adc_s
 
     def energy(self, bits, n_conversions, column_terms):
-        return n_conversions * self.adc_fom_j_per_step * 2.0 ** jnp.asarray(bits, jnp.float32)
+        return (
+            n_conversions
+            * self.adc_fom_j_per_step
+            * 2.0 ** jnp.asarray(bits, jnp.float32)
+        )
 
 
 _ADC_FIELDS = ("sar_", "adc_fom_j_per_step", "t_adc_s")
@@ -335,7 +341,12 @@ def network_counts(net, x, model: EnergyModel | None = None) -> list[dict]:
         vectors = layer.input_vectors(v)
         per_example = math.prod(vectors.shape[1:-1])
         c = layer_counts(layer, vectors.reshape(-1, layer.in_features), model)
-        for k in ("dac_conversions", "driver_pulses", "adc_conversions", "digital_adds"):
+        for k in (
+            "dac_conversions",
+            "driver_pulses",
+            "adc_conversions",
+            "digital_adds",
+        ):
             c[k] *= per_example
         c["energy_J"] = {k: e * per_example for k, e in c["energy_J"].items()}
         c["energy_total_J"] *= per_example

@@ -6,9 +6,8 @@ import dataclasses
 import math
 
 import equinox as eqx
-import numpy as np
-
 import jax
+import numpy as np
 
 from xbar.mapping.schemes import Mapping
 from xbar.mapping.tiling import check_tile_shape, grid_shape
@@ -80,17 +79,18 @@ class Placement:
             f"{'dev/weight':>12}{'util':>7}",
         ]
         for p in self.layers:
-            cores = (
-                f"{p.cores[0]}-{p.cores[-1]}" if len(p.cores) > 1 else str(p.cores[0])
-            )
+            lo, hi = min(p.cores), max(p.cores)
+            cores = f"{lo}-{hi}" if hi > lo else str(lo)
             lines.append(
                 f"{p.name:<12}{p.shape[0]:>5} x {p.shape[1]:<5}"
                 f"{p.grid[0]:>3}x{p.grid[1]:<4}{p.tiles:>7}{cores:>10}"
                 f"{p.devices_per_weight:>12.2f}{p.utilization:>7.1%}"
             )
         lines.append(
-            f"total: {self.tiles_used}/{c.tiles} tiles ({self.tiles_used / c.tiles:.1%}),"
-            f" {self.cores_used}/{c.cores} cores, cell utilization {self.utilization:.1%}"
+            f"total: {self.tiles_used}/{c.tiles} tiles "
+            f"({self.tiles_used / c.tiles:.1%}),"
+            f" {self.cores_used}/{c.cores} cores, cell utilization "
+            f"{self.utilization:.1%}"
         )
         return "\n".join(lines)
 
@@ -158,7 +158,8 @@ def place(
         mapping = Mapping(tile_rows=chip.tile_rows, tile_cols=chip.tile_cols)
     if (mapping.tile_rows, mapping.tile_cols) != (chip.tile_rows, chip.tile_cols):
         raise ValueError(
-            f"mapping tile size {(mapping.tile_rows, mapping.tile_cols)} must equal the "
+            f"mapping tile size {(mapping.tile_rows, mapping.tile_cols)} must "
+            "equal the "
             f"chip's {(chip.tile_rows, chip.tile_cols)}"
         )
     m = mapping.groups_per_tile
@@ -172,7 +173,8 @@ def place(
             raise ValueError(
                 f"chip too small: layer {name} ({n_in} x {n_out}) needs {tiles} tiles "
                 f"from tile {next_tile}; the chip has {chip.tiles} "
-                f"({chip.cores} cores x {chip.tiles_per_core}); raise cores or tile size"
+                f"({chip.cores} cores x {chip.tiles_per_core}); raise cores or "
+                "tile size"
             )
         cores = tuple(
             range(

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, AbstractDeviceState
 from xbar.circuits.ideal import AbstractCircuit, IdealCircuit, sample_currents
-from xbar.periphery.converters import DAC
+from xbar.periphery.converters import AbstractDAC
 
 
 class Crossbar(eqx.Module):
@@ -31,11 +31,13 @@ class Crossbar(eqx.Module):
 
     @property
     def grid(self) -> tuple[int, int]:
-        return tuple(self.pos.g.shape[:2])
+        tr, tc = self.pos.g.shape[:2]
+        return tr, tc
 
     @property
     def tile_shape(self) -> tuple[int, int]:
-        return tuple(self.pos.g.shape[2:])
+        rows, cols = self.pos.g.shape[2:]
+        return rows, cols
 
     def currents(
         self,
@@ -75,7 +77,7 @@ class Crossbar(eqx.Module):
 
 def step(
     crossbar: Crossbar,
-    dac: DAC,
+    dac: AbstractDAC,
     u: Float[Array, "*batch tiles_r rows"],
     t_s,
     *,

@@ -28,4 +28,7 @@ from .tiling import (
     to_tiles as to_tiles,
     weight_scale as weight_scale,
 )
-from .write_verify import WriteVerifyResult as WriteVerifyResult, write_verify as write_verify
+from .write_verify import (
+    WriteVerifyResult as WriteVerifyResult,
+    write_verify as write_verify,
+)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.base import AbstractDevice, check_range
+from devices.base import AbstractDevice, AbstractDeviceState, check_range
 from xbar.array.crossbar import Crossbar, program_crossbar
 from xbar.circuits.ideal import AbstractCircuit, IdealCircuit
 from xbar.mapping.write_verify import write_verify
@@ -32,7 +32,9 @@ class AbstractProgramming(eqx.Module):
     """A programming policy."""
 
     @abc.abstractmethod
-    def program_cells(self, device: AbstractDevice, g_target, *, key: PRNGKeyArray):
+    def program_cells(
+        self, device: AbstractDevice, g_target, *, key: PRNGKeyArray
+    ) -> AbstractDeviceState:
         """Fresh cells (any shape) programmed to `g_target` (S)."""
 
     def program(
@@ -60,7 +62,9 @@ class OneShot(AbstractProgramming):
 
     def program_cells(self, device, g_target, *, key):
         k_init, k_prog = jax.random.split(key)
-        return device.program(device.init(g_target.shape, key=k_init), g_target, key=k_prog)
+        return device.program(
+            device.init(g_target.shape, key=k_init), g_target, key=k_prog
+        )
 
     def program(self, device, g_pos, g_neg, *, key, circuit=None):
         # The historical key split of `program_crossbar`, so a layer programmed

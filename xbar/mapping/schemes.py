@@ -77,7 +77,9 @@ class AbstractCellScheme(eqx.Module):
     def span(self) -> float:
         """Fraction of the window `g_max - g_min` one full-scale digit spans."""
 
-    def read_out(self, i: Float[Array, "*b cols"], used: int) -> Float[Array, "*b used"]:
+    def read_out(
+        self, i: Float[Array, "*b cols"], used: int
+    ) -> Float[Array, "*b used"]:
         """What the digital side keeps of a tile's column currents: the first
         `used` columns (minus the reference column's current, if any)."""
         return i[..., :used]
@@ -147,7 +149,9 @@ class PerColumn(AbstractScale):
 
     def reduce(self, a, clip_percentile):
         w = _reduce(
-            a.transpose(1, 3, 0, 2).reshape(a.shape[1], a.shape[3], -1), 2, clip_percentile
+            a.transpose(1, 3, 0, 2).reshape(a.shape[1], a.shape[3], -1),
+            2,
+            clip_percentile,
         )
         return w.reshape(1, a.shape[1], 1, a.shape[3])
 
@@ -156,7 +160,9 @@ class PerTile(AbstractScale):
     """One `w_max` per tile."""
 
     def reduce(self, a, clip_percentile):
-        return _reduce(a.reshape(a.shape[0], a.shape[1], -1), 2, clip_percentile)[..., None]
+        return _reduce(a.reshape(a.shape[0], a.shape[1], -1), 2, clip_percentile)[
+            ..., None
+        ]
 
 
 class Mapping(eqx.Module):
@@ -211,11 +217,15 @@ class Mapping(eqx.Module):
         ref = self.cells.reference_columns
         if (self.tile_cols - ref) // n < 1:
             raise ValueError(
-                f"tile_cols must be >= n_slices{' + 1 (reference column)' if ref else ''}"
-                f" = {n + ref} to hold one bit-slice group; got tile_cols={self.tile_cols}"
+                "tile_cols must be >= "
+                f"n_slices{' + 1 (reference column)' if ref else ''}"
+                f" = {n + ref} to hold one bit-slice group; got "
+                f"tile_cols={self.tile_cols}"
             )
         if self.clip_percentile is not None:
-            check_range("clip_percentile", self.clip_percentile, 0.0, 100.0, lo_open=True)
+            check_range(
+                "clip_percentile", self.clip_percentile, 0.0, 100.0, lo_open=True
+            )
 
     @property
     def bits_per_slice(self) -> int:
@@ -234,7 +244,9 @@ class Mapping(eqx.Module):
 
     def grid(self, in_features: int, out_features: int) -> tuple[int, int]:
         """`(tiles_r, tiles_c)` for a layer of this size."""
-        return grid_shape(in_features, out_features, self.tile_rows, self.groups_per_tile)
+        return grid_shape(
+            in_features, out_features, self.tile_rows, self.groups_per_tile
+        )
 
     def slice_weights(self) -> Float[Array, " slices"]:
         """Shift-add weights `2^(b s)` of the slices (1 for analog weights)."""
@@ -274,7 +286,9 @@ class Mapping(eqx.Module):
             digits = jnp.mod(jnp.floor(q[..., None] / 2.0 ** (b * s)), 2.0**b)
             levels = 2.0**b - 1.0
             g_per_w = full * dg / (levels * w_max)
-        g_pos, g_neg, fill = self.cells.targets(digits, jnp.sign(wt)[..., None], device, levels)
+        g_pos, g_neg, fill = self.cells.targets(
+            digits, jnp.sign(wt)[..., None], device, levels
+        )
         tr, tc = wt.shape[:2]
 
         def place(cells):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.base import AbstractDevice, check_range, concrete
+from devices.base import AbstractDevice, concrete
 from xbar.array.crossbar import Crossbar, program_crossbar
 from xbar.circuits.ideal import AbstractCircuit
 
@@ -40,7 +38,12 @@ def grid_shape(
     return math.ceil(n_in / tile_rows), math.ceil(n_out / tile_cols)
 
 
-def to_tiles(m: Float[Array, "n_in n_out"], tile_rows: int, tile_cols: int, fill=0.0):
+def to_tiles(
+    m: Float[Array, "n_in n_out"],
+    tile_rows: int,
+    tile_cols: int,
+    fill: float | Array = 0.0,
+):
     """Pad a rows=inputs x cols=outputs matrix to whole tiles, shape (tr, tc, R, C)."""
     n_in, n_out = m.shape
     tr, tc = grid_shape(n_in, n_out, tile_rows, tile_cols)

@@ -54,5 +54,7 @@ def calibrate_adc(
         raise ValueError("calibrate_adc: all calibration currents are zero")
     if not per_column:
         i_max = float(i_max)
-    adc = ADC(bits=bits, i_max=i_max, noise_lsb=layer.adc.noise_lsb, share=layer.adc.share)
+    adc = ADC(
+        bits=bits, i_max=i_max, noise_lsb=layer.adc.noise_lsb, share=layer.adc.share
+    )
     return layer.with_adc(adc)

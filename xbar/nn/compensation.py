@@ -20,7 +20,9 @@ from xbar.array.crossbar import Crossbar
 from xbar.mapping.schemes import Mapping
 
 
-def reference_read(crossbar: Crossbar, mapping: Mapping, t_s) -> Float[Array, "tr tc used"]:
+def reference_read(
+    crossbar: Crossbar, mapping: Mapping, t_s
+) -> Float[Array, "tr tc used"]:
     """Noise-free column currents per volt of an all-ones input, as the ADCs see
     them (reference column subtracted), `t_s` seconds after programming."""
     g = jnp.sum(crossbar.differential_g(t_s), axis=-2)  # (tr, tc, cols)

@@ -26,7 +26,9 @@ def padding_pairs(padding) -> tuple[tuple[int, int], tuple[int, int]]:
         padding = (padding, padding)
     out = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
     if len(out) != 2 or any(len(p) != 2 or min(p) < 0 for p in out):
-        raise ValueError(f"padding must be >= 0 (int, pair or pair of pairs); got {padding!r}")
+        raise ValueError(
+            f"padding must be >= 0 (int, pair or pair of pairs); got {padding!r}"
+        )
     return out  # type: ignore[return-value]
 
 
@@ -59,7 +61,9 @@ class AnalogConv2d(AbstractAnalogLayer):
 
     kernel_size: tuple[int, int] = eqx.field(static=True, kw_only=True)
     stride: tuple[int, int] = eqx.field(static=True, kw_only=True)
-    padding: tuple[tuple[int, int], tuple[int, int]] = eqx.field(static=True, kw_only=True)
+    padding: tuple[tuple[int, int], tuple[int, int]] = eqx.field(
+        static=True, kw_only=True
+    )
 
     @classmethod
     def from_weights(
@@ -69,18 +73,22 @@ class AnalogConv2d(AbstractAnalogLayer):
         config: AnalogConfig,
         *,
         key: PRNGKeyArray,
-        stride=1,
-        padding=0,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]] = 0,
     ) -> AnalogConv2d:
         """Map an OIHW kernel as `config` says; `stride` and `padding` as
         `eqx.nn.Conv2d` (an int, a pair, or pairs of (low, high))."""
         weight = jnp.asarray(weight, jnp.float32)
         if weight.ndim != 4:
-            raise ValueError(f"weight must be 4-D (out, in, kh, kw); got {weight.shape}")
-        fields = mapped_fields(weight.reshape(weight.shape[0], -1), bias, config, key=key)
+            raise ValueError(
+                f"weight must be 4-D (out, in, kh, kw); got {weight.shape}"
+            )
+        fields = mapped_fields(
+            weight.reshape(weight.shape[0], -1), bias, config, key=key
+        )
         return cls(
             **fields,
-            kernel_size=tuple(weight.shape[2:]),
+            kernel_size=(int(weight.shape[2]), int(weight.shape[3])),
             stride=pair(stride, "stride"),
             padding=padding_pairs(padding),
         )

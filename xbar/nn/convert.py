@@ -11,7 +11,7 @@ import jax
 from jaxtyping import PRNGKeyArray
 
 from xbar.nn.config import AnalogConfig
-from xbar.nn.conv import AnalogConv2d
+from xbar.nn.conv import AnalogConv2d, padding_pairs, pair
 from xbar.nn.layer import AbstractAnalogLayer
 from xbar.nn.linear import AnalogLinear
 
@@ -24,13 +24,15 @@ def _analog(layer, config, key):
     if isinstance(layer, eqx.nn.Linear):
         if layer.in_features == "scalar" or layer.out_features == "scalar":
             raise ValueError(
-                "convert: eqx.nn.Linear with 'scalar' in/out features is not supported; "
+                "convert: eqx.nn.Linear with 'scalar' in/out features is not "
+                "supported; "
                 "use in_features=1 / out_features=1"
             )
         return AnalogLinear.from_weights(layer.weight, bias, config, key=key)
     if layer.num_spatial_dims != 2:
         raise ValueError(
-            f"convert: only 2-D convolutions map onto tiles; got a {layer.num_spatial_dims}"
+            "convert: only 2-D convolutions map onto tiles; got a "
+            f"{layer.num_spatial_dims}"
             "-D eqx.nn.Conv (exclude it with a config function returning None)"
         )
     if tuple(layer.dilation) != (1, 1) or layer.groups != 1:
@@ -38,14 +40,21 @@ def _analog(layer, config, key):
             "convert: convolutions with dilation or groups are not supported; got "
             f"dilation={layer.dilation}, groups={layer.groups}"
         )
-    if isinstance(layer.padding, str) or getattr(layer, "padding_mode", "ZEROS") != "ZEROS":
+    if (
+        isinstance(layer.padding, str)
+        or getattr(layer, "padding_mode", "ZEROS") != "ZEROS"
+    ):
         raise ValueError(
             "convert: only explicit zero padding is supported; got "
             f"padding={layer.padding!r}"
         )
     return AnalogConv2d.from_weights(
-        layer.weight, bias, config, key=key, stride=tuple(layer.stride),
-        padding=tuple(tuple(p) for p in layer.padding),
+        layer.weight,
+        bias,
+        config,
+        key=key,
+        stride=pair(tuple(layer.stride), "stride"),
+        padding=padding_pairs(tuple(tuple(p) for p in layer.padding)),
     )
 
 

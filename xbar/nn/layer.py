@@ -41,7 +41,9 @@ def _slice_tiles(xb: Crossbar, index) -> Crossbar:
             return a[index]
         return a
 
-    return Crossbar(xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit)
+    return Crossbar(
+        xb.device, jax.tree.map(cut, xb.pos), jax.tree.map(cut, xb.neg), xb.circuit
+    )
 
 
 @eqx.filter_jit
@@ -143,7 +145,9 @@ class AbstractAnalogLayer(eqx.Module):
         u = jnp.pad(x / s, pad).reshape(x.shape[:-1] + (tr, rows))
         return u, s
 
-    def scaled_inputs(self, x: Float[Array, "*batch in"]) -> Float[Array, "*batch tr rows"]:
+    def scaled_inputs(
+        self, x: Float[Array, "*batch in"]
+    ) -> Float[Array, "*batch tr rows"]:
         """Inputs `x` scaled into [-1, 1] and laid out by row tile (zero-padded),
         as the DAC receives them."""
         return self._inputs(x)[0]
@@ -180,7 +184,9 @@ class AbstractAnalogLayer(eqx.Module):
             return xb.currents(v, self.t_read_s, key=key)
         part = functools.partial(_slice_tiles, xb)
         k_head, k_tail = (None, None) if key is None else jax.random.split(key)
-        head = part(np.s_[: tr - 1]).currents(v[..., : tr - 1, :], self.t_read_s, key=k_head)
+        head = part(np.s_[: tr - 1]).currents(
+            v[..., : tr - 1, :], self.t_read_s, key=k_head
+        )
         tail = part(np.s_[tr - 1 :, :, :r_last]).currents(
             v[..., tr - 1 :, :r_last], self.t_read_s, key=k_tail
         )
@@ -215,7 +221,9 @@ class AbstractAnalogLayer(eqx.Module):
             clipped = jnp.any(clip.reshape(clip.shape[:batch_ndim] + (-1,)), axis=-1)
         else:
             clipped = jnp.zeros(u.shape[:batch_ndim], bool)
-        factor = self.drift_compensation.factor(self.crossbar, self.mapping, self.t_read_s)
+        factor = self.drift_compensation.factor(
+            self.crossbar, self.mapping, self.t_read_s
+        )
         if factor is not None:
             d = d * jnp.broadcast_to(
                 factor if factor.ndim == 0 else factor[..., : d.shape[-1]], d.shape
@@ -284,7 +292,9 @@ class AbstractAnalogLayer(eqx.Module):
         """Noise-free programmed weights as the digital side sees them at
         `t_read_s` (drift compensation included), without ADC quantization."""
         d = self.mapping.read_out(self.crossbar.differential_g(self.t_read_s))
-        factor = self.drift_compensation.factor(self.crossbar, self.mapping, self.t_read_s)
+        factor = self.drift_compensation.factor(
+            self.crossbar, self.mapping, self.t_read_s
+        )
         if factor is not None:
             d = d * (factor if factor.ndim == 0 else factor[:, :, None, :])
         d = self.mapping.recombine(d) / self.g_per_w[:, :, None, :]

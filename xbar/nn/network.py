@@ -35,7 +35,8 @@ def _check_params(params, input_shape) -> tuple[int, ...]:
     ndims = [jnp.ndim(w) for w, _ in params]
     if any(d not in (2, 4) for d in ndims):
         raise ValueError(
-            f"every weight must be 2-D (out, in) or 4-D (out, in, kh, kw); got ndims {ndims}"
+            "every weight must be 2-D (out, in) or 4-D (out, in, kh, kw); got "
+            f"ndims {ndims}"
         )
     if ndims != sorted(ndims, reverse=True):
         raise ValueError(
@@ -66,11 +67,11 @@ def _per_conv(n_conv: int, value, name: str) -> list:
 
 def _check_shapes(params, input_shape, strides, paddings) -> None:
     """Each layer's input size must match what the previous layer produces."""
-    shape = input_shape
+    shape: tuple[int, ...] = tuple(input_shape)
     for i, (w, _) in enumerate(params):
         w_shape = tuple(jnp.shape(w))
         if len(w_shape) == 4:
-            c, h, wd = shape
+            c, h, wd = (shape + (0, 0, 0))[:3]  # a conv input is (C, H, W)
             (sh, sw), p = pair(strides[i], "stride"), paddings[i]
             (ph, _), (pw, _) = padding_pairs(p)
             kh, kw = w_shape[2:]
@@ -218,7 +219,9 @@ class AnalogNetwork(eqx.Module):
         representative inputs.
         """
         layers = tuple(
-            calibrate_adc(lay, v, bits=bits, percentile=percentile, per_column=per_column)
+            calibrate_adc(
+                lay, v, bits=bits, percentile=percentile, per_column=per_column
+            )
             for lay, v in self.layer_inputs(x)
             if lay is not None
         )
@@ -228,7 +231,8 @@ class AnalogNetwork(eqx.Module):
         """The same programmed network with one new ADC per layer (for sweeps)."""
         if len(adcs) != len(self.layers):
             raise ValueError(
-                f"adcs must have one ADC per layer ({len(self.layers)}); got {len(adcs)}"
+                f"adcs must have one ADC per layer ({len(self.layers)}); got "
+                f"{len(adcs)}"
             )
         layers = tuple(lay.with_adc(adc) for lay, adc in zip(self.layers, adcs))
         return AnalogNetwork(layers, self.input_shape)

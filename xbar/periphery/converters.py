@@ -11,8 +11,8 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from devices.base import as_param, check_range, concrete
-
 from xbar.circuits.ideal import PRECISION
+
 
 def _as_bits(x):
     return None if x is None else jnp.asarray(x, jnp.float32)
@@ -32,6 +32,15 @@ def _check_bits(name: str, bits) -> None:
             f"{name} must be an integer in [2, 24] (sign + magnitude) or None for "
             f"an ideal converter; got {name}={b}"
         )
+
+
+def _window_bits(x) -> Array:
+    if x is None:
+        raise ValueError(
+            "PulseWidthDAC bits must be an integer in [2, 24] (it sets the time "
+            "slots of the read window); got bits=None"
+        )
+    return jnp.asarray(x, jnp.float32)
 
 
 def magnitude_levels(bits: ArrayLike) -> Array:
@@ -77,10 +86,10 @@ class AbstractDAC(eqx.Module):
         return 1
 
     @abc.abstractmethod
-    def planes(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
+    def planes(self, u: Float[Array, "*rows"]) -> Float[Array, " cycles *rows"]:
         """Normalized drive level of every row in every read cycle, in [-1, 1]."""
 
-    def combine(self, d: Float[Array, "cycles *cols"]) -> Float[Array, "*cols"]:
+    def combine(self, d: Float[Array, " cycles *cols"]) -> Float[Array, "*cols"]:
         """The digital recombination of the cycles' conversions (one cycle: as is)."""
         return d[0]
 
@@ -88,7 +97,9 @@ class AbstractDAC(eqx.Module):
         """Equivalent voltages (V) for normalized inputs `u` (clipped to [-1, 1])."""
         return self.combine(self.planes(u)) * self.v_read
 
-    def drive_energy_fraction(self, u: Float[Array, "*rows"]) -> Float[Array, "cycles *rows"]:
+    def drive_energy_fraction(
+        self, u: Float[Array, "*rows"]
+    ) -> Float[Array, " cycles *rows"]:
         """Per cycle, the fraction of `v_read^2 t_window` a row's cell sees
         (0 for an idle row): `q(u)^2` for amplitude pulses."""
         q = jnp.abs(self.planes(u))
@@ -141,15 +152,10 @@ class PulseWidthDAC(AbstractDAC):
         v_read: pulse voltage (V), > 0.
     """
 
-    bits: Float[Array, ""] = eqx.field(converter=_as_bits, default=8)
+    bits: Float[Array, ""] = eqx.field(converter=_window_bits, default=8)
     v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
 
     def __check_init__(self):
-        if self.bits is None:
-            raise ValueError(
-                "PulseWidthDAC bits must be an integer in [2, 24] (it sets the time "
-                "slots of the read window); got bits=None"
-            )
         _check_bits("DAC bits", self.bits)
 
     def planes(self, u):
@@ -329,7 +335,10 @@ class ADC(eqx.Module):
     @property
     def lsb(self):
         """Full-scale fraction of one LSB, `1 / (2^(bits-1) - 1)`."""
-        return 1.0 / magnitude_levels(self.bits)
+        bits = self.bits
+        if bits is None:
+            raise ValueError("an ADC without bits (bits=None) has no LSB")
+        return 1.0 / magnitude_levels(bits)
 
     def __call__(
         self, i: Float[Array, "*cols"], *, key: PRNGKeyArray | None = None
