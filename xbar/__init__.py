@@ -48,7 +48,6 @@ from .circuits import (
     Solution as Solution,
     Wires as Wires,
     current_stats as current_stats,
-    ideal_currents as ideal_currents,
     sample_currents as sample_currents,
     solve_crossbar as solve_crossbar,
     solve_lines as solve_lines,

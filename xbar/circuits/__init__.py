@@ -14,7 +14,6 @@ from .ideal import (
     AbstractCircuit as AbstractCircuit,
     IdealCircuit as IdealCircuit,
     current_stats as current_stats,
-    ideal_currents as ideal_currents,
     safe_sqrt as safe_sqrt,
     sample_currents as sample_currents,
     tile_mvm as tile_mvm,

@@ -6,7 +6,7 @@ enters as a per-read, per-cell conductance deviation of std `s_ij`, independent
 between cells and reads, so each column current is Gaussian with mean
 `sum_i I(g_ij, v_i)` and variance `sum_i (s_ij dI/dg)^2`; for ohmic cells that
 is `sum_i v_i^2 s_ij^2`. One extra product gives the exact distribution without
-drawing a batch x rows x cols array of conductances (DESIGN.md).
+drawing a batch x rows x cols array of conductances (docs/methods.md).
 """
 
 from __future__ import annotations
@@ -58,15 +58,17 @@ def tile_mvm(
     return jnp.moveaxis(out, 0, 1).reshape(batch + (a, c, j))
 
 
+RowVoltages = Float[Array, "*batch tiles_r rows"]
+ColumnCurrents = Float[Array, "*batch tiles_r tiles_c cols"]
+
+
 def current_stats(
     device: AbstractDevice,
     pos: AbstractDeviceState,
     neg: AbstractDeviceState,
-    v: Float[Array, "*batch tiles_r rows"],
+    v: RowVoltages,
     t_s,
-) -> tuple[
-    Float[Array, "*batch tiles_r tiles_c cols"], Float[Array, "*batch tiles_r tiles_c cols"]
-]:
+) -> tuple[ColumnCurrents, ColumnCurrents]:
     """Mean and std (A) of the differential column currents `I+ - I-` of every tile.
 
     Args:
@@ -119,13 +121,11 @@ class AbstractCircuit(eqx.Module):
         device: AbstractDevice,
         pos: AbstractDeviceState,
         neg: AbstractDeviceState,
-        v: Float[Array, "*batch tiles_r rows"],
+        v: RowVoltages,
         t_s,
-    ) -> tuple[
-        Float[Array, "*batch tiles_r tiles_c cols"],
-        Float[Array, "*batch tiles_r tiles_c cols"],
-    ]:
-        """Mean and std (A) of the differential column currents of every tile."""
+    ) -> tuple[ColumnCurrents, ColumnCurrents]:
+        """Mean and std (A) of the differential column currents of every tile
+        (arguments as the function `current_stats`)."""
 
 
 class IdealCircuit(AbstractCircuit):
@@ -135,22 +135,6 @@ class IdealCircuit(AbstractCircuit):
 
     def current_stats(self, device, pos, neg, v, t_s):
         return current_stats(device, pos, neg, v, t_s)
-
-
-def ideal_currents(
-    device: AbstractDevice,
-    pos: AbstractDeviceState,
-    neg: AbstractDeviceState,
-    v: Float[Array, "*batch tiles_r rows"],
-    t_s,
-    *,
-    key: PRNGKeyArray | None,
-) -> Float[Array, "*batch tiles_r tiles_c cols"]:
-    """One noisy read of the column currents (A); `key=None` gives the mean.
-
-    One key draws independent noise for every example of the batch.
-    """
-    return sample_currents(current_stats(device, pos, neg, v, t_s), key)
 
 
 def sample_currents(stats, key: PRNGKeyArray | None):
