@@ -90,6 +90,7 @@ from .periphery import (
     BitSerialDAC as BitSerialDAC,
     FixedScaling as FixedScaling,
     PulseWidthDAC as PulseWidthDAC,
+    TwoPhaseDAC as TwoPhaseDAC,
     quantize_signed as quantize_signed,
 )
 from .spiking import (

@@ -12,6 +12,7 @@ from .converters import (
     AbstractDAC as AbstractDAC,
     BitSerialDAC as BitSerialDAC,
     PulseWidthDAC as PulseWidthDAC,
+    TwoPhaseDAC as TwoPhaseDAC,
     magnitude_levels as magnitude_levels,
     quantize_signed as quantize_signed,
     round_ste as round_ste,

@@ -64,6 +64,11 @@ def quantize_signed(u: Array, bits: ArrayLike) -> Array:
     return round_ste(jnp.clip(u, -1.0, 1.0) * n) / n
 
 
+def _levels(u: Array, bits) -> Array:
+    """`u` clipped to [-1, 1] and, with `bits`, rounded to the signed levels."""
+    return jnp.clip(u, -1.0, 1.0) if bits is None else quantize_signed(u, bits)
+
+
 class AbstractDAC(eqx.Module):
     """Row driver: a normalized input in [-1, 1] becomes one or more read pulses.
 
@@ -133,9 +138,7 @@ class DAC(AbstractDAC):
         _check_bits("DAC bits", self.bits)
 
     def planes(self, u):
-        if self.bits is None:
-            return jnp.clip(u, -1.0, 1.0)[None]
-        return quantize_signed(u, self.bits)[None]
+        return _levels(u, self.bits)[None]
 
 
 class PulseWidthDAC(AbstractDAC):
@@ -216,6 +219,40 @@ class BitSerialDAC(AbstractDAC):
     @property
     def conversions_per_drive(self) -> float:
         return 0.0
+
+
+class TwoPhaseDAC(AbstractDAC):
+    """Sign-split inputs for row drivers that only drive non-negative voltages:
+    the positive parts `max(q(u), 0)` in one read cycle, the magnitudes of the
+    negative parts in a second, each at amplitude `|q| v_read`; the digital
+    side subtracts the second cycle's conversions from the first.
+
+    Args:
+        bits: resolution including the sign, integer in [2, 24] (each phase
+            drives `2^(bits-1) - 1` magnitude levels), or None for unquantized.
+        v_read: full-scale read voltage (V), > 0.
+    """
+
+    bits: Float[Array, ""] | None = eqx.field(converter=_as_bits, default=8)
+    v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
+
+    def __check_init__(self):
+        _check_bits("DAC bits", self.bits)
+
+    @property
+    def n_cycles(self) -> int:
+        return 2
+
+    def planes(self, u):
+        q = (
+            jnp.clip(u, -1.0, 1.0)
+            if self.bits is None
+            else quantize_signed(u, self.bits)
+        )
+        return jnp.stack([jnp.maximum(q, 0.0), jnp.maximum(-q, 0.0)])
+
+    def combine(self, d):
+        return d[0] - d[1]
 
 
 class ADC(eqx.Module):
