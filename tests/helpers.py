@@ -102,7 +102,11 @@ def assert_figure_redraws(exp, out_dir, name: str, tmp_path) -> None:
 
 
 # The tests name mapping options by their short names; these are the modules.
-CELLS = {"differential": xbar.DifferentialPair(), "reference": xbar.ReferenceColumn()}
+CELLS = {
+    "differential": xbar.DifferentialPair(),
+    "balanced": xbar.BalancedPair(),
+    "reference": xbar.ReferenceColumn(),
+}
 SCALES = {
     "tensor": xbar.PerTensor(),
     "column": xbar.PerColumn(),

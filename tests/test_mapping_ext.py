@@ -50,11 +50,13 @@ def _bound(w, x, n_acc, n_slices, ref):
     `n_slices` is kept for the call sites; the slice weights telescope (see above).
     """
     del n_slices
+    scheme = {False: "differential", True: "reference"}.get(ref, ref)
     w = np.asarray(w, np.float64)
     x = np.asarray(x, np.float64)
     w_max = np.abs(w).max()
-    c = 2.0 if ref else 1.0
-    g_off = 0.5 * (G_MIN + G_MAX) if ref else G_MIN
+    c = 2.0 if scheme == "reference" else 1.0
+    # A balanced pair's cells both sit about g_mid: the reference's common mode.
+    g_off = G_MIN if scheme == "differential" else 0.5 * (G_MIN + G_MAX)
     sx = np.abs(x).sum(-1, keepdims=True)
     cells = 8 * c * w_max * G_MAX / (G_MAX - G_MIN) * sx
     common = (n_acc + 8) * c * w_max * g_off / (G_MAX - G_MIN) * sx
@@ -71,7 +73,7 @@ def data():
     return w, x
 
 
-@pytest.mark.parametrize("scheme", ["differential", "reference"])
+@pytest.mark.parametrize("scheme", ["differential", "balanced", "reference"])
 @pytest.mark.parametrize("n_slices", [1, 2, 3, 6])
 def test_bit_sliced_ideal_equals_wx(data, n_slices, scheme):
     w, x = data
@@ -85,7 +87,7 @@ def test_bit_sliced_ideal_equals_wx(data, n_slices, scheme):
     # Ideal ADC (no clipping, no quantization): "enough bits".
     y = np.asarray(layer(jnp.asarray(x, jnp.float32)), np.float64)
     expected = x @ w.T
-    tol = _bound(w, x, 4 * TILE[0], n_slices, scheme == "reference")
+    tol = _bound(w, x, 4 * TILE[0], n_slices, scheme)
     assert np.all(np.abs(y - expected) <= tol)
     # The bound is far below the signal, so a wrong slice weight or column fails.
     assert tol.max() < 1e-3 * np.abs(expected).mean()
@@ -574,3 +576,23 @@ def test_per_column_calibration_of_a_silent_column(getkey):
     )
     with pytest.raises(ValueError, match="zero"):
         xbar.calibrate_adc(silent, jnp.zeros((4, 10)), per_column=True)
+
+
+def test_balanced_pair_targets_are_symmetric_about_mid_range(getkey):
+    # G+ + G- = 2 g_mid for every weight, G+ - G- = k w (k = dG / w_max): the
+    # scheme's definition, checked on the programmed ideal cells (float32: a few
+    # eps of g_max).
+    w = jax.random.normal(getkey(), (5, 12), jnp.float32)
+    cfg = xbar.AnalogConfig(
+        IDEAL,
+        mapping=xbar.Mapping(tile_rows=16, tile_cols=8, cells=xbar.BalancedPair()),
+    )
+    layer = xbar.AnalogLinear.from_weights(w, None, cfg, key=getkey())
+    g_p = np.asarray(layer.crossbar.pos.g, np.float64)[0, 0, :12, :5]
+    g_n = np.asarray(layer.crossbar.neg.g, np.float64)[0, 0, :12, :5]
+    tol = 4 * EPS32 * G_MAX
+    np.testing.assert_allclose(g_p + g_n, G_MIN + G_MAX, rtol=0, atol=tol)
+    k = (G_MAX - G_MIN) / float(np.abs(w).max())
+    np.testing.assert_allclose(
+        g_p - g_n, k * np.asarray(w, np.float64).T, rtol=0, atol=tol
+    )

@@ -53,6 +53,7 @@ from .circuits import (
     solve_lines as solve_lines,
 )
 from .mapping import (
+    BalancedPair as BalancedPair,
     DifferentialPair as DifferentialPair,
     Mapping as Mapping,
     OneShot as OneShot,

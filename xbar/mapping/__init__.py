@@ -13,6 +13,7 @@ from .programming import (
 from .schemes import (
     AbstractCellScheme as AbstractCellScheme,
     AbstractScale as AbstractScale,
+    BalancedPair as BalancedPair,
     DifferentialPair as DifferentialPair,
     Mapping as Mapping,
     PerColumn as PerColumn,

@@ -4,7 +4,8 @@ digital side turns the tiles' column currents back into weights x inputs.
 A `Mapping` bundles the choices, each a small final module that owns its
 math:
 
-- the cell scheme (`DifferentialPair`: G+ and G- per weight;
+- the cell scheme (`DifferentialPair`: G+ and G- per weight, the idle side
+  at g_min; `BalancedPair`: G+ and G- symmetric about mid-range;
   `ReferenceColumn`: one device per weight, offset by a shared reference
   column per tile): where a weight's digits go and what the digital side
   subtracts;
@@ -95,6 +96,22 @@ class DifferentialPair(AbstractCellScheme):
         g_pos = device.g_min + jnp.where(sign > 0, digits, 0.0) * step
         g_neg = device.g_min + jnp.where(sign < 0, digits, 0.0) * step
         return g_pos, g_neg, device.g_min
+
+    @property
+    def span(self) -> float:
+        return 1.0
+
+
+class BalancedPair(AbstractCellScheme):
+    """G+ and G- both carry the weight, symmetric about the middle of the
+    window: `G+- = g_mid +- digit dG / (2 levels)`, so `I+ - I-` is the signed
+    product and both cells sit near mid-range (for devices whose up and down
+    responses are most alike there, or whose drift is symmetric about it)."""
+
+    def targets(self, digits, sign, device, levels):
+        g_mid = 0.5 * (device.g_min + device.g_max)
+        half = sign * digits * (device.g_max - device.g_min) / (2.0 * levels)
+        return g_mid + half, g_mid - half, g_mid
 
     @property
     def span(self) -> float:
