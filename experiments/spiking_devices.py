@@ -49,21 +49,21 @@ import devices
 from xbar import spiking as sp
 from xbar.spiking import training as st
 from xbar.spiking.neurons import LIF, AdaptiveLIF
-from xbar.spiking.plasticity import PairSTDP
+from xbar.spiking.plasticity import DifferentialPulses, PairSTDP, SingleCellPulses
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "spiking_devices"
-# (family label, class name in `devices`, STDP pair scheme); cards are each
+# (family label, class name in `devices`, STDP pulse scheme); cards are each
 # class's default. PCM depresses by an abrupt RESET to g_min (its `update`), so
 # its weights learn on SET-only differential pairs (G+ up for LTP, G- up for
 # LTD), as PCM synapses are operated (Burr et al., IEEE TED 2015); the other
 # families depress gradually and learn on one cell per weight (G+).
 FAMILIES = [
-    ("ideal", "Ideal", "positive"),
-    ("RRAM", "RRAM", "positive"),
-    ("PCM", "PCM", "differential"),
-    ("perovskite", "Perovskite", "positive"),
-    ("ionic", "IonicSynapse", "positive"),
+    ("ideal", "Ideal", SingleCellPulses()),
+    ("RRAM", "RRAM", SingleCellPulses()),
+    ("PCM", "PCM", DifferentialPulses()),
+    ("perovskite", "Perovskite", SingleCellPulses()),
+    ("ionic", "IonicSynapse", SingleCellPulses()),
 ]
 
 
@@ -164,7 +164,7 @@ def run(
         )
 
     results, missing, raster = {}, [], None
-    for fam, cls_name, scheme in FAMILIES:
+    for fam, cls_name, pulses in FAMILIES:
         if fam not in cfg["families"]:
             continue
         dev, card = make_device(cls_name)
@@ -219,7 +219,7 @@ def run(
         # (b) unsupervised STDP with winner-take-all.
         t0 = time.time()
         row["stdp"] = stdp_mode(
-            dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, k_stdp, scheme
+            dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, k_stdp, pulses
         )
         row["stdp"]["seconds"] = round(time.time() - t0, 1)
         results[fam] = row
@@ -250,7 +250,7 @@ def run(
     return out
 
 
-def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key, scheme) -> dict:
+def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key, pulses) -> dict:
     k_w, k_prog, k_train, k_lab, k_ev = jax.random.split(key, 5)
     w0 = jax.random.uniform(
         k_w, (sd["n_neurons"], 196), jnp.float32, 0.0, sd["w_init_max"]
@@ -275,7 +275,7 @@ def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key, scheme) -> d
         a_post=sd["a_post"],
         tau_plus_s=sd["tau_stdp_s"],
         tau_minus_s=sd["tau_stdp_s"],
-        scheme=scheme,
+        pulses=pulses,
     )
     kw = dict(n_steps=sd["n_steps"], p_max=sd["p_max"])
     lay, ns = jax.jit(
@@ -295,7 +295,7 @@ def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key, scheme) -> d
     w = np.asarray(lay.weight())
     return {
         "accuracy": float(np.mean(np.asarray(pred) == y_te[: sd["n_eval"]])),
-        "scheme": scheme,
+        "pulses": type(pulses).__name__,
         "label_counts": np.bincount(np.asarray(labels), minlength=10).tolist(),
         "mean_spikes_per_example": float(np.asarray(r_te).sum(1).mean()),
         "weight_mean_max": [float(w.mean()), float(w.max())],

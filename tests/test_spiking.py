@@ -15,7 +15,12 @@ import devices
 import xbar
 from xbar import spiking as sp
 from xbar.spiking.neurons import LIF, AdaptiveLIF
-from xbar.spiking.plasticity import PairSTDP
+from xbar.spiking.plasticity import (
+    BidirectionalPulses,
+    DifferentialPulses,
+    NearestRounding,
+    PairSTDP,
+)
 
 DT = 1e-3
 
@@ -101,8 +106,8 @@ def test_invalid_loop_and_rule_parameters_raise():
         AdaptiveLIF(LIF(), tau_adapt_s=0.0)
     with pytest.raises(ValueError, match="tau_plus_s"):
         PairSTDP(tau_plus_s=0.0)
-    with pytest.raises(ValueError, match="scheme"):
-        PairSTDP(scheme="both")
+    with pytest.raises(ValueError, match="pulses"):
+        PairSTDP(pulses="both")
     w = jnp.ones((3, 4), jnp.float32)
     with pytest.raises(ValueError, match="dt_s"):
         sp.SpikingNetwork.from_weights(
@@ -245,8 +250,8 @@ def test_stdp_sign_and_magnitude_vs_timing_ideal(getkey):
         a_minus=a_m,
         tau_plus_s=tau_p,
         tau_minus_s=tau_m,
-        rounding="nearest",
-        scheme="differential",
+        rounding=NearestRounding(),
+        pulses=DifferentialPulses(),
     )
     xb = _run_rule(
         rule,
@@ -303,7 +308,7 @@ def test_stdp_on_rram_is_bounded_and_nonlinear(getkey):
     pre[::period] = 1.0
     post = pre.copy()  # pre and post together: lag 0, potentiation only
     rule = PairSTDP(
-        a_plus=float(n_pair), a_minus=0.0, tau_plus_s=1e-3, rounding="nearest"
+        a_plus=float(n_pair), a_minus=0.0, tau_plus_s=1e-3, rounding=NearestRounding()
     )
     _, traj = _run_rule(
         rule,
@@ -345,7 +350,7 @@ def test_stdp_with_noise_stays_in_bounds(getkey):
     n = 16
     pre = (jax.random.uniform(getkey(), (200, n)) < 0.3).astype(jnp.float32)
     post = (jax.random.uniform(getkey(), (200, n)) < 0.3).astype(jnp.float32)
-    rule = PairSTDP(a_plus=4.0, a_minus=4.0, scheme="bidirectional")
+    rule = PairSTDP(a_plus=4.0, a_minus=4.0, pulses=BidirectionalPulses())
     xb = _run_rule(rule, _pairing_crossbar(dev, n, getkey()), pre, post, getkey())
     for g in (xb.pos.g, xb.neg.g):
         g = np.asarray(g)

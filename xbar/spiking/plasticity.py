@@ -18,21 +18,26 @@ response: its nonlinearity, its bounds and its
 cycle-to-cycle noise. An ideal device turns `n` pulses into exactly
 `n (g_max - g_min) / n_states` siemens.
 
-A weight is a differential pair `G+ - G-`; the `scheme` says which cell gets
-the pulses of a signed request `n`:
+A weight is a differential pair `G+ - G-`; the pulse scheme (`pulses`, one of
+the modules below, each owning its part) says which cell gets the pulses of a
+signed request `n`:
 
-- "differential" (default): `n > 0` potentiates G+ by `n` pulses, `n < 0`
-  potentiates G- by `|n|` (cells only ever move up, as in IBM's PCM pairs; the
-  pair saturates over long training).
-- "bidirectional": G+ gets `n` pulses and G- gets `-n` (LTP on one cell, LTD on
-  the other: twice the change per request, both nonlinear branches act).
-- "positive": G+ gets `n` (potentiation or depression), G- is left alone: one
-  cell per weight, for non-negative (e.g. Diehl & Cook) networks.
+- `DifferentialPulses()` (default): `n > 0` potentiates G+ by `n` pulses,
+  `n < 0` potentiates G- by `|n|` (cells only ever move up, as in IBM's PCM
+  pairs; the pair saturates over long training).
+- `BidirectionalPulses()`: G+ gets `n` pulses and G- gets `-n` (LTP on one
+  cell, LTD on the other: twice the change per request, both nonlinear
+  branches act).
+- `SingleCellPulses()`: G+ gets `n` (potentiation or depression), G- is left
+  alone: one cell per weight, for non-negative (e.g. Diehl & Cook) networks.
+
+Rounding to whole pulses is an option too: `StochasticRounding()` (default)
+or `NearestRounding()`. A new pulse scheme or rounding is one new class here.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import abc
 
 import equinox as eqx
 import jax
@@ -45,11 +50,74 @@ from xbar.circuits.ideal import PRECISION
 from xbar.mapping.tiling import to_tiles
 
 
+class AbstractRounding(eqx.Module):
+    """How a real-valued pulse request becomes whole pulses."""
+
+    @abc.abstractmethod
+    def __call__(self, dn: Array, *, key: PRNGKeyArray | None) -> Array:
+        """Whole pulses for requests `dn`."""
+
+
+class NearestRounding(AbstractRounding):
+    """Round to the nearest whole pulse (deterministic; no key needed)."""
+
+    def __call__(self, dn, *, key=None):
+        del key
+        return jnp.round(dn)
+
+
+class StochasticRounding(AbstractRounding):
+    """`floor(dn + u)`, `u ~ U[0, 1)`: the expected pulse count equals `dn`."""
+
+    def __call__(self, dn, *, key):
+        if key is None:
+            raise ValueError("stochastic rounding of STDP pulses needs a key")
+        return jnp.floor(dn + jax.random.uniform(key, dn.shape, dn.dtype))
+
+
+class AbstractPulses(eqx.Module):
+    """Which cell of the pair `G+ - G-` gets the pulses of a signed request."""
+
+    @abc.abstractmethod
+    def split(self, n: Array) -> tuple[Array, Array | None]:
+        """Pulses for (G+, G-) from signed whole-pulse requests `n`; None
+        leaves the G- cells alone (not even a zero-pulse update)."""
+
+
+class DifferentialPulses(AbstractPulses):
+    """`n > 0` potentiates G+ by `n`, `n < 0` potentiates G- by `|n|`."""
+
+    def split(self, n):
+        return jnp.maximum(n, 0.0), jnp.maximum(-n, 0.0)
+
+
+class BidirectionalPulses(AbstractPulses):
+    """G+ gets `n` pulses and G- gets `-n`."""
+
+    def split(self, n):
+        return n, -n
+
+
+class SingleCellPulses(AbstractPulses):
+    """G+ gets `n` pulses (either sign); G- is left alone."""
+
+    def split(self, n):
+        return n, None
+
+
 class STDPState(eqx.Module):
     """Exponential traces of pre- and post-synaptic spikes (dimensionless)."""
 
-    x_pre: Float[Array, "*batch n_in"]
-    x_post: Float[Array, "*batch n_out"]
+    x_pre: Float[Array, "*batch in_features"]
+    x_post: Float[Array, "*batch out_features"]
+
+
+def _check_option(name: str, value, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise ValueError(
+            f"{name} must be a {kind.__name__} (e.g. one of the classes in "
+            f"xbar.spiking.plasticity); got {value!r}"
+        )
 
 
 class PairSTDP(eqx.Module):
@@ -61,8 +129,9 @@ class PairSTDP(eqx.Module):
         tau_plus_s, tau_minus_s: window time constants (s), > 0.
         a_post: pulses on every synapse of a neuron at each of its spikes
             (negative depresses; default 0).
-        rounding: "nearest" or "stochastic" rounding of the requested pulses.
-        scheme: "differential", "bidirectional" or "positive" (module docstring).
+        rounding: `StochasticRounding()` (default) or `NearestRounding()`.
+        pulses: `DifferentialPulses()` (default), `BidirectionalPulses()` or
+            `SingleCellPulses()` (module docstring).
     """
 
     a_plus: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
@@ -70,41 +139,32 @@ class PairSTDP(eqx.Module):
     tau_plus_s: Float[Array, ""] = eqx.field(converter=as_param, default=20e-3)
     tau_minus_s: Float[Array, ""] = eqx.field(converter=as_param, default=20e-3)
     a_post: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    rounding: Literal["nearest", "stochastic"] = eqx.field(
-        static=True, default="stochastic"
-    )
-    scheme: Literal["differential", "bidirectional", "positive"] = eqx.field(
-        static=True, default="differential"
-    )
+    rounding: AbstractRounding = StochasticRounding()
+    pulses: AbstractPulses = DifferentialPulses()
 
     def __check_init__(self):
         check_range("a_plus", self.a_plus, 0.0, unit="pulses")
         check_range("a_minus", self.a_minus, 0.0, unit="pulses")
         check_range("tau_plus_s", self.tau_plus_s, 0.0, lo_open=True, unit="s")
         check_range("tau_minus_s", self.tau_minus_s, 0.0, lo_open=True, unit="s")
-        if self.rounding not in ("nearest", "stochastic"):
-            raise ValueError(
-                f"rounding must be 'nearest' or 'stochastic'; got {self.rounding!r}"
-            )
-        if self.scheme not in ("differential", "bidirectional", "positive"):
-            raise ValueError(
-                "scheme must be 'differential', 'bidirectional' or 'positive'; "
-                f"got {self.scheme!r}"
-            )
+        _check_option("rounding", self.rounding, AbstractRounding)
+        _check_option("pulses", self.pulses, AbstractPulses)
 
-    def init(self, batch_shape: tuple[int, ...], n_in: int, n_out: int) -> STDPState:
+    def init(
+        self, batch_shape: tuple[int, ...], in_features: int, out_features: int
+    ) -> STDPState:
         return STDPState(
-            x_pre=jnp.zeros(batch_shape + (n_in,), jnp.float32),
-            x_post=jnp.zeros(batch_shape + (n_out,), jnp.float32),
+            x_pre=jnp.zeros(batch_shape + (in_features,), jnp.float32),
+            x_post=jnp.zeros(batch_shape + (out_features,), jnp.float32),
         )
 
     def requests(
         self,
         state: STDPState,
-        pre: Float[Array, "*batch n_in"],
-        post: Float[Array, "*batch n_out"],
+        pre: Float[Array, "*batch in_features"],
+        post: Float[Array, "*batch out_features"],
         dt_s,
-    ) -> tuple[STDPState, Float[Array, "n_in n_out"]]:
+    ) -> tuple[STDPState, Float[Array, "in_features out_features"]]:
         """New traces and the real-valued pulse requests `dn` of this step."""
         pre = jax.lax.stop_gradient(pre)
         post = jax.lax.stop_gradient(post)
@@ -117,34 +177,24 @@ class PairSTDP(eqx.Module):
         dn = dn + self.a_post * post_total[None, :]
         return STDPState(x_pre=x_pre, x_post=x_post_old + post), dn
 
-    def round(self, dn: Array, *, key: PRNGKeyArray | None) -> Array:
-        if self.rounding == "nearest":
-            return jnp.round(dn)
-        if key is None:
-            raise ValueError("stochastic rounding of STDP pulses needs a key")
-        return jnp.floor(dn + jax.random.uniform(key, dn.shape, dn.dtype))
-
-    def split(self, n: Array) -> tuple[Array, Array]:
-        """Pulses for (G+, G-) from signed requests `n`, by `scheme`."""
-        if self.scheme == "differential":
-            return jnp.maximum(n, 0.0), jnp.maximum(-n, 0.0)
-        if self.scheme == "bidirectional":
-            return n, -n
-        return n, jnp.zeros_like(n)
-
     def apply(
-        self, crossbar: Crossbar, n: Float[Array, "n_in n_out"], *, key: PRNGKeyArray
+        self,
+        crossbar: Crossbar,
+        n: Float[Array, "in_features out_features"],
+        *,
+        key: PRNGKeyArray,
     ) -> Crossbar:
         """Send whole-pulse requests `n` (rows = inputs) through the device."""
         rows, cols = crossbar.tile_shape
-        n_pos, n_neg = self.split(n)
+        n_pos, n_neg = self.pulses.split(n)
         k_pos, k_neg = jax.random.split(key)
         dev = crossbar.device
         pos = dev.update(crossbar.pos, to_tiles(n_pos, rows, cols), key=k_pos)
-        if self.scheme == "positive":
-            neg = crossbar.neg
-        else:
-            neg = dev.update(crossbar.neg, to_tiles(n_neg, rows, cols), key=k_neg)
+        neg = (
+            crossbar.neg
+            if n_neg is None
+            else dev.update(crossbar.neg, to_tiles(n_neg, rows, cols), key=k_neg)
+        )
         return Crossbar(dev, pos, neg, crossbar.circuit)
 
     def __call__(
@@ -156,12 +206,12 @@ class PairSTDP(eqx.Module):
         dt_s,
         *,
         key: PRNGKeyArray,
-    ) -> tuple[Crossbar, STDPState, Float[Array, "n_in n_out"]]:
+    ) -> tuple[Crossbar, STDPState, Float[Array, "in_features out_features"]]:
         """One plasticity step: traces, pulse requests, device update.
 
         Returns the updated crossbar, the traces and the whole pulses applied.
         """
         k_round, k_dev = jax.random.split(key)
         state, dn = self.requests(state, pre, post, dt_s)
-        n = self.round(dn, key=k_round)
+        n = self.rounding(dn, key=k_round)
         return self.apply(crossbar, n, key=k_dev), state, n
