@@ -37,6 +37,7 @@ from .ionic import (
     IonicSynapse as IonicSynapse,
     linear_step_response as linear_step_response,
 )
+from .iv import AbstractIV as AbstractIV, LinearIV as LinearIV, SinhIV as SinhIV
 from .memristor import RRAM as RRAM, RRAMState as RRAMState
 from .nonlinear import (
     AbstractNLDevice as AbstractNLDevice,

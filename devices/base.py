@@ -183,7 +183,7 @@ class AbstractDevice(eqx.Module):
     linear_iv: ClassVar[bool] = True
 
     def __repr__(self) -> str:
-        """`RRAM(g_min=3.0769e-09, g_max=3.8462e-08, ..., iv='linear')`: every
+        """`RRAM(g_min=3.0769e-09, g_max=3.8462e-08, ..., iv=LinearIV())`: every
         field with its value (a stacked, swept parameter shows as `f32[n]`)."""
         fields = (
             f"{f.name}={_format_value(getattr(self, f.name))}"

@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import AbstractDeviceState, Scalar, concrete, param
 from .cards import from_card
+from .iv import AbstractIV, LinearIV
 from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
 
 
@@ -52,7 +53,7 @@ class RRAM(AbstractNLDevice):
     - retention relaxation (E-LOG mean, aihwkit ReRamCMONoiseModel form): a
       read `t` s after programming sees
       `g + retention_m (g_max - g_min) ln(1 + t / retention_t0_s)`, clipped.
-    - sinh I-V (`iv="sinh"`): `I = g v0 sinh(V / v0)`, ohmic for |V| << v0
+    - sinh I-V (`iv=SinhIV(v0)`): `I = g v0 sinh(V / v0)`, ohmic for |V| << v0
       (Yakopcic / Stanford-model form); solvers then use the elementwise I-V.
 
     Args:
@@ -62,8 +63,7 @@ class RRAM(AbstractNLDevice):
             sum <= 1; > 0 needs `faults=True`.
         retention_m: E-LOG relaxation per ln-unit of time, fraction of the range.
         retention_t0_s: relaxation time scale (s), > 0.
-        v0: sinh I-V voltage scale (V), > 0.
-        iv: "linear" or "sinh" (static).
+        iv: the cell's I-V, `LinearIV()` (default) or `SinhIV(v0)`.
         faults: whether `init` draws the stuck-at map (static).
 
     References:
@@ -76,13 +76,12 @@ class RRAM(AbstractNLDevice):
     p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
     retention_m: Scalar = param(0.0)
     retention_t0_s: Scalar = param(1.0, gt=0.0, unit="s")
-    v0: Scalar = param(0.25, gt=0.0, unit="V")
-    iv: str = eqx.field(static=True, default="linear")
+    iv: AbstractIV = LinearIV()
     faults: bool = eqx.field(static=True, default=False)
 
     @property
     def linear_iv(self) -> bool:  # type: ignore[override]
-        return self.iv == "linear"
+        return self.iv.linear
 
     def __check_init__(self):  # each field's own range: AbstractDevice
         on, off = concrete(self.p_stuck_on), concrete(self.p_stuck_off)
@@ -97,9 +96,10 @@ class RRAM(AbstractNLDevice):
                 "p_stuck_on/p_stuck_off > 0 need faults=True (a static switch that "
                 "adds the fault map to the state); got faults=False"
             )
-        if self.iv not in ("linear", "sinh"):
+        if not isinstance(self.iv, AbstractIV):
             raise ValueError(
-                f"iv must be one of ['linear', 'sinh']; got iv={self.iv!r}"
+                "iv must be LinearIV() or SinhIV(v0) (an I-V module from devices); "
+                f"got iv={self.iv!r}"
             )
 
     @classmethod
@@ -167,7 +167,5 @@ class RRAM(AbstractNLDevice):
         return g, self.sigma_read * jnp.abs(g)
 
     def current(self, g, v):
-        """Cell current (A): `g v` (linear) or `g v0 sinh(v / v0)` (`iv="sinh"`)."""
-        if self.iv == "sinh":
-            return g * self.v0 * jnp.sinh(v / self.v0)
-        return g * v
+        """Cell current (A) by the cell's I-V (`iv`)."""
+        return self.iv.current(g, v)

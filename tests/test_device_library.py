@@ -438,7 +438,7 @@ def test_rram_retention_relaxation_closed_form(getkey):
 
 
 def test_rram_sinh_iv_and_crossbar_currents(getkey):
-    dev = devices.RRAM.from_card(iv="sinh", v0=0.25)
+    dev = devices.RRAM.from_card(iv=devices.SinhIV(v0=0.25))
     assert not dev.linear_iv and devices.RRAM.from_card().linear_iv
     g = jnp.asarray([1e-8, 2e-8])
     v = jnp.asarray([0.001, 0.5])

@@ -522,7 +522,7 @@ def test_from_card_uses_card_values(card):
     [
         (devices.RRAM.from_card("rram_ag_asi_jo2010"),
          ("g_min=3.0769e-09", "g_max=3.8462e-08", "p_max_ltp=97", "a_ltd=-0.200303",
-          "sigma_c2c=0.035", "iv='linear'", "faults=False")),
+          "sigma_c2c=0.035", "iv=LinearIV()", "faults=False")),
         (devices.PCM.from_card(), ("g_max=2.5e-05", "t0_s=20", "prog_c2=-1.1731")),
         (devices.Perovskite.from_card(), ("tau_s=1", "opt_step=0.5")),
         (devices.IonicSynapse.from_card(), ("dx=0.001", "x_ref=0.4138")),
@@ -587,6 +587,6 @@ def test_cached_read_cannot_be_written(getkey):
 
 
 def test_cache_reads_needs_a_linear_iv(getkey):
-    dev = devices.RRAM.from_card(iv="sinh")
+    dev = devices.RRAM.from_card(iv=devices.SinhIV())
     with pytest.raises(ValueError, match="linear"):
         devices.cache_reads(dev, dev.init((3,), key=getkey()))
