@@ -91,6 +91,17 @@ def mapped_fields(weight_oi, bias, config: AnalogConfig, *, key: PRNGKeyArray) -
     )
 
 
+def _sum_tile_rows(d: Float[Array, "*b tr tc m"], g_per_w: Float[Array, "tr tc m"]):
+    """`sum_a d[..., a, :, :] / g_per_w[a]`: the partial sums of the row tiles in
+    weight units. Written as a sum of per-row-tile terms: XLA:CPU fuses the
+    broadcast division into a reduction over the tile-row axis as a loop ~30x
+    slower than this (13 ms vs 0.4 ms for 1,024 x 4 x 256 partial sums)."""
+    out = d[..., 0, :, :] / g_per_w[0]
+    for a in range(1, d.shape[-3]):
+        out = out + d[..., a, :, :] / g_per_w[a]
+    return out
+
+
 class AbstractAnalogLayer(eqx.Module):
     """A matrix `W` (out, in) on crossbar tiles with its periphery.
 
@@ -229,8 +240,8 @@ class AbstractAnalogLayer(eqx.Module):
                 factor if factor.ndim == 0 else factor[..., : d.shape[-1]], d.shape
             )
         d = self.mapping.recombine(self.dac.combine(d))
-        d = d / jnp.broadcast_to(self.g_per_w[..., : d.shape[-1]], d.shape)
-        y = jnp.sum(d, axis=-3).reshape(d.shape[:-3] + (-1,))[..., : self.out_features]
+        y = _sum_tile_rows(d, self.g_per_w[..., : d.shape[-1]])
+        y = y.reshape(y.shape[:-2] + (-1,))[..., : self.out_features]
         return y, clipped
 
     def matvec(
