@@ -67,17 +67,19 @@ def main(argv=None) -> list[dict]:
 
     @jax.jit
     def candidate(net, x, key):
-        _, out = sp.run(net, x, key=key, t0_s=1.0, record="counts")
+        _, out = sp.run(net, x, key=key, t0_s=1.0, record=sp.SpikeCounts())
         return out["counts"][0]
 
     @jax.jit
     def candidate_mean(net, x):
-        _, out = sp.run(net, x, key=None, t0_s=1.0, record="counts")
+        _, out = sp.run(net, x, key=None, t0_s=1.0, record=sp.SpikeCounts())
         return out["counts"][0]
 
     @jax.jit
     def candidate_cached(net, x, key):
-        _, out = sp.run(net, x, key=key, t0_s=1.0, record="counts", read_every=10)
+        _, out = sp.run(
+            net, x, key=key, t0_s=1.0, record=sp.SpikeCounts(), read_every=10
+        )
         return out["counts"][0]
 
     @jax.jit

@@ -292,7 +292,7 @@ def stdp_mode(dev, x_tr, y_tr, x_te, y_te, sd, dt, dac, tiles, key, pulses) -> d
     )
     r_te = resp(lay, ns, jnp.asarray(x_te[: sd["n_eval"]]), k_ev)
     pred = st.wta_predict(r_te, labels)
-    w = np.asarray(lay.weight())
+    w = np.asarray(lay.effective_weight())
     return {
         "accuracy": float(np.mean(np.asarray(pred) == y_te[: sd["n_eval"]])),
         "pulses": type(pulses).__name__,

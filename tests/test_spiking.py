@@ -204,7 +204,7 @@ def test_synaptic_operations_count_input_spikes_times_fan_out(scan_run):
     assert out["dense_ops"] == 15 * (20 * 12 + 12 * 5)
     # "counts" recording gives the same totals without per-step arrays.
     _, cnt = jax.jit(
-        lambda n, x, k: sp.run(n, x, key=k, plasticity=rule, record="counts")
+        lambda n, x, k: sp.run(n, x, key=k, plasticity=rule, record=sp.SpikeCounts())
     )(net, x, key)
     for a, b in zip(cnt["counts"], out["s"]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b).sum(0))

@@ -102,6 +102,15 @@ class LIF(eqx.Module):
     def r_ohm(self) -> Array:
         return self.tau_s / self.c_mem_f
 
+    @property
+    def lif(self) -> LIF:
+        """The underlying LIF parameters (itself), as `AdaptiveLIF.lif`."""
+        return self
+
+    def with_lif(self, lif: LIF) -> LIF:
+        """This neuron with its LIF parameters replaced by `lif`."""
+        return lif
+
     def init(self, shape: tuple[int, ...]) -> LIFState:
         z = jnp.zeros(shape, jnp.float32)
         return LIFState(v=jnp.broadcast_to(self.v_rest, shape), ref_s=z, a=z)
@@ -155,6 +164,10 @@ class AdaptiveLIF(eqx.Module):
 
     def init(self, shape: tuple[int, ...]) -> LIFState:
         return self.lif.init(shape)
+
+    def with_lif(self, lif: LIF) -> AdaptiveLIF:
+        """This neuron with its LIF parameters replaced by `lif`."""
+        return eqx.tree_at(lambda n: n.lif, self, lif)
 
     def __call__(
         self, state: LIFState, i_a: Float[Array, "*neurons"], dt_s

@@ -30,7 +30,7 @@ import numpy as np
 
 from devices.base import AbstractDevice
 from xbar.periphery.converters import DAC
-from xbar.spiking.network import SpikingLayer, SpikingNetwork, base_lif
+from xbar.spiking.network import SpikingLayer, SpikingNetwork
 from xbar.spiking.neurons import LIF, AdaptiveLIF
 
 
@@ -45,13 +45,15 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
 
     if any(isinstance(lay.neuron, AdaptiveLIF) for lay in net.layers):
         raise ValueError("NIR has no adaptive-threshold LIF; export LIF layers only")
-    nodes = {"input": nir.Input(input_type={"input": np.array([net.layers[0].n_in])})}
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([net.layers[0].in_features])})
+    }
     edges = []
     prev = "input"
     for i, lay in enumerate(net.layers):
-        lif = base_lif(lay.neuron)
-        n = lay.n_out
-        g_diff = np.asarray(lay.weight(t_s) * lay.g_per_w)  # (out, in) siemens
+        lif = lay.neuron.lif
+        n = lay.out_features
+        g_diff = np.asarray(lay.effective_weight(t_s) * lay.g_per_w)  # (out, in) S
         w = (float(lay.dac.v_read) * g_diff).astype(np.float32)
 
         def full(p):
@@ -69,7 +71,7 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
         prev = f"lif{i}"
     nodes["output"] = nir.Output(
-        output_type={"output": np.array([net.layers[-1].n_out])}
+        output_type={"output": np.array([net.layers[-1].out_features])}
     )
     edges.append((prev, "output"))
     return nir.NIRGraph(
@@ -134,6 +136,7 @@ def from_nir(
             "NIR import supports Input -> (Linear|Affine -> LIF)* -> Output; got "
             f"{kinds}"
         )
+    layer_kw = dict(dac=dac, tile_rows=tile_rows, tile_cols=tile_cols)
     layers = []
     keys = jax.random.split(key, len(body) // 2)
     for (syn_name, lif_name), k in zip(zip(body[::2], body[1::2]), keys):
@@ -154,14 +157,7 @@ def from_nir(
             t_ref_s=_scalar_or_array(t_ref),
         )
         lay = SpikingLayer.from_weights(
-            jnp.asarray(w),
-            device,
-            key=k,
-            dt_s=dt_s,
-            neuron=template,
-            dac=dac,
-            tile_rows=tile_rows,
-            tile_cols=tile_cols,
+            jnp.asarray(w), device, key=k, dt_s=dt_s, neuron=template, **layer_kw
         )
         # R I must equal NIR's r W s: R = r / (v_read k), C = tau / R.
         r_hw = jnp.asarray(_scalar_or_array(node.r)) / (dac.v_read * lay.g_per_w)

@@ -26,7 +26,9 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from devices.base import AbstractDevice
 from xbar.array.crossbar import relax
-from xbar.spiking.network import Neuron, SpikingLayer, SpikingNetwork, rate_encode, run
+from xbar.spiking.encoding import rate_encode
+from xbar.spiking.loop import SpikeCounts, init_state, run
+from xbar.spiking.network import Neuron, SpikingLayer, SpikingNetwork
 from xbar.spiking.neurons import LIFState
 from xbar.spiking.plasticity import PairSTDP
 
@@ -37,7 +39,7 @@ def count_logits(
     """Output spike counts and synaptic operations per example for pixels `x`."""
     k_enc, k_run = jax.random.split(key)
     spikes = rate_encode(x, n_steps, key=k_enc, p_max=p_max)
-    _, out = run(net, spikes, key=k_run, t0_s=t0_s, record="counts")
+    _, out = run(net, spikes, key=k_run, t0_s=t0_s, record=SpikeCounts())
     return out["counts"][-1], out["syn_ops"]
 
 
@@ -125,49 +127,33 @@ def evaluate_counts(
     return jnp.mean(jnp.argmax(counts, axis=-1) == jnp.asarray(y)), jnp.mean(ops)
 
 
-def _present(
-    layer: SpikingLayer,
-    neuron_state: LIFState,
-    x_img,
-    rule,
-    *,
-    key,
-    n_steps: int,
-    p_max: float,
-    dt_s,
-    t_s,
-    t_rest_s,
-):
-    """One example: fresh membranes and traces (adaptation kept), STDP on,
-    then the devices relax for the rest period."""
-    k_enc, k_run = jax.random.split(key)
-    spikes = rate_encode(x_img[None], n_steps, key=k_enc, p_max=p_max)
-    net = SpikingNetwork((layer,), dt_s)
-    fresh = layer.neuron.init((1, layer.n_out))
-    from xbar.spiking.network import init_state
+def _presenter(rule: PairSTDP | None, *, n_steps: int, p_max: float, dt_s, t_rest_s):
+    """`present(layer, neuron_state, image, t_s, key)` of one example: fresh
+    membranes and traces (adaptation kept), STDP by `rule` (None: off), then
+    the devices relax for the rest period. Returns the layer, the neurons'
+    state, the spike counts and the time after the rest."""
+    rules = None if rule is None else (rule,)
 
-    st = init_state(
-        net, (1,), t0_s=t_s, plasticity=(rule,) if rule is not None else None
-    )
-    st = eqx.tree_at(
-        lambda s: s.neurons,
-        st,
-        (LIFState(v=fresh.v, ref_s=fresh.ref_s, a=neuron_state.a),),
-    )
-    st, out = run(
-        net,
-        spikes,
-        key=k_run,
-        plasticity=(rule,) if rule is not None else None,
-        state=st,
-        record="counts",
-    )
-    layer = st.net.layers[0]
-    if t_rest_s > 0:
-        layer = eqx.tree_at(
-            lambda m: m.crossbar, layer, relax(layer.crossbar, t_rest_s)
+    def present(layer: SpikingLayer, neuron_state: LIFState, x_img, t_s, key):
+        k_enc, k_run = jax.random.split(key)
+        spikes = rate_encode(x_img[None], n_steps, key=k_enc, p_max=p_max)
+        net = SpikingNetwork((layer,), dt_s)
+        fresh = layer.neuron.init((1, layer.out_features))
+        st = init_state(net, (1,), t0_s=t_s, plasticity=rules)
+        st = eqx.tree_at(
+            lambda s: s.neurons,
+            st,
+            (LIFState(v=fresh.v, ref_s=fresh.ref_s, a=neuron_state.a),),
         )
-    return layer, st.neurons[0], out["counts"][0][0], st.t_s + t_rest_s
+        st, out = run(
+            net, spikes, key=k_run, plasticity=rules, state=st, record=SpikeCounts()
+        )
+        layer = st.net.layers[0]
+        if t_rest_s > 0:
+            layer = layer.with_crossbar(relax(layer.crossbar, t_rest_s))
+        return layer, st.neurons[0], out["counts"][0][0], st.t_s + t_rest_s
+
+    return present
 
 
 def train_stdp_wta(
@@ -188,23 +174,14 @@ def train_stdp_wta(
     and the neurons' state (adaptive thresholds).
     """
     dt_s = 1e-3 if dt_s is None else dt_s
-    ns0 = layer.neuron.init((1, layer.n_out))
+    present = _presenter(
+        rule, n_steps=n_steps, p_max=p_max, dt_s=dt_s, t_rest_s=t_rest_s
+    )
+    ns0 = layer.neuron.init((1, layer.out_features))
 
     def body(carry, xs):
-        lay, ns, t = carry
-        img, k = xs
-        lay, ns, _, t = _present(
-            lay,
-            ns,
-            img,
-            rule,
-            key=k,
-            n_steps=n_steps,
-            p_max=p_max,
-            dt_s=dt_s,
-            t_s=t,
-            t_rest_s=t_rest_s,
-        )
+        (lay, ns, t), (img, k) = carry, xs
+        lay, ns, _, t = present(lay, ns, img, t, k)
         return (lay, ns, t), None
 
     keys = jax.random.split(key, x.shape[0])
@@ -227,24 +204,14 @@ def wta_responses(
 ) -> Array:
     """Spike counts `(examples, neurons)` of the trained layer, plasticity off,
     thresholds frozen at their trained values."""
+    present = _presenter(None, n_steps=n_steps, p_max=p_max, dt_s=dt_s, t_rest_s=0.0)
 
-    def one(img, k):
-        _, _, counts, _ = _present(
-            layer,
-            ns,
-            img,
-            None,
-            key=k,
-            n_steps=n_steps,
-            p_max=p_max,
-            dt_s=dt_s,
-            t_s=t_s,
-            t_rest_s=0.0,
-        )
-        return counts
+    def one(xs):
+        img, k = xs
+        return present(layer, ns, img, t_s, k)[2]
 
     keys = jax.random.split(key, x.shape[0])
-    return jax.lax.map(lambda a: one(*a), (jnp.asarray(x), keys), batch_size=64)
+    return jax.lax.map(one, (jnp.asarray(x), keys), batch_size=64)
 
 
 def label_neurons(responses: Array, y: Array, n_classes: int = 10) -> Array:
