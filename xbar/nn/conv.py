@@ -5,8 +5,9 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from devices.base import AbstractDevice
 from xbar.circuits.ideal import PRECISION
 from xbar.nn.config import AnalogConfig
 from xbar.nn.layer import AbstractAnalogLayer, mapped_fields
@@ -68,9 +69,9 @@ class AnalogConv2d(AbstractAnalogLayer):
     @classmethod
     def from_weights(
         cls,
-        weight: Float[Array, "out in kh kw"],
-        bias: Float[Array, " out"] | None,
-        config: AnalogConfig,
+        weight: Float[ArrayLike, "out in kh kw"],
+        bias: Float[ArrayLike, " _bias"] | None,
+        config: AnalogConfig | AbstractDevice,
         *,
         key: PRNGKeyArray,
         stride: int | tuple[int, int] = 1,

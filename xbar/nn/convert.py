@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 from jaxtyping import PRNGKeyArray
 
+from devices.base import AbstractDevice
 from xbar.nn.config import AnalogConfig
 from xbar.nn.conv import AnalogConv2d, padding_pairs, pair
 from xbar.nn.layer import AbstractAnalogLayer
@@ -64,7 +65,7 @@ def _is_layer(x) -> bool:
 
 def convert(
     model,
-    config: AnalogConfig | ConfigFor,
+    config: AnalogConfig | AbstractDevice | ConfigFor,
     *,
     key: PRNGKeyArray,
 ):

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from devices.base import AbstractDevice
 from xbar.array.crossbar import Crossbar, step
 from xbar.mapping.schemes import Mapping
 from xbar.mapping.tiling import check_weight, from_tiles
@@ -57,7 +58,9 @@ def _program(weight_oi, config: AnalogConfig, key):
     return crossbar, g_per_w
 
 
-def mapped_fields(weight_oi, bias, config: AnalogConfig, *, key: PRNGKeyArray) -> dict:
+def mapped_fields(
+    weight_oi, bias, config: AnalogConfig | AbstractDevice, *, key: PRNGKeyArray
+) -> dict:
     """The fields of an analog layer holding `weight_oi` (out, in) and `bias`
     mapped and programmed as `config` says (a bare device: every option
     default). Inputs are checked before anything is compiled."""

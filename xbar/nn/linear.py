@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from devices.base import AbstractDevice
 from xbar.nn.config import AnalogConfig
 from xbar.nn.layer import AbstractAnalogLayer, mapped_fields
 
@@ -20,9 +21,9 @@ class AnalogLinear(AbstractAnalogLayer):
     @classmethod
     def from_weights(
         cls,
-        weight: Float[Array, "out in"],
-        bias: Float[Array, " out"] | None,
-        config: AnalogConfig,
+        weight: Float[ArrayLike, "out in"],
+        bias: Float[ArrayLike, " _bias"] | None,
+        config: AnalogConfig | AbstractDevice,
         *,
         key: PRNGKeyArray,
     ) -> AnalogLinear:

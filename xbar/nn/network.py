@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from devices.base import AbstractDevice
 from xbar.circuits.ideal import PRECISION
 from xbar.nn.calibration import calibrate_adc
 from xbar.nn.config import AnalogConfig
@@ -132,7 +133,7 @@ class AnalogNetwork(eqx.Module):
     def from_weights(
         cls,
         params: Sequence[tuple[Array, Array | None]],
-        config: AnalogConfig | Sequence[AnalogConfig],
+        config: AnalogConfig | AbstractDevice | Sequence[AnalogConfig | AbstractDevice],
         *,
         key: PRNGKeyArray,
         input_shape: Sequence[int] | None = None,
