@@ -182,3 +182,21 @@ def test_network_counts_take_the_network(getkey):
     by_layer = xbar.network_counts(images, x.reshape(4, 1, 11, 11))
     assert whole == by_layer
     assert [r["layer"] for r in whole] == [0, 1, 2]
+
+
+def test_bare_weights_mean_no_bias(getkey):
+    # A list of weights (no (weight, bias) pairs) maps as layers without bias:
+    # the analog network equals the float reference on ideal cells (float32
+    # rounding of 16-term sums: 1e2 eps of the output scale).
+    w1 = jax.random.normal(getkey(), (8, 16), jnp.float32)
+    w2 = jax.random.normal(getkey(), (3, 8), jnp.float32)
+    x = jax.random.uniform(getkey(), (5, 16), jnp.float32)
+    cfg = config(IDEAL, dac=xbar.DAC(bits=None))
+    net = xbar.AnalogNetwork.from_weights([w1, w2], cfg, key=getkey())
+    ref = np.asarray(xbar.digital_forward([w1, w2], x, input_shape=(16,)), np.float64)
+    np.testing.assert_allclose(
+        np.asarray(net(x), np.float64),
+        ref,
+        rtol=0,
+        atol=1e2 * EPS32 * np.abs(ref).max(),
+    )

@@ -95,13 +95,15 @@ def _check_shapes(params, input_shape, strides, paddings) -> None:
 
 
 def _layout(params, input_shape, strides, paddings):
-    """Checked `(input_shape, strides, paddings)`, one stride/padding per conv."""
+    """Checked `(params, input_shape, strides, paddings)`: `(weight, bias)`
+    pairs (a bare weight means no bias), one stride/padding per conv."""
+    params = [tuple(p) if isinstance(p, tuple | list) else (p, None) for p in params]
     input_shape = _check_params(params, input_shape)
     n_conv = sum(jnp.ndim(w) == 4 for w, _ in params)
     strides = _per_conv(n_conv, strides, "strides")
     paddings = _per_conv(n_conv, paddings, "paddings")
     _check_shapes(params, input_shape, strides, paddings)
-    return input_shape, strides, paddings
+    return params, input_shape, strides, paddings
 
 
 def per_layer_configs(config, n_layers: int) -> list[AnalogConfig]:
@@ -154,7 +156,9 @@ class AnalogNetwork(eqx.Module):
             strides, paddings: one value (int or pair) for every convolution,
                 or a list with one per convolution layer.
         """
-        input_shape, strides, paddings = _layout(params, input_shape, strides, paddings)
+        params, input_shape, strides, paddings = _layout(
+            params, input_shape, strides, paddings
+        )
         configs = per_layer_configs(config, len(params))
         keys = jax.random.split(key, len(params))
         layers = []
@@ -254,7 +258,9 @@ def digital_forward(
 ) -> Float[Array, "batch out"]:
     """The same network in plain float32 (full-precision products on every
     backend, as the analog layers): the reference for the analog one."""
-    input_shape, strides, paddings = _layout(params, input_shape, strides, paddings)
+    params, input_shape, strides, paddings = _layout(
+        params, input_shape, strides, paddings
+    )
     n = x.shape[0]
     x = x.reshape((n,) + input_shape)
     for i, (w, b) in enumerate(params):
