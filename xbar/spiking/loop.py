@@ -22,11 +22,12 @@ dense count.
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from devices.base import as_param
 from devices.cached import CachedRead, CachedReadState
@@ -51,7 +52,7 @@ def init_state(
     net: SpikingNetwork,
     batch_shape: tuple[int, ...],
     *,
-    t0_s=1.0,
+    t0_s: ArrayLike = 1.0,
     plasticity: PairSTDP | tuple[PairSTDP | None, ...] | None = None,
 ) -> RunState:
     """Neurons at rest, empty traces, `t0_s` seconds after programming."""
@@ -118,14 +119,14 @@ def network_step(
     plasticity = _plasticity(net, plasticity)
     dt = net.dt_s
     n = len(net.layers)
-    keys = [None] * n if key is None else list(jax.random.split(key, 2 * n))
+    keys = None if key is None else list(jax.random.split(key, 2 * n))
     layers, neurons, traces, spikes, vs = [], [], [], [], []
     syn_ops = jnp.zeros(x_t.shape[:-1], jnp.float32)
     inp = x_t
     for li, (lay, ns, tr, s_prev, rule) in enumerate(
         zip(net.layers, state.neurons, state.traces, state.spikes, plasticity)
     ):
-        k_read = keys[2 * li] if key is not None else None
+        k_read = None if keys is None else keys[2 * li]
         i = lay.currents(inp, state.t_s, key=k_read)
         syn_ops = syn_ops + jnp.sum(inp, axis=-1) * lay.out_features
         if lay.out_features > 1:
@@ -134,8 +135,13 @@ def network_step(
         ns, s = lay.neuron(ns, i, dt)
         xb = lay.crossbar
         if rule is not None:
-            if key is None:
+            if keys is None:
                 raise ValueError("plasticity needs a key (rounding and device noise)")
+            if tr is None:
+                raise ValueError(
+                    "plasticity needs STDP traces: start from "
+                    "init_state(..., plasticity=...) with the same rules"
+                )
             xb, tr, _ = rule(xb, tr, inp, s, dt, key=keys[2 * li + 1])
         if relax_devices:
             xb = relax(xb, dt)
@@ -163,11 +169,11 @@ class AbstractRecord(eqx.Module):
     and a per-step output that the scan stacks."""
 
     @abc.abstractmethod
-    def zero(self, net: SpikingNetwork, batch: tuple[int, ...]):
+    def zero(self, net: SpikingNetwork, batch: tuple[int, ...]) -> Any:
         """The accumulator before the first step."""
 
     @abc.abstractmethod
-    def add(self, acc, out: dict):
+    def add(self, acc, out: dict) -> tuple[Any, Any]:
         """`(acc, y)` after one step whose `network_step` output is `out` (or
         after a block of steps whose `of_block` is `out`); the scan stacks `y`."""
 
@@ -229,7 +235,8 @@ def _scan(advance, state: RunState, acc, xs, record: AbstractRecord):
 
     def body(carry, xs_t):
         st, a = carry
-        st, out = advance(st, *xs_t)
+        x_t, k = xs_t
+        st, out = advance(st, x_t, k)
         a, y = record.add(a, out)
         return (st, a), y
 
@@ -251,7 +258,7 @@ def run(
     x: Float[Array, "time *batch in_features"],
     *,
     key: PRNGKeyArray | None,
-    t0_s=1.0,
+    t0_s: ArrayLike = 1.0,
     plasticity: tuple[PairSTDP | None, ...] | PairSTDP | None = None,
     state: RunState | None = None,
     record: AbstractRecord = EveryStep(),

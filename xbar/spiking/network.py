@@ -35,7 +35,14 @@ from xbar.spiking.neurons import LIF, AdaptiveLIF
 Neuron = LIF | AdaptiveLIF
 
 
-def membrane_capacitance(tau_s, dt_s, v_read, g_per_w, v_th, v_rest=0.0):
+def membrane_capacitance(
+    tau_s: Array | float,
+    dt_s: Array | float,
+    v_read: Array | float,
+    g_per_w: Array | float,
+    v_th: Array | float,
+    v_rest: Array | float = 0.0,
+) -> Array:
     """Capacitance (F) for which one spike through a unit weight, held for one
     step, moves the membrane from rest by `v_th - v_rest`."""
     return tau_s * v_read * g_per_w * -jnp.expm1(-dt_s / tau_s) / (v_th - v_rest)

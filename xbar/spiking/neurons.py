@@ -26,6 +26,8 @@ backpropagation through time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -119,10 +121,14 @@ class LIF(eqx.Module):
         self, state: LIFState, i_a: Float[Array, "*neurons"], dt_s
     ) -> tuple[LIFState, Float[Array, "*neurons"]]:
         """Advance by `dt_s` under column current `i_a` (A); returns (state, spikes)."""
-        return _lif_step(self, state, i_a, dt_s, self.v_th, state.a)
+        return _lif_step(self, state, i_a, dt_s, self.v_th, lambda s: state.a)
 
 
-def _lif_step(lif: LIF, state: LIFState, i_a, dt_s, v_th, a_new):
+def _lif_step(
+    lif: LIF, state: LIFState, i_a, dt_s, v_th, a_new: Callable[[Array], Array]
+):
+    """One exact-exponential step; `a_new(spikes)` is the next adaptation."""
+
     # Parameters may be per neuron: broadcast explicitly to (*batch, neurons).
     def b(p):
         return jnp.broadcast_to(p, state.v.shape)
@@ -138,7 +144,7 @@ def _lif_step(lif: LIF, state: LIFState, i_a, dt_s, v_th, a_new):
     v = v * (1.0 - s) + v_reset * s
     ref = jnp.where(s > 0, b(lif.t_ref_s), jnp.maximum(state.ref_s - dt_s, 0.0))
     ref = jax.lax.stop_gradient(ref)
-    return LIFState(v=v, ref_s=ref, a=a_new(s) if callable(a_new) else a_new), s
+    return LIFState(v=v, ref_s=ref, a=a_new(s)), s
 
 
 class AdaptiveLIF(eqx.Module):

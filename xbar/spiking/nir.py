@@ -45,7 +45,7 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
 
     if any(isinstance(lay.neuron, AdaptiveLIF) for lay in net.layers):
         raise ValueError("NIR has no adaptive-threshold LIF; export LIF layers only")
-    nodes = {
+    nodes: dict[str, nir.NIRNode] = {
         "input": nir.Input(input_type={"input": np.array([net.layers[0].in_features])})
     }
     edges = []
@@ -136,7 +136,6 @@ def from_nir(
             "NIR import supports Input -> (Linear|Affine -> LIF)* -> Output; got "
             f"{kinds}"
         )
-    layer_kw = dict(dac=dac, tile_rows=tile_rows, tile_cols=tile_cols)
     layers = []
     keys = jax.random.split(key, len(body) // 2)
     for (syn_name, lif_name), k in zip(zip(body[::2], body[1::2]), keys):
@@ -157,7 +156,14 @@ def from_nir(
             t_ref_s=_scalar_or_array(t_ref),
         )
         lay = SpikingLayer.from_weights(
-            jnp.asarray(w), device, key=k, dt_s=dt_s, neuron=template, **layer_kw
+            jnp.asarray(w),
+            device,
+            key=k,
+            dt_s=dt_s,
+            neuron=template,
+            dac=dac,
+            tile_rows=tile_rows,
+            tile_cols=tile_cols,
         )
         # R I must equal NIR's r W s: R = r / (v_read k), C = tau / R.
         r_hw = jnp.asarray(_scalar_or_array(node.r)) / (dac.v_read * lay.g_per_w)

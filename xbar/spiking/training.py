@@ -34,7 +34,13 @@ from xbar.spiking.plasticity import PairSTDP
 
 
 def count_logits(
-    net: SpikingNetwork, x: Array, *, key, n_steps: int, p_max: float, t0_s=1.0
+    net: SpikingNetwork,
+    x: Array,
+    *,
+    key,
+    n_steps: int,
+    p_max: float,
+    t0_s: ArrayLike = 1.0,
 ) -> tuple[Array, Array]:
     """Output spike counts and synaptic operations per example for pixels `x`."""
     k_enc, k_run = jax.random.split(key)
@@ -184,9 +190,10 @@ def train_stdp_wta(
         lay, ns, _, t = present(lay, ns, img, t, k)
         return (lay, ns, t), None
 
+    x = jnp.asarray(x)
     keys = jax.random.split(key, x.shape[0])
     (layer, ns, _), _ = jax.lax.scan(
-        body, (layer, ns0, jnp.asarray(t0_s, jnp.float32)), (jnp.asarray(x), keys)
+        body, (layer, ns0, jnp.asarray(t0_s, jnp.float32)), (x, keys)
     )
     return layer, ns
 
@@ -210,8 +217,9 @@ def wta_responses(
         img, k = xs
         return present(layer, ns, img, t_s, k)[2]
 
+    x = jnp.asarray(x)
     keys = jax.random.split(key, x.shape[0])
-    return jax.lax.map(one, (jnp.asarray(x), keys), batch_size=64)
+    return jax.lax.map(one, (x, keys), batch_size=64)
 
 
 def label_neurons(responses: Array, y: Array, n_classes: int = 10) -> Array:
