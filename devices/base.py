@@ -18,6 +18,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array, Float, PRNGKeyArray
 
 Scalar = Float[Array, ""]
@@ -68,9 +69,40 @@ def check_fields(module: eqx.Module) -> None:
             )
 
 
+def check_option(name: str, value, base: type) -> None:
+    """Raise a ValueError naming `name` and the allowed classes unless `value`
+    is an instance of one of `base`'s final subclasses."""
+    if isinstance(value, base):
+        return
+    allowed = []
+    todo = list(base.__subclasses__())
+    while todo:
+        c = todo.pop()
+        todo.extend(c.__subclasses__())
+        if not c.__name__.startswith(("Abstract", "_")):
+            allowed.append(f"{c.__name__}()")
+    raise ValueError(
+        f"{name} must be one of {', '.join(sorted(allowed))} (an option module); "
+        f"got {name}={value!r}"
+    )
+
+
+def option(name: str, base: type, default: Any) -> Any:
+    """A dataclass field holding an option module of kind `base`. Its
+    converter checks the type, so a name where a module belongs (`"sinh"` for
+    `SinhIV()`) is a ValueError listing the classes, raised before anything
+    else looks at the field."""
+
+    def convert(value):
+        check_option(name, value, base)
+        return value
+
+    return eqx.field(default=default, converter=convert)
+
+
 def concrete(x) -> np.ndarray | None:
     """The concrete value of `x`, or None while it is being traced."""
-    if x is None or isinstance(x, jax.core.Tracer):
+    if x is None or isinstance(x, Tracer):
         return None
     try:
         return np.asarray(x)

@@ -23,11 +23,11 @@ class AbstractCompactModel(eqx.Module):
     """A memristor as `dx/dt = rate(x, v)`, `i = current(x, v)`."""
 
     @abc.abstractmethod
-    def rate(self, x, v):
+    def rate(self, x, v) -> Array:
         """dx/dt for state `x` at voltage `v` (V)."""
 
     @abc.abstractmethod
-    def current(self, x, v):
+    def current(self, x, v) -> Array:
         """Current (A) at state `x` and voltage `v` (V)."""
 
     @abc.abstractmethod

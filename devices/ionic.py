@@ -128,17 +128,17 @@ class IonicSynapse(AbstractDevice):
             gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
         )
 
-    def _with(self, state, w, q):
+    def _with(self, state: IonicState, w, q):
         g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * q,
                      self.g_min, self.g_max)
         return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
 
-    def program(self, state, g_target, *, key: PRNGKeyArray) -> IonicState:
+    def program(self, state: IonicState, g_target, *, key: PRNGKeyArray) -> IonicState:
         w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
                          self.sigma_prog * (self.g_max - self.g_min), key)
         return self._with(state, w, jnp.zeros_like(w))
 
-    def update(self, state, pulses, *, key: PRNGKeyArray) -> IonicState:
+    def update(self, state: IonicState, pulses, *, key: PRNGKeyArray) -> IonicState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         span = self.g_max - self.g_min
         x0 = jnp.clip((state.w - self.g_min) / span, 0.0, 1.0)
@@ -153,9 +153,9 @@ class IonicSynapse(AbstractDevice):
         w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
         return self._with(state, w, state.q + n)
 
-    def relax(self, state, dt_s) -> IonicState:
+    def relax(self, state: IonicState, dt_s) -> IonicState:
         return self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
 
-    def read_stats(self, state, t_s=0.0):
+    def read_stats(self, state: IonicState, t_s=0.0):
         del t_s
         return state.g, self.sigma_read * jnp.abs(state.g)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import AbstractDeviceState, Scalar, concrete, param
+from .base import AbstractDeviceState, Scalar, concrete, option, param
 from .cards import from_card
 from .iv import AbstractIV, LinearIV
 from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
@@ -76,7 +76,7 @@ class RRAM(AbstractNLDevice):
     p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
     retention_m: Scalar = param(0.0)
     retention_t0_s: Scalar = param(1.0, gt=0.0, unit="s")
-    iv: AbstractIV = LinearIV()
+    iv: AbstractIV = option("iv", AbstractIV, LinearIV())
     faults: bool = eqx.field(static=True, default=False)
 
     @property
@@ -95,11 +95,6 @@ class RRAM(AbstractNLDevice):
             raise ValueError(
                 "p_stuck_on/p_stuck_off > 0 need faults=True (a static switch that "
                 "adds the fault map to the state); got faults=False"
-            )
-        if not isinstance(self.iv, AbstractIV):
-            raise ValueError(
-                "iv must be LinearIV() or SinhIV(v0) (an I-V module from devices); "
-                f"got iv={self.iv!r}"
             )
 
     @classmethod
@@ -133,7 +128,7 @@ class RRAM(AbstractNLDevice):
 
     def levels(self) -> Float[Array, " levels"]:
         """Conductances reachable from g_min by whole LTP pulses (nominal cell)."""
-        n = int(concrete(self.p_max_ltp))
+        n = int(np.asarray(self.p_max_ltp))
         p = jnp.arange(n + 1, dtype=jnp.float32)
         return nl_curve(p, self.p_max_ltp, self.a_ltp, self.g_min, self.g_max)
 

@@ -86,28 +86,34 @@ class Perovskite(AbstractNLDevice):
         q = self.vol_step * state.q_e + self.opt_vol_step * state.q_o
         return (self.g_max - self.g_min) * q
 
-    def _with(self, state, w, q_e, q_o):
+    def _with(self, state: PerovskiteState, w, q_e, q_o):
         state = PerovskiteState(g=state.g, w=w, q_e=q_e, q_o=q_o,
                                 a_ltp=state.a_ltp, a_ltd=state.a_ltd)
         g = jnp.clip(w + self.volatile(state), self.g_min, self.g_max)
         return eqx.tree_at(lambda s: s.g, state, g)
 
-    def program(self, state, g_target, *, key: PRNGKeyArray) -> PerovskiteState:
+    def program(
+        self, state: PerovskiteState, g_target, *, key: PRNGKeyArray
+    ) -> PerovskiteState:
         w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
                          self.sigma_prog * (self.g_max - self.g_min), key)
         z = jnp.zeros_like(w)
         return self._with(state, w, z, z)
 
-    def _move(self, state, n, key):
+    def _move(self, state: PerovskiteState, n, key):
         """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
         return self.nl_move(state.w, n, state.a_ltp, state.a_ltd, key)
 
-    def update(self, state, pulses, *, key: PRNGKeyArray) -> PerovskiteState:
+    def update(
+        self, state: PerovskiteState, pulses, *, key: PRNGKeyArray
+    ) -> PerovskiteState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         w = self._move(state, n, key)
         return self._with(state, w, state.q_e + n, state.q_o)
 
-    def illuminate(self, state, light_pulses, *, key: PRNGKeyArray) -> PerovskiteState:
+    def illuminate(
+        self, state: PerovskiteState, light_pulses, *, key: PRNGKeyArray
+    ) -> PerovskiteState:
         """Apply `light_pulses` (>= 0) optical pulses: potentiation only."""
         m = jnp.broadcast_to(
             jnp.maximum(jnp.asarray(light_pulses, jnp.float32), 0.0), state.g.shape
@@ -115,10 +121,10 @@ class Perovskite(AbstractNLDevice):
         w = self._move(state, self.opt_step * m, key)
         return self._with(state, w, state.q_e, state.q_o + m)
 
-    def relax(self, state, dt_s) -> PerovskiteState:
+    def relax(self, state: PerovskiteState, dt_s) -> PerovskiteState:
         return self._with(state, state.w, decay(state.q_e, dt_s, self.tau_s),
                           decay(state.q_o, dt_s, self.tau_s))
 
-    def read_stats(self, state, t_s=0.0):
+    def read_stats(self, state: PerovskiteState, t_s=0.0):
         del t_s
         return state.g, self.sigma_read * jnp.abs(state.g)

@@ -37,9 +37,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from devices.base import as_param, check_range
+from devices.base import as_param, check_range, option
 from xbar.circuits.ideal import PRECISION
-from xbar.mapping.schemes import check_option
 from xbar.nn.layer import AbstractAnalogLayer
 
 CONSTANTS = {
@@ -205,11 +204,10 @@ class EnergyModel(eqx.Module):
     t_write_s: jnp.ndarray = _constant("t_write_s")
     cell_area_m2: jnp.ndarray = _constant("cell_area_m2")
     adc_area_m2: jnp.ndarray = _constant("adc_area_m2")
-    adc: AbstractADCEnergy = NeuroSimSAR()
+    adc: AbstractADCEnergy = option("adc", AbstractADCEnergy, NeuroSimSAR())
 
     def __check_init__(self):
         _check_constants(self, [n for n in CONSTANTS if not n.startswith(_ADC_FIELDS)])
-        check_option("adc", self.adc, AbstractADCEnergy)
 
 
 def _drive(layer: AbstractAnalogLayer, x):

@@ -67,11 +67,12 @@ def solve_lines(
     def chord(dv):
         if cell_current is None:
             return jnp.broadcast_to(gc_lin[..., None], dv.shape)
+        iv = cell_current  # narrowed to a callable for the closure below
         small = jnp.abs(dv) < 1e-9
         safe = jnp.where(small, 1.0, dv).astype(dtype)
-        slope = jax.jvp(lambda x: cell_current(g[..., None], x), (jnp.zeros_like(dv),),
+        slope = jax.jvp(lambda x: iv(g[..., None], x), (jnp.zeros_like(dv),),
                         (jnp.ones_like(dv),))[1]
-        return jnp.where(small, slope, cell_current(g[..., None], safe) / safe)
+        return jnp.where(small, slope, iv(g[..., None], safe) / safe)
 
     u = jnp.broadcast_to(vb[:, None, :], (n_r, n_c, nb))
     w = jnp.zeros((n_r, n_c, nb), dtype)

@@ -30,27 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from devices.base import AbstractDevice, check_range
+from devices.base import AbstractDevice, check_range, option
 from xbar.circuits.ideal import PRECISION
 from xbar.mapping.tiling import check_tile_shape, check_weight, grid_shape, to_tiles
-
-
-def check_option(name: str, value, base: type) -> None:
-    """Raise a ValueError naming `name` and the allowed classes unless `value`
-    is an instance of one of `base`'s final subclasses."""
-    if isinstance(value, base):
-        return
-    allowed = []
-    todo = list(base.__subclasses__())
-    while todo:
-        c = todo.pop()
-        todo.extend(c.__subclasses__())
-        if not c.__name__.startswith(("Abstract", "_")):
-            allowed.append(f"{c.__name__}()")
-    raise ValueError(
-        f"{name} must be one of {', '.join(sorted(allowed))} (an option module); "
-        f"got {name}={value!r}"
-    )
 
 
 class AbstractCellScheme(eqx.Module):
@@ -201,16 +183,14 @@ class Mapping(eqx.Module):
 
     tile_rows: int = eqx.field(static=True, default=256)
     tile_cols: int = eqx.field(static=True, default=256)
-    cells: AbstractCellScheme = DifferentialPair()
+    cells: AbstractCellScheme = option("cells", AbstractCellScheme, DifferentialPair())
     weight_bits: int | None = eqx.field(static=True, default=None)
     n_slices: int = eqx.field(static=True, default=1)
-    scale: AbstractScale = PerTensor()
+    scale: AbstractScale = option("scale", AbstractScale, PerTensor())
     clip_percentile: float | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         check_tile_shape(self.tile_rows, self.tile_cols)
-        check_option("cells", self.cells, AbstractCellScheme)
-        check_option("scale", self.scale, AbstractScale)
         n, b = self.n_slices, self.weight_bits
         if not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n_slices must be an integer >= 1; got n_slices={n!r}")

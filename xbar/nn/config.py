@@ -5,10 +5,10 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from devices.base import AbstractDevice, as_param, check_range
+from devices.base import AbstractDevice, as_param, check_range, option
 from xbar.circuits.ideal import AbstractCircuit, IdealCircuit
 from xbar.mapping.programming import AbstractProgramming, OneShot
-from xbar.mapping.schemes import Mapping, check_option
+from xbar.mapping.schemes import Mapping
 from xbar.nn.compensation import AbstractDriftCompensation, NoCompensation
 from xbar.periphery.converters import ADC, DAC, AbstractDAC
 from xbar.periphery.input_scaling import AbsMaxScaling, AbstractInputScaling
@@ -35,13 +35,19 @@ class AnalogConfig(eqx.Module):
     """
 
     device: AbstractDevice
-    mapping: Mapping = Mapping()
-    dac: AbstractDAC = DAC()
-    adc: ADC = ADC(bits=None, i_max=None)
-    input_scaling: AbstractInputScaling = AbsMaxScaling()
-    circuit: AbstractCircuit = IdealCircuit()
-    programming: AbstractProgramming = OneShot()
-    drift_compensation: AbstractDriftCompensation = NoCompensation()
+    mapping: Mapping = option("mapping", Mapping, Mapping())
+    dac: AbstractDAC = option("dac", AbstractDAC, DAC())
+    adc: ADC = option("adc", ADC, ADC(bits=None, i_max=None))
+    input_scaling: AbstractInputScaling = option(
+        "input_scaling", AbstractInputScaling, AbsMaxScaling()
+    )
+    circuit: AbstractCircuit = option("circuit", AbstractCircuit, IdealCircuit())
+    programming: AbstractProgramming = option(
+        "programming", AbstractProgramming, OneShot()
+    )
+    drift_compensation: AbstractDriftCompensation = option(
+        "drift_compensation", AbstractDriftCompensation, NoCompensation()
+    )
     t_read_s: Float[Array, ""] = eqx.field(converter=as_param, default=1.0)
     bound_management: int = eqx.field(static=True, default=0)
 
@@ -57,13 +63,3 @@ class AnalogConfig(eqx.Module):
                 "device must be a device model (a devices.AbstractDevice such as "
                 f"devices.RRAM.from_card()); got {type(self.device).__name__}"
             )
-        for name, base in (
-            ("mapping", Mapping),
-            ("dac", AbstractDAC),
-            ("adc", ADC),
-            ("input_scaling", AbstractInputScaling),
-            ("circuit", AbstractCircuit),
-            ("programming", AbstractProgramming),
-            ("drift_compensation", AbstractDriftCompensation),
-        ):
-            check_option(name, getattr(self, name), base)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice
 from xbar.circuits.ideal import PRECISION
@@ -94,10 +94,22 @@ def _check_shapes(params, input_shape, strides, paddings) -> None:
             shape = (w_shape[0],)
 
 
+def _pairs(params) -> list[tuple[Array, Array | None]]:
+    """`(weight, bias)` float32 pairs; a bare weight means no bias."""
+    out = []
+    for i, p in enumerate(params):
+        if isinstance(p, tuple | list) and len(p) != 2:
+            raise ValueError(f"params[{i}] must be (weight, bias) or a weight")
+        w, b = p if isinstance(p, tuple | list) else (p, None)
+        b = None if b is None else jnp.asarray(b, jnp.float32)
+        out.append((jnp.asarray(w, jnp.float32), b))
+    return out
+
+
 def _layout(params, input_shape, strides, paddings):
     """Checked `(params, input_shape, strides, paddings)`: `(weight, bias)`
     pairs (a bare weight means no bias), one stride/padding per conv."""
-    params = [tuple(p) if isinstance(p, tuple | list) else (p, None) for p in params]
+    params = _pairs(params)
     input_shape = _check_params(params, input_shape)
     n_conv = sum(jnp.ndim(w) == 4 for w, _ in params)
     strides = _per_conv(n_conv, strides, "strides")
@@ -106,7 +118,7 @@ def _layout(params, input_shape, strides, paddings):
     return params, input_shape, strides, paddings
 
 
-def per_layer_configs(config, n_layers: int) -> list[AnalogConfig]:
+def per_layer_configs(config, n_layers: int) -> list[AnalogConfig | AbstractDevice]:
     """One config for every layer, or a sequence with one per layer."""
     if isinstance(config, Sequence):
         if len(config) != n_layers:
@@ -134,7 +146,7 @@ class AnalogNetwork(eqx.Module):
     @classmethod
     def from_weights(
         cls,
-        params: Sequence[tuple[Array, Array | None]],
+        params: Sequence[tuple[ArrayLike, ArrayLike | None] | ArrayLike],
         config: AnalogConfig | AbstractDevice | Sequence[AnalogConfig | AbstractDevice],
         *,
         key: PRNGKeyArray,
@@ -156,13 +168,13 @@ class AnalogNetwork(eqx.Module):
             strides, paddings: one value (int or pair) for every convolution,
                 or a list with one per convolution layer.
         """
-        params, input_shape, strides, paddings = _layout(
+        pairs, input_shape, strides, paddings = _layout(
             params, input_shape, strides, paddings
         )
-        configs = per_layer_configs(config, len(params))
-        keys = jax.random.split(key, len(params))
+        configs = per_layer_configs(config, len(pairs))
+        keys = jax.random.split(key, len(pairs))
         layers = []
-        for i, ((w, b), c, k) in enumerate(zip(params, configs, keys)):
+        for i, ((w, b), c, k) in enumerate(zip(pairs, configs, keys)):
             if jnp.ndim(w) == 4:
                 lay = AnalogConv2d.from_weights(
                     w, b, c, key=k, stride=strides[i], padding=paddings[i]
@@ -249,7 +261,7 @@ def _apply(layer, x, key):
 
 
 def digital_forward(
-    params: Sequence[tuple[Array, Array | None]],
+    params: Sequence[tuple[ArrayLike, ArrayLike | None] | ArrayLike],
     x: Float[Array, ...],
     *,
     input_shape: Sequence[int],
@@ -258,12 +270,12 @@ def digital_forward(
 ) -> Float[Array, "batch out"]:
     """The same network in plain float32 (full-precision products on every
     backend, as the analog layers): the reference for the analog one."""
-    params, input_shape, strides, paddings = _layout(
+    pairs, input_shape, strides, paddings = _layout(
         params, input_shape, strides, paddings
     )
     n = x.shape[0]
     x = x.reshape((n,) + input_shape)
-    for i, (w, b) in enumerate(params):
+    for i, (w, b) in enumerate(pairs):
         if w.ndim == 4:
             x = jax.lax.conv_general_dilated(
                 x,
@@ -279,6 +291,6 @@ def digital_forward(
             x = jnp.dot(x.reshape(n, -1), w.T, precision=PRECISION)
             if b is not None:
                 x = x + b[None]
-        if i < len(params) - 1:
+        if i < len(pairs) - 1:
             x = jax.nn.relu(x)
     return x

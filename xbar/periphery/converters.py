@@ -43,6 +43,15 @@ def _window_bits(x) -> Array:
     return jnp.asarray(x, jnp.float32)
 
 
+def _cycle_bits(x) -> int:
+    if not isinstance(x, int | np.integer) or not 2 <= x <= 24:
+        raise ValueError(
+            "BitSerialDAC bits must be a Python integer in [2, 24] (it sets the "
+            f"number of cycles); got bits={x!r}"
+        )
+    return int(x)
+
+
 def magnitude_levels(bits: ArrayLike) -> Array:
     """`2^(bits-1) - 1`: the largest integer magnitude of a signed converter of
     `bits` bits including the sign (a 4-bit converter has codes -7..7)."""
@@ -183,15 +192,8 @@ class BitSerialDAC(AbstractDAC):
         v_read: pulse voltage (V), > 0.
     """
 
-    bits: int = eqx.field(static=True, default=8)
+    bits: int = eqx.field(static=True, default=8, converter=_cycle_bits)
     v_read: Float[Array, ""] = eqx.field(converter=as_param, default=0.2)
-
-    def __check_init__(self):
-        if not isinstance(self.bits, int | np.integer) or not 2 <= self.bits <= 24:
-            raise ValueError(
-                "BitSerialDAC bits must be a Python integer in [2, 24] (it sets the "
-                f"number of cycles); got bits={self.bits!r}"
-            )
 
     @property
     def n_cycles(self) -> int:

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.base import as_param, check_range
+from devices.base import as_param, check_range, option
 from xbar.array.crossbar import Crossbar
 from xbar.circuits.ideal import PRECISION
 from xbar.mapping.tiling import to_tiles
@@ -112,14 +112,6 @@ class STDPState(eqx.Module):
     x_post: Float[Array, "*batch out_features"]
 
 
-def _check_option(name: str, value, kind: type) -> None:
-    if not isinstance(value, kind):
-        raise ValueError(
-            f"{name} must be a {kind.__name__} (e.g. one of the classes in "
-            f"xbar.spiking.plasticity); got {value!r}"
-        )
-
-
 class PairSTDP(eqx.Module):
     """Pair-based (all-to-all) STDP with exponential windows, in device pulses.
 
@@ -139,16 +131,16 @@ class PairSTDP(eqx.Module):
     tau_plus_s: Float[Array, ""] = eqx.field(converter=as_param, default=20e-3)
     tau_minus_s: Float[Array, ""] = eqx.field(converter=as_param, default=20e-3)
     a_post: Float[Array, ""] = eqx.field(converter=as_param, default=0.0)
-    rounding: AbstractRounding = StochasticRounding()
-    pulses: AbstractPulses = DifferentialPulses()
+    rounding: AbstractRounding = option(
+        "rounding", AbstractRounding, StochasticRounding()
+    )
+    pulses: AbstractPulses = option("pulses", AbstractPulses, DifferentialPulses())
 
     def __check_init__(self):
         check_range("a_plus", self.a_plus, 0.0, unit="pulses")
         check_range("a_minus", self.a_minus, 0.0, unit="pulses")
         check_range("tau_plus_s", self.tau_plus_s, 0.0, lo_open=True, unit="s")
         check_range("tau_minus_s", self.tau_minus_s, 0.0, lo_open=True, unit="s")
-        _check_option("rounding", self.rounding, AbstractRounding)
-        _check_option("pulses", self.pulses, AbstractPulses)
 
     def init(
         self, batch_shape: tuple[int, ...], in_features: int, out_features: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,7 @@ class MLP(eqx.Module):
             x = jax.nn.relu(layer(x))
         return self.layers[-1](x)
 
-    def params(self) -> list[tuple[Array, Array]]:
+    def params(self) -> list[tuple[Array, Array | None]]:
         """`[(weight (out, in), bias), ...]`, what `AnalogMLP.from_weights` takes."""
         return [(lay.weight, lay.bias) for lay in self.layers]
 
@@ -62,8 +64,11 @@ def train_mlp(
     )
 
 
+Model = TypeVar("Model", bound=eqx.Module)
+
+
 def fit_classifier(
-    model: eqx.Module,
+    model: Model,
     x: ArrayLike,
     y: ArrayLike,
     *,
@@ -71,7 +76,7 @@ def fit_classifier(
     epochs: int,
     batch_size: int,
     optimizer,
-) -> eqx.Module:
+) -> Model:
     """Train any equinox classifier (one example in, logits out) with an optax
     optimizer on cross-entropy, shuffled minibatches drawn with `key`; the
     epoch loop is one `lax.scan` under one `jax.jit`."""
