@@ -167,15 +167,16 @@ class AbstractAnalogLayer(eqx.Module):
         as the DAC receives them."""
         return self._inputs(x)[0]
 
-    def _trimmed(self, v):
+    def _trimmed(self, u):
         """Skip simulating cells that cannot contribute (circuits whose cells
         are independent, mappings without a reference column): the zero-input
         padding rows of a single row tile, and the columns past the last
         bit-slice group. Same currents, fewer flops: a 9-input conv kernel on
-        a 256 x 256 tile computes 9 rows."""
+        a 256 x 256 tile computes 9 rows. The inputs are cut before the DAC,
+        so the padding is never driven either."""
         xb = self.crossbar
         if not xb.circuit.independent_cells or self.mapping.cells.reference_columns:
-            return xb, v
+            return xb, u
         tr, tc = xb.grid
         rows, cols = xb.tile_shape
         r = self.in_features if tr == 1 else rows
@@ -183,35 +184,39 @@ class AbstractAnalogLayer(eqx.Module):
         if tc == 1:
             c = min(c, self.out_features * self.mapping.n_slices)
         if (r, c) == (rows, cols):
-            return xb, v
-        return _slice_tiles(xb, np.s_[:, :, :r, :c]), v[..., :r]
+            return xb, u
+        return _slice_tiles(xb, np.s_[:, :, :r, :c]), u[..., :r]
 
-    def _read(self, v, key):
-        """Column currents for row voltages `v`, skipping cells that cannot
-        contribute (see `_trimmed`): the last row of tiles is read with only
-        its `in_features - (tiles_r - 1) rows` used rows. Same currents and
-        noise distribution (the two parts draw independent noise)."""
-        xb, v = self._trimmed(v)
+    def _drive(self, u):
+        """Row voltages (V) of every DAC cycle: `(cycles, *u.shape)`."""
+        return self.dac.planes(u) * self.dac.v_read
+
+    def _read(self, u, key):
+        """Column currents `(cycles, *batch, tr, tc, cols)` for normalized
+        inputs `u`, skipping cells that cannot contribute (see `_trimmed`): the
+        last row of tiles is read with only its `in_features - (tiles_r - 1)
+        rows` used rows. Same currents and noise distribution (the two parts
+        draw independent noise)."""
+        xb, u = self._trimmed(u)
         tr = xb.grid[0]
         rows = xb.tile_shape[0]
         r_last = self.in_features - (tr - 1) * rows
         if not xb.circuit.independent_cells or tr == 1 or r_last == rows:
-            return xb.currents(v, self.t_read_s, key=key)
+            return xb.currents(self._drive(u), self.t_read_s, key=key)
         part = functools.partial(_slice_tiles, xb)
         k_head, k_tail = (None, None) if key is None else jax.random.split(key)
         head = part(np.s_[: tr - 1]).currents(
-            v[..., : tr - 1, :], self.t_read_s, key=k_head
+            self._drive(u[..., : tr - 1, :]), self.t_read_s, key=k_head
         )
         tail = part(np.s_[tr - 1 :, :, :r_last]).currents(
-            v[..., tr - 1 :, :r_last], self.t_read_s, key=k_tail
+            self._drive(u[..., tr - 1 :, :r_last]), self.t_read_s, key=k_tail
         )
         return jnp.concatenate([head, tail], axis=-3)
 
     def _analog(self, u, key):
         """ADC inputs (A) for normalized inputs `u`: `(cycles, *batch, tr, tc, used)`
         (fewer columns where `_trimmed` cut columns that carry no output)."""
-        v = self.dac.planes(u) * self.dac.v_read
-        return self.mapping.read_out(self._read(v, key))
+        return self.mapping.read_out(self._read(u, key))
 
     def _adc_for(self, n_cols: int) -> ADC:
         """The ADC with a per-column full scale cut to the first `n_cols` columns."""
