@@ -424,14 +424,14 @@ def test_eager_calls_are_compiled(getkey, monkeypatch):
     solve_crossbar(g, v, wires)  # first calls: trace and compile
     solve_lines(g, v, wires, n_sweeps=2)
     traces = []
-    network = nodal._network
+    network = nodal.network
 
     def counted(*a, **k):
         traces.append(1)
         return network(*a, **k)
 
-    monkeypatch.setattr(nodal, "_network", counted)
-    monkeypatch.setattr(line_relaxation, "_network", counted)
+    monkeypatch.setattr(nodal, "network", counted)
+    monkeypatch.setattr(line_relaxation, "network", counted)
     records = []
 
     class Collect(logging.Handler):

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from xbar.circuits.nodal import CellCurrent, Wires, _network, _operators, _tri_solve
+from xbar.circuits.lines import Wires, network, operators, tri_solve
+from xbar.circuits.nodal import CellCurrent
 
 
 @eqx.filter_jit
@@ -54,7 +55,7 @@ def solve_lines(
     batch = v_row.shape[:-1]
     vb = v_row.reshape((-1, n_r)).T  # (R, B)
     nb = vb.shape[1]
-    net = _network(wires, jnp.ones((n_r,), bool), jnp.ones((n_c,), bool), dtype)
+    net = network(wires, jnp.ones((n_r,), bool), jnp.ones((n_c,), bool), dtype)
     r_acc = jnp.asarray(wires.r_access_ohm, dtype)
     gc_lin = g / (1.0 + g * r_acc)
     b_u = jnp.zeros((n_r, n_c, nb), dtype).at[:, 0, :].set(net.g_in[:, None] * vb)
@@ -83,15 +84,15 @@ def solve_lines(
         # Operators need per-vector cell conductances: vmap over the batch.
 
         def one(gk1, u1, w1, bu1):
-            rows, cols = _operators(net, gk1)
-            u1 = _tri_solve(rows, (bu1 + gk1 * w1)[..., None])[..., 0]
-            w1t = _tri_solve(cols, (gk1 * u1).T[..., None])[..., 0]
+            rows, cols = operators(net, gk1)
+            u1 = tri_solve(rows, (bu1 + gk1 * w1)[..., None])[..., 0]
+            w1t = tri_solve(cols, (gk1 * u1).T[..., None])[..., 0]
             return u1, w1t.T
 
         if cell_current is None:
-            rows, cols = _operators(net, gc_lin)
-            u = _tri_solve(rows, b_u + gc_lin[..., None] * w)
-            wt = _tri_solve(cols, jnp.swapaxes(gc_lin[..., None] * u, 0, 1))
+            rows, cols = operators(net, gc_lin)
+            u = tri_solve(rows, b_u + gc_lin[..., None] * w)
+            wt = tri_solve(cols, jnp.swapaxes(gc_lin[..., None] * u, 0, 1))
             return u, jnp.swapaxes(wt, 0, 1)
         return jax.vmap(one, in_axes=2, out_axes=2)(gk, u, w, b_u)
 

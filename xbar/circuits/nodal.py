@@ -40,7 +40,6 @@ eager call costs what a jitted one does once its shapes have been seen.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -48,44 +47,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from devices.base import check_range, concrete
-
-# Resistances below this (ohm) are treated as this value: a wire of exactly zero
-# resistance would make the nodal matrix infinite. At 1e-6 ohm and cells up to
-# 1e-3 S the cell current changes by < N * 1e-9 relative: the ideal MVM.
-R_FLOOR_OHM = 1e-6
+from devices.base import concrete
+from xbar.circuits.lines import (
+    Wires,
+    network,
+    network_matvec,
+    operators,
+    precondition,
+    tri_mv,
+)
 
 CellCurrent = Callable[[Array, Array], Array]  # (g, v) -> I, elementwise
-
-
-def _as_wire(x) -> Array:
-    return jnp.asarray(x)
-
-
-class Wires(eqx.Module):
-    """Resistances (ohm) of the wires around a tile; array fields, so a sweep can
-    vmap over them. Every resistance defaults to 0 ohm (no wire: the ideal
-    circuit, up to the `R_FLOOR_OHM` floor), here and in the tile circuits that
-    hold a `Wires`, so only the resistances you name are there.
-
-    Args:
-        r_row_ohm: one row-wire segment (between neighbouring cells), >= 0.
-        r_col_ohm: one column-wire segment, >= 0.
-        r_driver_ohm: row driver output resistance, >= 0.
-        r_sense_ohm: column sense-amplifier input resistance, >= 0.
-        r_access_ohm: series access device of a 1T1R cell (0 for passive 1R), >= 0.
-    """
-
-    r_row_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
-    r_col_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
-    r_driver_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
-    r_sense_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
-    r_access_ohm: Float[Array, ""] = eqx.field(converter=_as_wire, default=0.0)
-
-    def __check_init__(self):
-        for name in ("r_row_ohm", "r_col_ohm", "r_driver_ohm", "r_sense_ohm",
-                     "r_access_ohm"):
-            check_range(name, getattr(self, name), 0.0, unit="ohm")
 
 
 class RESULTS(eqx.Enumeration):
@@ -129,113 +101,6 @@ class Solution(eqx.Module):
     residual: Array
     iterations: Array
     result: RESULTS
-
-
-# ---------------------------------------------------------------------------
-# Tridiagonal line operators. Layout: rows (R, C, B) with the chain along axis 1;
-# columns stored transposed as (C, R, B) so both chains are along axis 1.
-
-
-class _Lines(NamedTuple):
-    dl: Array  # (L, N) sub-diagonal (dl[:, 0] = 0)
-    d: Array  # (L, N) diagonal
-    du: Array  # (L, N) super-diagonal (du[:, -1] = 0)
-
-
-def _chain(g_seg, g_port, g_cell_sum, n_lines, n):
-    """Tridiagonal of `n_lines` chains of `n` nodes: segment conductance `g_seg`,
-    a port of conductance `g_port[line]` at node `port_end` (0), plus cell diagonal."""
-    dt = g_cell_sum.dtype
-    j = jnp.arange(n)
-    off = jnp.where(j > 0, -g_seg, 0.0).astype(dt)
-    dl = jnp.broadcast_to(off, (n_lines, n))
-    du = jnp.broadcast_to(jnp.roll(off, -1), (n_lines, n))
-    deg = (jnp.where(j > 0, g_seg, 0.0) + jnp.where(j < n - 1, g_seg, 0.0)).astype(dt)
-    port = jnp.where(j == 0, 1.0, 0.0).astype(dt)[None, :] * g_port[:, None]
-    d = deg[None, :] + g_cell_sum + port
-    return _Lines(dl, d, du)
-
-
-def _tri_mv(t: _Lines, x):
-    """(L, N, B) tridiagonal product along axis 1."""
-    z = jnp.zeros_like(x[:, :1])
-    lo = jnp.concatenate([z, x[:, :-1]], axis=1)
-    hi = jnp.concatenate([x[:, 1:], z], axis=1)
-    return t.dl[..., None] * lo + t.d[..., None] * x + t.du[..., None] * hi
-
-
-def _tri_solve(t: _Lines, b):
-    """Solve the tridiagonal systems `t` (L lines of N nodes) for b (L, N, B).
-
-    The Thomas algorithm as two `lax.scan`s over the chain, vectorised over
-    lines and right-hand sides (no pivoting: the line matrices are diagonally
-    dominant). Written out rather than `lax.linalg.tridiagonal_solve`, whose
-    CPU custom call stalled inside `while_loop` bodies with several
-    right-hand sides on XLA:CPU (jax 0.10.2).
-    """
-    dl, d, du = (jnp.moveaxis(a, 1, 0) for a in t)  # (N, L)
-    bb = jnp.moveaxis(b, 1, 0)  # (N, L, B)
-
-    def fwd(carry, k):
-        cp_prev, y_prev = carry
-        dl_k, d_k, du_k, b_k = k
-        inv = 1.0 / (d_k - dl_k * cp_prev)
-        cp = du_k * inv
-        y = (b_k - dl_k[:, None] * y_prev) * inv[:, None]
-        return (cp, y), (cp, y)
-
-    init = (jnp.zeros_like(d[0]), jnp.zeros_like(bb[0]))
-    _, (cp, y) = jax.lax.scan(fwd, init, (dl, d, du, bb))
-
-    def bwd(x_next, k):
-        cp_k, y_k = k
-        x = y_k - cp_k[:, None] * x_next
-        return x, x
-
-    _, x = jax.lax.scan(bwd, jnp.zeros_like(bb[0]), (cp, y), reverse=True)
-    return jnp.moveaxis(x, 0, 1)
-
-
-class _Network(NamedTuple):
-    """Everything of one tile's linearised circuit except the cell conductances."""
-
-    g_row: Array  # segment conductance (S)
-    g_col: Array
-    g_in: Array  # (R,) driver port conductance, 0 when floating
-    g_out: Array  # (C,) sense port conductance, 0 when floating
-
-
-def _network(wires: Wires, row_driven, col_driven, dtype) -> _Network:
-    def g_of(r):
-        return 1.0 / jnp.maximum(jnp.asarray(r, dtype), R_FLOOR_OHM)
-
-    g_row, g_col = g_of(wires.r_row_ohm), g_of(wires.r_col_ohm)
-    g_in = jnp.where(row_driven, g_of(wires.r_driver_ohm + wires.r_row_ohm), 0.0)
-    g_out = jnp.where(col_driven, g_of(wires.r_sense_ohm + wires.r_col_ohm), 0.0)
-    return _Network(g_row, g_col, g_in.astype(dtype), g_out.astype(dtype))
-
-
-def _operators(net: _Network, gc):
-    """Row (R, C) and transposed column (C, R) tridiagonals for cell conductance gc."""
-    r, c = gc.shape
-    rows = _chain(net.g_row, net.g_in, gc, r, c)
-    # Columns: the port is at i = R - 1; build with reversed node order then flip.
-    cols = _chain(net.g_col, net.g_out, gc.T[:, ::-1], c, r)
-    cols = _Lines(cols.du[:, ::-1], cols.d[:, ::-1], cols.dl[:, ::-1])
-    return rows, cols
-
-
-def _matvec(rows, cols, gc, x):
-    u, wt = x  # u (R, C, B), wt (C, R, B)
-    gcb = gc[..., None]
-    w = jnp.swapaxes(wt, 0, 1)
-    au = _tri_mv(rows, u) - gcb * w
-    aw = _tri_mv(cols, wt) - jnp.swapaxes(gcb * u, 0, 1)
-    return au, aw
-
-
-def _precond(rows, cols, x):
-    return _tri_solve(rows, x[0]), _tri_solve(cols, x[1])
 
 
 def _vdot(a, b):
@@ -292,7 +157,7 @@ def _linear_solve(net, gc, rhs, x0, tol, max_steps, active):
     only `v_row` is), and fails ("Error interpreting argument to
     custom_linear_solve as a JAX value", jax 0.10.2).
     """
-    rows, cols = _operators(net, gc)
+    rows, cols = operators(net, gc)
     shapes = [a.shape for a in rhs]
     split = rhs[0].size
 
@@ -303,10 +168,10 @@ def _linear_solve(net, gc, rhs, x0, tol, max_steps, active):
         return tuple(a.reshape(sh) for a, sh in zip(jnp.split(f, [split]), shapes))
 
     def mv(x):
-        return _matvec(rows, cols, gc, x)
+        return network_matvec(rows, cols, gc, x)
 
     def solve(_, b):  # the operator is symmetric: one solve for both directions
-        x, k = _pcg(mv, lambda z: _precond(rows, cols, z), unflat(b), x0, tol,
+        x, k = _pcg(mv, lambda z: precondition(rows, cols, z), unflat(b), x0, tol,
                     max_steps, active)
         return flat(x), k
 
@@ -410,7 +275,7 @@ def _solve(g, v_row, wires, v_col, row_driven, col_driven, cell_current, rtol,
                 | (~jnp.any(row_driven) & ~jnp.any(col_driven)))
     active = ~invalid & ~singular
 
-    net = _network(wires, row_driven, col_driven, dtype)
+    net = network(wires, row_driven, col_driven, dtype)
     v_scale = jnp.maximum(jnp.maximum(jnp.max(jnp.abs(vb)), jnp.max(jnp.abs(v_col))),
                           jnp.finfo(dtype).tiny)
     tol_v = rtol * v_scale
@@ -426,7 +291,7 @@ def _solve(g, v_row, wires, v_col, row_driven, col_driven, cell_current, rtol,
     def didv(gg, dv):
         return jax.jvp(lambda vv: cell_i(gg, vv), (dv,), (jnp.ones_like(dv),))[1]
 
-    wires_only = _operators(net, jnp.zeros_like(g))
+    wires_only = operators(net, jnp.zeros_like(g))
 
     def core(vb):
         nb = vb.shape[1]
@@ -442,8 +307,8 @@ def _solve(g, v_row, wires, v_col, row_driven, col_driven, cell_current, rtol,
             """Kirchhoff current error at every node: wires + cells - sources."""
             u, wt = x
             i_cell = cell_i(gg, u - jnp.swapaxes(wt, 0, 1))
-            fu = _tri_mv(wires_only[0], u) + i_cell - b_u
-            fw = _tri_mv(wires_only[1], wt) - jnp.swapaxes(i_cell, 0, 1) - b_w
+            fu = tri_mv(wires_only[0], u) + i_cell - b_u
+            fw = tri_mv(wires_only[1], wt) - jnp.swapaxes(i_cell, 0, 1) - b_w
             return fu, fw
 
         if cell_current is None:
@@ -512,10 +377,10 @@ def _solve(g, v_row, wires, v_col, row_driven, col_driven, cell_current, rtol,
     u, w = (jnp.where(active, a, jnp.nan) for a in (u, w))
     i_cell = cell_i(g, u - w)
     # Kirchhoff residual per node (A), an independent recomputation.
-    fu = _tri_mv(wires_only[0], u) + i_cell
+    fu = tri_mv(wires_only[0], u) + i_cell
     fu = fu.at[:, 0, :].add(-net.g_in[:, None] * vb)
     wt = jnp.swapaxes(w, 0, 1)
-    fw = _tri_mv(wires_only[1], wt) - jnp.swapaxes(i_cell, 0, 1)
+    fw = tri_mv(wires_only[1], wt) - jnp.swapaxes(i_cell, 0, 1)
     fw = fw.at[:, -1, :].add(-jnp.broadcast_to((net.g_out * v_col)[:, None], (n_c, nb)))
     kcl = jnp.maximum(jnp.max(jnp.abs(fu), axis=(0, 1)),
                       jnp.max(jnp.abs(fw), axis=(0, 1)))  # (B,)
@@ -537,7 +402,7 @@ def _solve(g, v_row, wires, v_col, row_driven, col_driven, cell_current, rtol,
 
 
 def _newton_step(net, gd, f, tol, max_steps, active):
-    rows, cols = _operators(net, gd)
+    rows, cols = operators(net, gd)
     x0 = jax.tree.map(jnp.zeros_like, f)
-    return _pcg(lambda x: _matvec(rows, cols, gd, x),
-                lambda z: _precond(rows, cols, z), f, x0, tol, max_steps, active)
+    return _pcg(lambda x: network_matvec(rows, cols, gd, x),
+                lambda z: precondition(rows, cols, z), f, x0, tol, max_steps, active)

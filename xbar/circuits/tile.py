@@ -28,7 +28,8 @@ import jax.numpy as jnp
 
 from xbar.circuits.ideal import AbstractCircuit, safe_sqrt
 from xbar.circuits.line_relaxation import solve_lines
-from xbar.circuits.nodal import RESULTS, Wires, solve_crossbar
+from xbar.circuits.lines import Wires
+from xbar.circuits.nodal import RESULTS, solve_crossbar
 
 
 def _cast(wires: Wires, dtype) -> Wires:
