@@ -115,7 +115,8 @@ def main(argv=None) -> list[dict]:
                 "value": t_a * 1e3,
                 "unit": "ms",
                 "ratio": t_a / t_f,
-                "target": 3.0 if name.startswith("mlp") else None,
+                # CPU target of the redesign (issue 10); the GPU met 3x.
+                "target": 5.0 if name.startswith("mlp") else None,
                 **common,
             }
         )
