@@ -61,3 +61,15 @@ def test_mvm_benchmark_quick(capsys):
     for field in ("name", "value", "unit", "baseline", "ratio", "target"):
         assert field in first
     assert first["value"] > 0 and first["baseline"] > 0
+
+
+@pytest.mark.parametrize("script", ["normals", "first_call"])
+def test_other_benchmarks_quick(script, capsys):
+    # The generator and first-call benchmarks run and print what they return,
+    # one JSON object per line, with a value, a unit and a baseline ratio.
+    bench = load_script(f"benchmarks/{script}.py", f"bench_{script}")
+    rows = bench.main(["--quick"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed == rows
+    assert all(r["value"] > 0 and r["unit"] for r in rows)
+    assert any("ratio" in r and r["baseline"] > 0 for r in rows)
