@@ -25,9 +25,7 @@ from .tiling import (
     conductance_targets as conductance_targets,
     from_tiles as from_tiles,
     grid_shape as grid_shape,
-    map_matrix as map_matrix,
     to_tiles as to_tiles,
-    weight_scale as weight_scale,
 )
 from .write_verify import (
     WriteVerifyResult as WriteVerifyResult,

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice, AbstractDeviceState, check_range
-from xbar.array.crossbar import Crossbar, program_crossbar
+from xbar.array.crossbar import Crossbar
 from xbar.circuits.ideal import AbstractCircuit, IdealCircuit
 from xbar.mapping.write_verify import write_verify
 
@@ -65,14 +65,6 @@ class OneShot(AbstractProgramming):
         return device.program(
             device.init(g_target.shape, key=k_init), g_target, key=k_prog
         )
-
-    def program(self, device, g_pos, g_neg, *, key, circuit=None):
-        # The historical key split of `program_crossbar`, so a layer programmed
-        # one shot draws the same cells as before this option existed.
-        xb = program_crossbar(
-            device, g_pos, g_pos if g_neg is None else g_neg, key=key, circuit=circuit
-        )
-        return xb if g_neg is not None else _without_neg(xb)
 
 
 class WriteVerify(AbstractProgramming):

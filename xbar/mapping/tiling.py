@@ -6,11 +6,9 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
 from devices.base import AbstractDevice, concrete
-from xbar.array.crossbar import Crossbar, program_crossbar
-from xbar.circuits.ideal import AbstractCircuit
 
 
 def check_tile_shape(tile_rows: int, tile_cols: int) -> None:
@@ -61,18 +59,6 @@ def from_tiles(t: Float[Array, "tr tc R C"], n_in: int, n_out: int):
     return t.transpose(0, 2, 1, 3).reshape(tr * r, tc * c)[:n_in, :n_out]
 
 
-def weight_scale(weight, clip_percentile: float | None = None) -> Float[Array, ""]:
-    """The weight magnitude mapped to the full conductance range.
-
-    `max |W|`, or the given percentile of |W| (weights beyond it are clipped).
-    """
-    a = jnp.abs(weight)
-    w_max = (
-        jnp.max(a) if clip_percentile is None else jnp.percentile(a, clip_percentile)
-    )
-    return jnp.where(w_max > 0, w_max, 1.0)
-
-
 def conductance_targets(weight_io, device: AbstractDevice, w_max):
     """Differential-pair targets for a rows=inputs x cols=outputs weight matrix.
 
@@ -88,30 +74,3 @@ def conductance_targets(weight_io, device: AbstractDevice, w_max):
     g_pos = device.g_min + k * jnp.maximum(w, 0.0)
     g_neg = device.g_min + k * jnp.maximum(-w, 0.0)
     return g_pos, g_neg, k
-
-
-def map_matrix(
-    weight_io: Float[Array, "n_in n_out"],
-    device: AbstractDevice,
-    *,
-    key: PRNGKeyArray,
-    tile_rows: int = 256,
-    tile_cols: int = 256,
-    clip_percentile: float | None = None,
-    circuit: AbstractCircuit | None = None,
-) -> tuple[Crossbar, Float[Array, ""]]:
-    """Program a rows=inputs x cols=outputs matrix onto a grid of tiles.
-
-    Padding cells are programmed to `g_min` on both sides (zero weight).
-    `circuit` is the crossbar's circuit model (default ideal).
-
-    Returns:
-        (crossbar, k): the programmed tiles and the siemens per unit weight.
-    """
-    check_tile_shape(tile_rows, tile_cols)
-    check_weight(weight_io)
-    w_max = weight_scale(weight_io, clip_percentile)
-    g_pos, g_neg, k = conductance_targets(weight_io, device, w_max)
-    tp = to_tiles(g_pos, tile_rows, tile_cols, fill=device.g_min)
-    tn = to_tiles(g_neg, tile_rows, tile_cols, fill=device.g_min)
-    return program_crossbar(device, tp, tn, key=key, circuit=circuit), k

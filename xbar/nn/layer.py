@@ -242,7 +242,7 @@ class AbstractAnalogLayer(eqx.Module):
         else:
             clipped = jnp.zeros(u.shape[:batch_ndim], bool)
         factor = self.drift_compensation.factor(
-            self.crossbar, self.mapping, self.t_read_s
+            self.crossbar, self.mapping, self.t_read_s, self.in_features
         )
         if factor is not None:
             d = d * jnp.broadcast_to(
@@ -313,7 +313,7 @@ class AbstractAnalogLayer(eqx.Module):
         `t_read_s` (drift compensation included), without ADC quantization."""
         d = self.mapping.read_out(self.crossbar.differential_g(self.t_read_s))
         factor = self.drift_compensation.factor(
-            self.crossbar, self.mapping, self.t_read_s
+            self.crossbar, self.mapping, self.t_read_s, self.in_features
         )
         if factor is not None:
             d = d * (factor if factor.ndim == 0 else factor[:, :, None, :])
