@@ -60,6 +60,7 @@ def tile_mvm(
 
 RowVoltages = Float[Array, "*batch tiles_r rows"]
 ColumnCurrents = Float[Array, "*batch tiles_r tiles_c cols"]
+CurrentStats = tuple[ColumnCurrents, ColumnCurrents]  # (mean, std)
 
 
 def current_stats(
@@ -68,7 +69,7 @@ def current_stats(
     neg: AbstractDeviceState,
     v: RowVoltages,
     t_s,
-) -> tuple[ColumnCurrents, ColumnCurrents]:
+) -> CurrentStats:
     """Mean and std (A) of the differential column currents `I+ - I-` of every tile.
 
     Args:
@@ -116,16 +117,9 @@ class AbstractCircuit(eqx.Module):
     independent_cells: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def current_stats(
-        self,
-        device: AbstractDevice,
-        pos: AbstractDeviceState,
-        neg: AbstractDeviceState,
-        v: RowVoltages,
-        t_s,
-    ) -> tuple[ColumnCurrents, ColumnCurrents]:
-        """Mean and std (A) of the differential column currents of every tile
-        (arguments as the function `current_stats`)."""
+    def current_stats(self, device, pos, neg, v, t_s) -> CurrentStats:
+        """Mean and std (A) of the differential column currents of every tile;
+        the arguments as the module's function `current_stats` types them."""
 
 
 class IdealCircuit(AbstractCircuit):
