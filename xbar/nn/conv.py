@@ -98,8 +98,6 @@ class AnalogConv2d(AbstractAnalogLayer):
         """The patches the tiles see, `(*batch, Ho, Wo, C*kh*kw)`."""
         return im2col(x, self.kernel_size, self.stride, self.padding)
 
-    patches = input_vectors
-
     def __call__(
         self, x: Float[Array, "*batch c h w"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "*batch o ho wo"]:

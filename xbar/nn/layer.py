@@ -225,7 +225,13 @@ class AbstractAnalogLayer(eqx.Module):
             return self.adc
         return eqx.tree_at(lambda a: a.i_max, self.adc, i_max[..., :n_cols])
 
-    def _digital(self, u, key):
+    def _compensation(self):
+        """The drift-compensation factor of the converted columns, or None."""
+        return self.drift_compensation.factor(
+            self.crossbar, self.mapping, self.t_read_s, self.in_features
+        )
+
+    def _digital(self, u, key, factor):
         """Outputs in units of `v_read`-scaled inputs, and a per-example clip flag."""
         adc = self.adc
         k_read, k_adc = (key, None)
@@ -241,9 +247,6 @@ class AbstractAnalogLayer(eqx.Module):
             clipped = jnp.any(clip.reshape(clip.shape[:batch_ndim] + (-1,)), axis=-1)
         else:
             clipped = jnp.zeros(u.shape[:batch_ndim], bool)
-        factor = self.drift_compensation.factor(
-            self.crossbar, self.mapping, self.t_read_s, self.in_features
-        )
         if factor is not None:
             d = d * jnp.broadcast_to(
                 factor if factor.ndim == 0 else factor[..., : d.shape[-1]], d.shape
@@ -263,7 +266,8 @@ class AbstractAnalogLayer(eqx.Module):
 
     def _matvec(self, x, key):
         u, s = self._inputs(x)
-        y, clipped = self._digital(u, key)
+        factor = self._compensation()  # once per call, not per re-read
+        y, clipped = self._digital(u, key, factor)
         if self.bound_management > 0:
             f0 = jnp.ones(u.shape[:-2] + (1, 1), jnp.float32)
 
@@ -275,7 +279,7 @@ class AbstractAnalogLayer(eqx.Module):
                 f, y, clip, it = c
                 f = jnp.where(clip[..., None, None], 0.5 * f, f)
                 k = None if key is None else jax.random.fold_in(key, it + 1)
-                y2, clip2 = self._digital(u * f, k)
+                y2, clip2 = self._digital(u * f, k, factor)
                 y = jnp.where(clip[..., None], y2 / f[..., 0], y)
                 return f, y, clip & clip2, it + 1
 
@@ -312,9 +316,7 @@ class AbstractAnalogLayer(eqx.Module):
         """Noise-free programmed weights as the digital side sees them at
         `t_read_s` (drift compensation included), without ADC quantization."""
         d = self.mapping.read_out(self.crossbar.differential_g(self.t_read_s))
-        factor = self.drift_compensation.factor(
-            self.crossbar, self.mapping, self.t_read_s, self.in_features
-        )
+        factor = self._compensation()
         if factor is not None:
             d = d * (factor if factor.ndim == 0 else factor[:, :, None, :])
         d = self.mapping.recombine(d) / self.g_per_w[:, :, None, :]
