@@ -1,11 +1,14 @@
 """Drift compensation: a digital correction of the outputs of a layer read at
 `t_read_s` after programming, from a reference read of the same cells.
 
-The reference read is the all-ones input (every column's summed differential
-conductance, as the digital side sees it) noise-free right after programming
-and at the read time; the outputs are multiplied by their ratio, either one
-factor for the whole layer (aihwkit's GlobalDriftCompensation) or one per
-converted column.
+The reference read is the all-ones input noise-free right after programming
+and at the read time; the outputs are multiplied by the ratio of the two.
+The global factor (aihwkit's GlobalDriftCompensation) compares the summed
+magnitudes of the converted columns' signed reads. The per-column factor
+compares each column's *total* conductance (G+ and G- read as the two
+physical columns they are, before the subtraction): a signed column sum can
+be close to zero (a column whose weights cancel), and a ratio of two small,
+noisy numbers would multiply that output by anything.
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ def reference_read(
     tr, _, rows, _ = g.shape
     driven = (np.arange(tr * rows) < in_features).reshape(tr, 1, rows, 1)
     return mapping.read_out(jnp.sum(jnp.where(driven, g, 0.0), axis=-2))
+
+
+def total_read(
+    crossbar: Crossbar, mapping: Mapping, t_s, in_features: int
+) -> Float[Array, "tr tc used"]:
+    """Noise-free total conductance `sum_i (G+_ij + G-_ij)` (S) of every
+    converted column over the layer's `in_features` driven rows, `t_s`
+    seconds after programming: the two physical columns of a pair read with
+    an all-ones input, added instead of subtracted (single-device schemes
+    hold zeros in G-). Always >= 0, and > 0 unless every cell is at 0 S."""
+    g_p, _, g_n, _ = crossbar.read_stats(t_s)
+    tr, _, rows, _ = g_p.shape
+    driven = (np.arange(tr * rows) < in_features).reshape(tr, 1, rows, 1)
+    total = jnp.sum(jnp.where(driven, g_p + g_n, 0.0), axis=-2)
+    return total[..., : mapping.used_columns]
 
 
 class AbstractDriftCompensation(eqx.Module):
@@ -61,10 +79,10 @@ class GlobalCompensation(AbstractDriftCompensation):
 
 
 class PerColumnCompensation(AbstractDriftCompensation):
-    """One factor `|ref_j(0)| / |ref_j(t)|` per converted column (1 where a
-    column reads zero)."""
+    """One factor `T_j(0) / T_j(t)` per converted column, `T_j` the column's
+    total conductance (`total_read`; 1 where a column reads zero)."""
 
     def factor(self, crossbar, mapping, t_read_s, in_features):
-        r0 = jnp.abs(reference_read(crossbar, mapping, 0.0, in_features))
-        rt = jnp.abs(reference_read(crossbar, mapping, t_read_s, in_features))
+        r0 = total_read(crossbar, mapping, 0.0, in_features)
+        rt = total_read(crossbar, mapping, t_read_s, in_features)
         return jnp.where(rt > 0, r0 / jnp.where(rt > 0, rt, 1.0), 1.0)
