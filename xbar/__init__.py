@@ -103,3 +103,13 @@ from .spiking import (
     rate_encode as rate_encode,
 )
 from .sweeps import Sweep as Sweep, stack as stack
+from .sweeps import (
+    Grid as Grid,
+    LatinHypercube as LatinHypercube,
+    Random as Random,
+    RayCluster as RayCluster,
+    SweepSpec as SweepSpec,
+    Zip as Zip,
+    read_store as read_store,
+    run_sweep as run_sweep,
+)
