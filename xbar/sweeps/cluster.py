@@ -52,7 +52,8 @@ class _Worker:
 
         cols = self.ev.evaluate(chunk)
         self.store.write_chunk(chunk, cols)
-        return chunk, int(np.sum(cols["result_code"] != 0)), self.ev.runner.n_traces
+        traces = self.ev.runner.n_traces - self.ev.traces_before
+        return chunk, int(np.sum(cols["result_code"] != 0)), traces
 
 
 @dataclasses.dataclass

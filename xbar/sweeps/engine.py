@@ -42,7 +42,7 @@ def _enum_names(item) -> list[str] | None:
     enum = getattr(item, "_enumeration", None)
     if enum is None:
         return None
-    by_index = {v._value: k for k, v in enum._name_to_item.items()}
+    by_index = {int(v._value): k for k, v in enum._name_to_item.items()}
     return [by_index[i] for i in sorted(by_index)]
 
 
@@ -70,31 +70,24 @@ def _split_result(out):
     return metrics, code
 
 
-class ChunkRunner(eqx.Module):
+class ChunkRunner:
     """The compiled function of a sweep: rows of one chunk -> metrics and codes.
 
     `n_traces` counts how often it was traced (= compiled): one per sweep,
     whatever the number of chunks and devices.
     """
 
-    fn: Callable = eqx.field(static=True)
-    paths: tuple[str, ...] = eqx.field(static=True)
-    common_keys: bool = eqx.field(static=True)
-    _count: list = eqx.field(static=True, default_factory=lambda: [0])
-    _names: list = eqx.field(static=True, default_factory=lambda: [None])
+    def __init__(self, fn: Callable, paths: Sequence[str], common_keys: bool):
+        self.fn, self.paths, self.common_keys = fn, tuple(paths), common_keys
+        self.n_traces = 0
+        self.result_names: list[str] | None = None
+        self._jit = eqx.filter_jit(self._run)
 
-    @property
-    def n_traces(self) -> int:
-        return self._count[0]
-
-    @property
-    def result_names(self) -> list[str] | None:
-        """Names of the result codes, if `fn` returned an enumeration item."""
-        return self._names[0]
-
-    @eqx.filter_jit
     def __call__(self, base, root_key, values, point, repeat, args):
-        self._count[0] += 1
+        return self._jit(base, root_key, values, point, repeat, args)
+
+    def _run(self, base, root_key, values, point, repeat, args):
+        self.n_traces += 1
 
         def one(vals, p, r):
             k = jax.random.fold_in(root_key, r)
@@ -103,10 +96,35 @@ class ChunkRunner(eqx.Module):
             cfg = replace_fields(base, self.paths, [vals[q] for q in self.paths])
             out = self.fn(cfg, k, *args)
             if isinstance(out, dict) and "result" in out:
-                self._names[0] = _enum_names(out["result"])
+                self.result_names = _enum_names(out["result"])
             return _split_result(out)
 
         return jax.vmap(one)(values, point, repeat)
+
+
+def _itemsize(dtype) -> int:
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:  # PRNG key dtypes
+        return 8
+
+
+_RUNNERS: dict[tuple, ChunkRunner] = {}
+
+
+def runner_for(fn: Callable, paths: Sequence[str], common_keys: bool) -> ChunkRunner:
+    """The process's compiled runner for this function and swept fields, so a
+    rerun (resume, another store) in the same process reuses its compilation."""
+    key = (fn, tuple(paths), bool(common_keys))
+    try:
+        return _RUNNERS[key]
+    except TypeError:  # an unhashable callable: no reuse
+        return ChunkRunner(fn, paths, common_keys)
+    except KeyError:
+        if len(_RUNNERS) > 32:
+            _RUNNERS.clear()
+        r = _RUNNERS[key] = ChunkRunner(fn, paths, common_keys)
+        return r
 
 
 def _aval_bytes(jaxpr) -> int:
@@ -115,7 +133,7 @@ def _aval_bytes(jaxpr) -> int:
         for v in eqn.outvars:
             aval = getattr(v, "aval", None)
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+                total += math.prod(aval.shape) * _itemsize(aval.dtype)
         for p in eqn.params.values():
             sub = getattr(p, "jaxpr", None)
             if sub is not None and hasattr(sub, "eqns"):
@@ -136,7 +154,7 @@ def bytes_per_row(spec: SweepSpec, fn: Callable, args: Sequence = ()) -> int:
 
 
 def chunk_size_for(
-    n_rows: int, per_row: int, memory_budget: int, n_devices: int = 1
+    n_rows: int, per_row: int, memory_budget: float | int, n_devices: int = 1
 ) -> int:
     """Rows per chunk: as many as fit `memory_budget` bytes (per device), at
     least one per device, at most all rows, a multiple of `n_devices`."""
@@ -159,7 +177,7 @@ def fingerprint(spec: SweepSpec, name: str) -> str:
     return h.hexdigest()[:16]
 
 
-def base_values(base) -> dict[str, list]:
+def base_values(base) -> dict[str, Any]:
     """Every array leaf of the base configuration by path (for the store)."""
     flat, _ = jax.tree_util.tree_flatten_with_path(eqx.filter(base, eqx.is_array))
     return {
@@ -208,7 +226,8 @@ class _Evaluator:
     def __init__(self, spec: SweepSpec, fn, args, design: Design, chunk_size: int,
                  devices=None, meta: dict | None = None):
         self.spec, self.design, self.chunk_size = spec, design, chunk_size
-        self.runner = ChunkRunner(fn, spec.paths, spec.common_keys)
+        self.runner = runner_for(fn, spec.paths, spec.common_keys)
+        self.traces_before = self.runner.n_traces
         devs = _devices(devices)
         self.n_devices = len(devs)
         if chunk_size % self.n_devices:
@@ -288,7 +307,7 @@ class _Evaluator:
         for k, v in metrics.items():
             cols[f"metric.{k}"] = v
         cols["result_code"] = code
-        cols["result"] = np.array([self.code_name(c, error) for c in code], object)
+        cols["result"] = np.array([self.code_name(int(c), error) for c in code], object)
         for k, v in self.static_cols.items():
             cols[k] = np.full(n, v, object)
         return cols
@@ -330,7 +349,7 @@ def run_sweep(
     store: Path | str | Store | None = None,
     name: str = "sweep",
     chunk_size: int | None = None,
-    memory_budget: float = 512 * 2**20,
+    memory_budget: float | int = 512 * 2**20,
     devices: Any = None,
     ray: Any = None,
     progress: bool = False,
@@ -421,7 +440,8 @@ def run_sweep(
             for c in todo:
                 cols = ev.evaluate(c)
                 record(c, cols, int(np.sum(cols["result_code"] != 0)))
-            n_traces, names = ev.runner.n_traces, ev.runner.result_names
+            n_traces = ev.runner.n_traces - ev.traces_before
+            names = ev.runner.result_names
     finally:
         if bar is not None:
             bar.close()
