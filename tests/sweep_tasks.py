@@ -43,3 +43,18 @@ def solve(tile, key):
     v = jnp.full((8,), 0.2, jnp.float32)
     sol = xbar.solve_crossbar(g, v, tile.wires, max_steps=4, throw=False)
     return {"i_total": jnp.sum(sol.i_col), "result": sol.result}
+
+
+def scale_spec(n_sigma: int = 6, n_repeats: int = 4):
+    """The sweep the subprocess tests run (kill and resume, sharding, Ray)."""
+    from xbar.sweeps import Grid, LatinHypercube, SweepSpec
+
+    return SweepSpec(
+        base_device(),
+        axes=(
+            Grid(sigma_read=list(jnp.linspace(0.0, 0.1, n_sigma).tolist())),
+            LatinHypercube(2, 3, sigma_prog=(0.0, 0.1)),
+        ),
+        n_repeats=n_repeats,
+        seed=5,
+    )

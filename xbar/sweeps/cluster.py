@@ -147,7 +147,9 @@ class RayCluster:
                         "max_worker_restarts to allow more)"
                     ) from None
                 queue.appendleft(c)
-                idle.append(start())
+                fresh = start()
+                self.worker_pids.append(ray.get(fresh.pid.remote()))
+                idle.append(fresh)
                 continue
             max_traces = max(max_traces, traces)
             idle.append(w)

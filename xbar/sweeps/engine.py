@@ -198,6 +198,7 @@ class SweepResult:
     chunk_size: int
     seconds: float
     result_names: list[str] | None = None
+    output_devices: int = 0  # devices the last chunk's rows were spread over
 
     @property
     def n_failed(self) -> int:
@@ -261,6 +262,7 @@ class _Evaluator:
             "worker": f"{socket.gethostname()}:{os.getpid()}",
         }
         self.meta = meta or {}
+        self.output_devices = 0  # devices holding the last chunk's outputs
 
     @property
     def n_chunks(self) -> int:
@@ -293,6 +295,7 @@ class _Evaluator:
             cols[p] = values[p][:n]
         try:
             metrics, code = self.runner(self.base, self.root, *inputs, self.args)
+            self.output_devices = len(code.sharding.device_set)
             metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
             code = np.asarray(code)[:n].astype(np.int32)
             finite = np.ones(n, bool)
@@ -428,7 +431,7 @@ def run_sweep(
         if on_chunk is not None:
             on_chunk(chunk)
 
-    n_traces, names = 0, None
+    n_traces, names, output_devices = 0, None, 0
     try:
         if ray is not None:
             if store is None:
@@ -441,7 +444,7 @@ def run_sweep(
                 cols = ev.evaluate(c)
                 record(c, cols, int(np.sum(cols["result_code"] != 0)))
             n_traces = ev.runner.n_traces - ev.traces_before
-            names = ev.runner.result_names
+            names, output_devices = ev.runner.result_names, ev.output_devices
     finally:
         if bar is not None:
             bar.close()
@@ -462,4 +465,5 @@ def run_sweep(
         chunk_size=chunk_size,
         seconds=time.perf_counter() - t0,
         result_names=names,
+        output_devices=output_devices,
     )
