@@ -39,8 +39,9 @@ class _Worker:
         from .engine import _Evaluator
         from .store import Store
 
-        spec, fn, args, design, chunk_size, meta = payload
-        self.ev = _Evaluator(spec, fn, args, design, chunk_size, None, meta)
+        spec, fn, args, design, chunk_size, meta, vmap_rows = payload
+        self.ev = _Evaluator(spec, fn, args, design, chunk_size, None, meta,
+                             vmap_rows)
         self.store = Store(store_path)
 
     def pid(self) -> int:
@@ -105,14 +106,15 @@ class RayCluster:
         return ray
 
     def run(self, spec, fn, args, design, chunk_size, store, todo, record,
-            meta) -> int:
+            meta, vmap_rows=None) -> int:
         """Evaluate chunks `todo` on Ray workers; `record(chunk, None,
         n_failed)` after each. Returns the most traces any worker made."""
         if not todo:
             return 0
         ray = self._init()
         actor_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=0)(_Worker)
-        payload = ray.put((spec, fn, tuple(args), design, chunk_size, meta))
+        payload = ray.put((spec, fn, tuple(args), design, chunk_size, meta,
+                           vmap_rows))
         sys_path = [*self.sys_path, *[p for p in sys.path if p and os.path.isdir(p)]]
         store_path = str(store.path.resolve())
 

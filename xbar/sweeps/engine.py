@@ -77,8 +77,10 @@ class ChunkRunner:
     whatever the number of chunks and devices.
     """
 
-    def __init__(self, fn: Callable, paths: Sequence[str], common_keys: bool):
+    def __init__(self, fn: Callable, paths: Sequence[str], common_keys: bool,
+                 vmap_rows: int | None = None, n_split: int = 1):
         self.fn, self.paths, self.common_keys = fn, tuple(paths), common_keys
+        self.vmap_rows, self.n_split = vmap_rows, n_split
         self.n_traces = 0
         self.result_names: list[str] | None = None
         self._jit = eqx.filter_jit(self._run)
@@ -99,7 +101,19 @@ class ChunkRunner:
                 self.result_names = _enum_names(out["result"])
             return _split_result(out)
 
-        return jax.vmap(one)(values, point, repeat)
+        if self.vmap_rows is None:
+            return jax.vmap(one)(values, point, repeat)
+        # One group of rows per device (vmapped: the sharded axis), a loop
+        # over the rows of each group (vmap_rows at a time).
+        def split(a):
+            return a.reshape((self.n_split, -1) + a.shape[1:])
+
+        def per_device(v, p, r):
+            return jax.lax.map(lambda a: one(*a), (v, p, r), batch_size=(
+                self.vmap_rows if self.vmap_rows > 1 else None))
+
+        out = jax.vmap(per_device)(*jax.tree.map(split, (values, point, repeat)))
+        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
 
 
 def _itemsize(dtype) -> int:
@@ -112,18 +126,19 @@ def _itemsize(dtype) -> int:
 _RUNNERS: dict[tuple, ChunkRunner] = {}
 
 
-def runner_for(fn: Callable, paths: Sequence[str], common_keys: bool) -> ChunkRunner:
+def runner_for(fn: Callable, paths: Sequence[str], common_keys: bool,
+               vmap_rows: int | None = None, n_split: int = 1) -> ChunkRunner:
     """The process's compiled runner for this function and swept fields, so a
     rerun (resume, another store) in the same process reuses its compilation."""
-    key = (fn, tuple(paths), bool(common_keys))
+    key = (fn, tuple(paths), bool(common_keys), vmap_rows, n_split)
     try:
         return _RUNNERS[key]
     except TypeError:  # an unhashable callable: no reuse
-        return ChunkRunner(fn, paths, common_keys)
+        return ChunkRunner(fn, paths, common_keys, vmap_rows, n_split)
     except KeyError:
         if len(_RUNNERS) > 32:
             _RUNNERS.clear()
-        r = _RUNNERS[key] = ChunkRunner(fn, paths, common_keys)
+        r = _RUNNERS[key] = ChunkRunner(fn, paths, common_keys, vmap_rows, n_split)
         return r
 
 
@@ -154,11 +169,17 @@ def bytes_per_row(spec: SweepSpec, fn: Callable, args: Sequence = ()) -> int:
 
 
 def chunk_size_for(
-    n_rows: int, per_row: int, memory_budget: float | int, n_devices: int = 1
+    n_rows: int, per_row: int, memory_budget: float | int, n_devices: int = 1,
+    vmap_rows: int | None = None,
 ) -> int:
     """Rows per chunk: as many as fit `memory_budget` bytes (per device), at
-    least one per device, at most all rows, a multiple of `n_devices`."""
-    c = max(1, int(memory_budget // max(per_row, 1))) * n_devices
+    least one per device, at most all rows, a multiple of `n_devices`. Rows
+    looped `vmap_rows` at a time hold only that many in memory at once: then
+    chunks of 64 groups per device (progress and restart granularity)."""
+    if vmap_rows is None:
+        c = max(1, int(memory_budget // max(per_row, 1))) * n_devices
+    else:
+        c = 64 * vmap_rows * n_devices
     c = min(c, n_rows + (-n_rows) % n_devices)
     return max(n_devices, c - c % n_devices)
 
@@ -225,12 +246,14 @@ class _Evaluator:
     placed inputs, the chunk layout; used in-process and by Ray workers."""
 
     def __init__(self, spec: SweepSpec, fn, args, design: Design, chunk_size: int,
-                 devices=None, meta: dict | None = None):
+                 devices=None, meta: dict | None = None,
+                 vmap_rows: int | None = None):
         self.spec, self.design, self.chunk_size = spec, design, chunk_size
-        self.runner = runner_for(fn, spec.paths, spec.common_keys)
-        self.traces_before = self.runner.n_traces
         devs = _devices(devices)
         self.n_devices = len(devs)
+        self.runner = runner_for(fn, spec.paths, spec.common_keys, vmap_rows,
+                                 self.n_devices)
+        self.traces_before = self.runner.n_traces
         if chunk_size % self.n_devices:
             raise ValueError(
                 f"chunk_size ({chunk_size}) must be a multiple of the number of "
@@ -358,6 +381,7 @@ def run_sweep(
     progress: bool = False,
     meta: dict | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    vmap_rows: int | None = None,
 ) -> SweepResult:
     """Evaluate `fn(config, key, *args)` on every row of `spec`.
 
@@ -379,17 +403,23 @@ def run_sweep(
         progress: show a tqdm bar (points done, ETA, failures).
         meta: extra JSON data recorded in the store's manifest.
         on_chunk: called with each chunk number when it is written.
+        vmap_rows: None vmaps all rows of a chunk at once; k > 1 vmaps k rows
+            at a time and loops over those groups inside the compiled chunk
+            (`lax.map`); 1 loops row by row. For rows that are already large
+            matrix products (a network on a batch of inputs), vmapping adds a
+            batch axis to every product and can be slower than the loop.
     """
     t0 = time.perf_counter()
+    if vmap_rows is not None and (not isinstance(vmap_rows, int) or vmap_rows < 1):
+        raise ValueError(f"vmap_rows must be None or an integer >= 1; got {vmap_rows!r}")
     design = spec.validate()
     n_rows = len(design)
     if isinstance(store, str | Path):
         store = Store(store)
     n_dev = len(_devices(devices)) if ray is None else 1
     if chunk_size is None:
-        chunk_size = chunk_size_for(
-            n_rows, bytes_per_row(spec, fn, args), int(memory_budget), n_dev
-        )
+        per_row = bytes_per_row(spec, fn, args) if vmap_rows is None else 1
+        chunk_size = chunk_size_for(n_rows, per_row, memory_budget, n_dev, vmap_rows)
     elif not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
     finished: set[int] = set()
@@ -437,9 +467,10 @@ def run_sweep(
             if store is None:
                 raise ValueError("a sweep on Ray needs a store the workers can reach")
             n_traces = ray.run(spec, fn, args, design, chunk_size, store, todo,
-                               record, meta or {})
+                               record, meta or {}, vmap_rows)
         elif todo:
-            ev = _Evaluator(spec, fn, args, design, chunk_size, devices, meta)
+            ev = _Evaluator(spec, fn, args, design, chunk_size, devices, meta,
+                            vmap_rows)
             for c in todo:
                 cols = ev.evaluate(c)
                 record(c, cols, int(np.sum(cols["result_code"] != 0)))

@@ -19,6 +19,7 @@ n_repeats = 10
 seed = 0
 common_keys = true
 memory_budget_mb = 512         # or chunk_size = 100
+vmap_rows = 1                  # loop row by row inside a chunk (default: vmap)
 
 [[axes]]
 kind = "grid"
@@ -45,7 +46,8 @@ from .engine import SweepResult, run_sweep
 from .spec import SweepSpec, axis_from_dict
 
 _TOP = {"name", "task", "path", "store", "figure", "options", "sweep", "axes"}
-_SWEEP = {"n_repeats", "seed", "common_keys", "memory_budget_mb", "chunk_size"}
+_SWEEP = {"n_repeats", "seed", "common_keys", "memory_budget_mb", "chunk_size",
+          "vmap_rows"}
 
 
 @dataclasses.dataclass
@@ -152,6 +154,7 @@ def run_config(
         chunk_size=chunk_size or sw.get("chunk_size"),
         memory_budget=float(sw.get("memory_budget_mb", 512)) * 2**20,
         devices=devices, ray=ray, progress=progress, meta=meta,
+        vmap_rows=sw.get("vmap_rows"),
     )
     return res
 
