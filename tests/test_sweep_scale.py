@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import sweep_tasks
 
 from xbar.sweeps import Store, run_sweep
@@ -67,7 +66,8 @@ def test_kill_9_mid_sweep_loses_nothing_and_resume_completes(tmp_path):
         np.testing.assert_array_equal(cols[k][keep], survived[k])
     # And the whole equals an uninterrupted run of the same sweep.
     fresh = run_sweep(spec, sweep_tasks.cells, chunk_size=2)
-    np.testing.assert_array_equal(cols["metric.rel_rms"], fresh.columns["metric.rel_rms"])
+    np.testing.assert_array_equal(cols["metric.rel_rms"],
+                                  fresh.columns["metric.rel_rms"])
     assert len(set(cols["worker"])) == 2  # the killed process and this one
 
 
@@ -91,7 +91,6 @@ def test_sharded_over_8_devices_equals_unsharded(tmp_path):
 
 
 def test_ray_two_workers_one_killed(tmp_path):
-    pytest.importorskip("ray", reason="the cluster extra: pip install xbar-sim[cluster]")
     out = tmp_path / "ray.json"
     store = tmp_path / "st"
     proc = subprocess.run(

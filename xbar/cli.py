@@ -71,11 +71,13 @@ def _devices(s: str | None):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="xbar", description=__doc__.split("\n")[0])
+    doc = (__doc__ or "xbar").split("\n")[0]
+    p = argparse.ArgumentParser(prog="xbar", description=doc)
     sub = p.add_subparsers(dest="command", required=True)
     ps = sub.add_parser("sweep", help="run a sweep from a TOML file (resumes)")
     ps.add_argument("config", type=Path)
-    ps.add_argument("--store", type=Path, help="results directory (default: the file's)")
+    ps.add_argument("--store", type=Path,
+                    help="results directory (default: the file's)")
     ps.add_argument("--devices", default=None,
                     help="'all' or a count: shard each chunk over JAX devices")
     ps.add_argument("--ray", default=None, metavar="ADDRESS",
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
         f"{res.n_failed} failed, {res.n_traces} compilation(s), {res.seconds:.1f} s "
         f"-> {store}"
     )
-    if not args.no_plot and res.columns:
+    if not args.no_plot and res.columns and store is not None:
         print(plot_store(store, args.figure or cfg.get("figure")))
     return 0
 

@@ -21,7 +21,7 @@ from typing import Any
 
 def _ray():
     try:
-        import ray
+        import ray  # pyright: ignore[reportMissingImports]
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(
             "sweeps on a Ray cluster need ray: pip install 'xbar-sim[cluster]'"

@@ -108,9 +108,10 @@ class ChunkRunner:
         def split(a):
             return a.reshape((self.n_split, -1) + a.shape[1:])
 
+        group = self.vmap_rows if self.vmap_rows > 1 else None
+
         def per_device(v, p, r):
-            return jax.lax.map(lambda a: one(*a), (v, p, r), batch_size=(
-                self.vmap_rows if self.vmap_rows > 1 else None))
+            return jax.lax.map(lambda a: one(*a), (v, p, r), batch_size=group)
 
         out = jax.vmap(per_device)(*jax.tree.map(split, (values, point, repeat)))
         return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
@@ -146,9 +147,10 @@ def _aval_bytes(jaxpr) -> int:
     total = 0
     for eqn in jaxpr.eqns:
         for v in eqn.outvars:
-            aval = getattr(v, "aval", None)
-            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * _itemsize(aval.dtype)
+            shape = getattr(getattr(v, "aval", None), "shape", None)
+            dtype = getattr(getattr(v, "aval", None), "dtype", None)
+            if shape is not None and dtype is not None:
+                total += math.prod(shape) * _itemsize(dtype)
         for p in eqn.params.values():
             sub = getattr(p, "jaxpr", None)
             if sub is not None and hasattr(sub, "eqns"):
@@ -317,7 +319,9 @@ class _Evaluator:
         for p in d.paths:
             cols[p] = values[p][:n]
         try:
-            metrics, code = self.runner(self.base, self.root, *inputs, self.args)
+            values_in, point_in, repeat_in = inputs
+            metrics, code = self.runner(self.base, self.root, values_in, point_in,
+                                        repeat_in, self.args)
             self.output_devices = len(code.sharding.device_set)
             metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
             code = np.asarray(code)[:n].astype(np.int32)
@@ -411,7 +415,9 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     if vmap_rows is not None and (not isinstance(vmap_rows, int) or vmap_rows < 1):
-        raise ValueError(f"vmap_rows must be None or an integer >= 1; got {vmap_rows!r}")
+        raise ValueError(
+            f"vmap_rows must be None or an integer >= 1; got {vmap_rows!r}"
+        )
     design = spec.validate()
     n_rows = len(design)
     if isinstance(store, str | Path):

@@ -170,7 +170,8 @@ class Zip(_Axis):
         self.columns = cols
 
     def to_dict(self) -> dict:
-        return {"kind": "zip", "fields": {k: c.tolist() for k, c in self.columns.items()}}
+        fields = {k: c.tolist() for k, c in self.columns.items()}
+        return {"kind": "zip", "fields": fields}
 
 
 def _bounds(name: str, b, log: bool) -> tuple[float, float]:
@@ -208,7 +209,8 @@ class Random(_Axis):
         self.columns = {}
         for j, (k, (lo, hi)) in enumerate(self.bounds.items()):
             if k in self.log:
-                self.columns[k] = np.exp(np.log(lo) + u[:, j] * (np.log(hi) - np.log(lo)))
+                span = np.log(hi) - np.log(lo)
+                self.columns[k] = np.exp(np.log(lo) + u[:, j] * span)
             else:
                 self.columns[k] = lo + u[:, j] * (hi - lo)
 

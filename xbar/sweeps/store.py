@@ -32,8 +32,8 @@ _CHUNK = re.compile(r"^chunk-(\d+)\.parquet$")
 
 def _pa():
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # pyright: ignore[reportMissingImports]
+        import pyarrow.parquet as pq  # pyright: ignore[reportMissingImports]
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(
             "the sweep results store needs pyarrow: pip install 'xbar-sim[sweeps]'"

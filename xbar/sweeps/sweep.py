@@ -9,6 +9,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.core import Tracer
 
 from .spec import check_tree
 
@@ -80,7 +81,7 @@ def stack(configs: Sequence[Any]) -> Any:
 def validate_stacked(configs, n_points: int) -> None:
     """Run the construction checks of every module on stacked configurations
     (concrete, before tracing); on a failure, name the first offending point."""
-    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(configs)):
+    if any(isinstance(x, Tracer) for x in jax.tree.leaves(configs)):
         return  # traced by an outer transform: nothing concrete to check
     try:
         check_tree(configs)

@@ -87,7 +87,9 @@ def load_config(path: Path | str) -> dict:
     cfg = tomllib.loads(path.read_text())
     unknown = set(cfg) - _TOP
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)} (allowed: {sorted(_TOP)})")
+        raise ValueError(
+            f"{path}: unknown keys {sorted(unknown)} (allowed: {sorted(_TOP)})"
+        )
     for k in ("name", "task"):
         if k not in cfg:
             raise ValueError(f"{path}: missing key {k!r}")
