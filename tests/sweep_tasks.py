@@ -58,3 +58,11 @@ def scale_spec(n_sigma: int = 6, n_repeats: int = 4):
         n_repeats=n_repeats,
         seed=5,
     )
+
+
+def cells_task(sigma_read: float = 0.02):
+    """The `cells` sweep as a task, for TOML configs in the CLI tests."""
+    from xbar.sweeps.task import Task
+
+    return Task(base=devices.RRAM.from_card(sigma_read=sigma_read, sigma_c2c=0.0),
+                fn=cells, meta={"sigma_read_base": sigma_read})
