@@ -322,6 +322,12 @@ class _Evaluator:
             values_in, point_in, repeat_in = inputs
             metrics, code = self.runner(self.base, self.root, values_in, point_in,
                                         repeat_in, self.args)
+            if jax.process_count() > 1:  # a jax.distributed job: gather rows
+                from jax.experimental import multihost_utils
+
+                metrics, code = multihost_utils.process_allgather(
+                    (metrics, code), tiled=True
+                )
             self.output_devices = len(code.sharding.device_set)
             metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
             code = np.asarray(code)[:n].astype(np.int32)
