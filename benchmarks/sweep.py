@@ -111,14 +111,26 @@ def main(argv=None):
     vmap_rows = a.vmap_rows or None
     if a.sweep_only:
         print(json.dumps(sweep_only(a.quick, a.devices, vmap_rows)), flush=True)
-        return
-    print(json.dumps(sweep_only(a.quick, None, vmap_rows)), flush=True)
-    print(json.dumps(loop(a.quick, a.loop_points)), flush=True)
+        return None
+    one = sweep_only(a.quick, None, vmap_rows)
+    base = loop(a.quick, a.loop_points)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     cmd = [sys.executable, __file__, "--sweep-only", "--devices", "all",
            "--vmap-rows", str(a.vmap_rows)] + (["--quick"] if a.quick else [])
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    print(out.stdout.strip().splitlines()[-1], flush=True)
+    eight = json.loads(out.stdout.strip().splitlines()[-1])
+    loop_s = base["seconds_for_all_rows"]
+    rows = []
+    for r in (one, eight):
+        rows.append({
+            "name": f"pcm_drift_sweep_{r['devices']}dev", "value": r["seconds"],
+            "unit": "s", "baseline": loop_s, "ratio": round(r["seconds"] / loop_s, 3),
+            "target": "<= 2.9 s for 1,000 rows and ratio <= 0.1", **r,
+        })
+    rows.append({"name": "pcm_drift_loop", "value": loop_s, "unit": "s", **base})
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    return rows
 
 
 if __name__ == "__main__":
