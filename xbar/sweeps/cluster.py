@@ -64,7 +64,8 @@ class RayCluster:
     Args:
         address: a running cluster's address (`"ray://host:10001"`, or
             `"auto"` on a cluster node); None starts a local Ray on this
-            machine, bound to localhost, with `num_workers` CPUs.
+            machine with `num_workers` CPUs and no dashboard (Ray's token
+            authentication, its default, guards its ports).
         num_workers: actors evaluating chunks in parallel.
         cpus_per_worker: CPUs each actor reserves (its JAX threads).
         max_worker_restarts: how many dead workers are replaced before the
@@ -99,7 +100,6 @@ class RayCluster:
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
-                    _node_ip_address="127.0.0.1",
                 )
             else:
                 ray.init(address=self.address, log_to_driver=False)
