@@ -404,8 +404,9 @@ def run_sweep(
             skipped on a rerun; each new chunk is written atomically as soon
             as it is done. None keeps the results in memory only.
         name: the task's name (part of the store's fingerprint).
-        chunk_size: rows per chunk; default from `memory_budget` (bytes
-            per device) and `bytes_per_row`. An existing store keeps its own.
+        chunk_size: rows per chunk (rounded up to a multiple of the device
+            count); default from `memory_budget` (bytes per device) and
+            `bytes_per_row`. An existing store keeps its own.
         devices: None (the default device), "all", a count, or a list of
             JAX devices: the rows of each chunk are sharded over them.
         ray: a `RayCluster` to farm the chunks out to Ray workers instead
@@ -434,6 +435,8 @@ def run_sweep(
         chunk_size = chunk_size_for(n_rows, per_row, memory_budget, n_dev, vmap_rows)
     elif not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
+    else:  # a whole number of rows per device
+        chunk_size += (-chunk_size) % n_dev
     finished: set[int] = set()
     if store is not None:
         manifest = {
@@ -449,6 +452,12 @@ def run_sweep(
         }
         manifest = store.open(manifest)
         chunk_size = int(manifest["chunk_size"])
+        if chunk_size % n_dev:
+            raise ValueError(
+                f"the store {store.path} was started with chunks of {chunk_size} "
+                f"rows, not a multiple of the {n_dev} devices asked for: resume it "
+                "on a device count that divides the chunk size"
+            )
         finished = store.finished()
     n_chunks = -(-n_rows // chunk_size)
     todo = [c for c in range(n_chunks) if c not in finished]
