@@ -32,14 +32,20 @@ def _ray():
 class _Worker:
     """A Ray actor's body: one evaluator, many chunks."""
 
-    def __init__(self, payload, store_path: str, sys_path: Sequence[str]):
+    def __init__(self, payload: bytes, store_path: str, sys_path: Sequence[str]):
+        # The sweep arrives pickled by the driver and is unpickled only here,
+        # after the folders of the task's modules are on sys.path.
         for p in reversed(list(sys_path)):
             if p not in sys.path:
                 sys.path.insert(0, p)
+        from ray import cloudpickle  # pyright: ignore[reportMissingImports]
+
         from .engine import _Evaluator
         from .store import Store
 
-        spec, fn, args, design, chunk_size, meta, vmap_rows = payload
+        spec, fn, args, design, chunk_size, meta, vmap_rows = cloudpickle.loads(
+            payload
+        )
         self.ev = _Evaluator(spec, fn, args, design, chunk_size, None, meta,
                              vmap_rows)
         self.store = Store(store_path)
@@ -113,8 +119,9 @@ class RayCluster:
             return 0
         ray = self._init()
         actor_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=0)(_Worker)
-        payload = ray.put((spec, fn, tuple(args), design, chunk_size, meta,
-                           vmap_rows))
+        payload = ray.put(ray.cloudpickle.dumps(
+            (spec, fn, tuple(args), design, chunk_size, meta, vmap_rows)
+        ))
         sys_path = [*self.sys_path, *[p for p in sys.path if p and os.path.isdir(p)]]
         store_path = str(store.path.resolve())
 

@@ -138,6 +138,10 @@ def run_config(
 ) -> SweepResult:
     """Run the sweep a TOML file describes into its store (or `store`)."""
     cfg = load_config(path)
+    if ray is not None:
+        # Start Ray before the task factory runs JAX: Ray forks its services,
+        # and forking a process whose JAX threads are running draws a warning.
+        ray._init()
     task, spec = build(cfg)
     store = store if store is not None else cfg.get("store")
     if store is None:
