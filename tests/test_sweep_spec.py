@@ -284,3 +284,23 @@ def test_store_round_trips_every_value_and_resumes(tmp_path):
     other = SweepSpec(spec.base, axes=spec.axes, n_repeats=3, seed=11)
     with pytest.raises(ValueError, match="holds a different sweep"):
         run_sweep(other, sweep_tasks.cells, store=store, name="t")
+
+
+def test_chunk_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # A runtime error inside the compiled chunk (eqx.error_if, as a solver
+    # with throw=True raises) fails that chunk only: its rows carry the error,
+    # the other chunks run, and the store reads back with NaN metrics there.
+    def picky(device, key):
+        out = sweep_tasks.cells(device, key)
+        return {**out, "rel_rms": eqx.error_if(out["rel_rms"], device.sigma_read > 0.3,
+                                               "sigma_read too large")}
+
+    spec = SweepSpec(sweep_tasks.base_device(),
+                     axes=(Grid(sigma_read=[0.0, 0.1, 0.5, 0.2]),))
+    res = run_sweep(spec, picky, chunk_size=2, store=tmp_path / "st")
+    cols = res.columns
+    assert list(cols["result_code"]) == [0, 0, -2, -2]
+    assert cols["result"][2].startswith("error: ") and "sigma_read too large" in (
+        cols["result"][2])
+    assert np.all(np.isfinite(cols["metric.rel_rms"][:2]))
+    assert np.all(np.isnan(cols["metric.rel_rms"][2:]))

@@ -339,7 +339,7 @@ class _Evaluator:
             error = ""
         except Exception as e:  # the whole chunk failed: record it, go on
             metrics, code = {}, np.full(n, ERROR, np.int32)
-            error = f"{type(e).__name__}: {e}"[:2000]
+            error = f"{type(e).__name__}: {str(e)[-1500:]}"  # the message ends it
         for k, v in metrics.items():
             cols[f"metric.{k}"] = v
         cols["result_code"] = code

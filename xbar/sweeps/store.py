@@ -109,8 +109,16 @@ class Store:
         files = sorted(self.chunk_dir.glob("chunk-*.parquet"))
         if not files:
             return {}
-        table = pa.concat_tables([pq.read_table(f) for f in files])
-        cols = {name: table.column(name).to_numpy() for name in table.column_names}
+        # A chunk that raised has no metric columns: those rows read as NaN.
+        table = pa.concat_tables([pq.read_table(f) for f in files],
+                                 promote_options="default")
+        cols = {}
+        for name in table.column_names:
+            col = table.column(name)
+            if col.null_count and pa.types.is_floating(col.type):
+                cols[name] = col.to_numpy(zero_copy_only=False)
+            else:
+                cols[name] = col.to_numpy()
         order = np.argsort(cols["row"], kind="stable")
         return {k: v[order] for k, v in cols.items()}
 
