@@ -49,6 +49,8 @@ def test_cli_sweep_rerun_and_plot(tmp_path, capsys):
     np.testing.assert_allclose(np.unique(cols["sigma_prog"]), [0.0, 0.05, 0.1],
                                rtol=1e-7)
     assert manifest["meta"]["options"] == {"sigma_read": 0.03}
+    # The task's folder is recorded relative to the store.
+    assert (tmp_path / "st" / manifest["meta"]["path"]).resolve() == TESTS
     assert manifest["base"][".sigma_read"] == pytest.approx(0.03)
     png = tmp_path / "cells.png"
     assert png.stat().st_size > 10_000

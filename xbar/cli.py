@@ -60,7 +60,7 @@ def plot_store(store: Path | str, png: Path | str | None = None) -> Path:
     if not cols:
         raise ValueError(f"{store} holds no finished rows yet")
     png = Path(png) if png is not None else Path(store).with_suffix(".png")
-    (plot_function(manifest) or default_plot)(manifest, cols, png)
+    (plot_function(manifest, store) or default_plot)(manifest, cols, png)
     return png
 
 

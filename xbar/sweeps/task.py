@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import sys
 import tomllib
 from collections.abc import Callable
@@ -149,9 +150,12 @@ def run_config(
     sw = cfg.get("sweep", {})
     if ray is not None and "path" in cfg:
         ray.sys_path = [cfg["path"], *ray.sys_path]
+    # The task's folder relative to the store, so a store moved together with
+    # its checkout (or committed to one) still finds the task's plot.
+    rel = os.path.relpath(cfg["path"], Path(store).resolve()) if "path" in cfg else None
     meta = {
         "task": cfg["task"],
-        "path": cfg.get("path"),
+        "path": rel,
         "options": cfg.get("options", {}),
         "task_meta": task.meta,
     }
@@ -165,15 +169,16 @@ def run_config(
     return res
 
 
-def plot_function(manifest: dict) -> Callable | None:
+def plot_function(manifest: dict, store: Path | str) -> Callable | None:
     """The `plot(manifest, columns, png)` of the module that made a store's
     task (a module-level function beside its factory), or None."""
     meta = manifest.get("meta", {})
     if not meta.get("task"):
         return None
-    path = meta.get("path")
-    if path and path not in sys.path:
-        sys.path.insert(0, path)
+    if meta.get("path"):
+        path = str((Path(store).resolve() / meta["path"]).resolve())
+        if path not in sys.path:
+            sys.path.insert(0, path)
     try:
         mod = importlib.import_module(meta["task"].split(":")[0])
     except ImportError:
