@@ -102,4 +102,15 @@ from .spiking import (
     STDPState as STDPState,
     rate_encode as rate_encode,
 )
-from .sweeps import Sweep as Sweep, stack as stack
+from .sweeps import (
+    Grid as Grid,
+    LatinHypercube as LatinHypercube,
+    Random as Random,
+    RayCluster as RayCluster,
+    Sweep as Sweep,
+    SweepSpec as SweepSpec,
+    Zip as Zip,
+    read_store as read_store,
+    run_sweep as run_sweep,
+    stack as stack,
+)

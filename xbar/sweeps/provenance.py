@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 _PACKAGES = ("jax", "jaxlib", "equinox", "numpy", "scipy", "matplotlib", "optax",
-             "mlxtend", "nir", "xbar-sim")
+             "mlxtend", "nir", "pyarrow", "ray", "xbar-sim")
 
 
 def package_versions(packages=_PACKAGES) -> dict[str, str]:
@@ -37,6 +37,20 @@ def git_revision(path: Path | str | None = None) -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def git_dirty(path: Path | str | None = None) -> bool | None:
+    """Whether the checkout at `path` (default: this package's repo) has
+    uncommitted changes to tracked files; None if git cannot tell."""
+    cwd = Path(path) if path is not None else Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+            capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bool(out.strip())
 
 
 def write_json_atomic(path: Path | str, obj) -> None:

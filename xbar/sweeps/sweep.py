@@ -9,6 +9,9 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.core import Tracer
+
+from .spec import check_tree
 
 
 def _first_difference(a, b, path: str = "config") -> str | None:
@@ -75,6 +78,24 @@ def stack(configs: Sequence[Any]) -> Any:
     return eqx.combine(stacked, statics[0])
 
 
+def validate_stacked(configs, n_points: int) -> None:
+    """Run the construction checks of every module on stacked configurations
+    (concrete, before tracing); on a failure, name the first offending point."""
+    if any(isinstance(x, Tracer) for x in jax.tree.leaves(configs)):
+        return  # traced by an outer transform: nothing concrete to check
+    try:
+        check_tree(configs)
+        return
+    except Exception:
+        pass
+    for i in range(n_points):
+        point = jax.tree.map(lambda x: x[i] if eqx.is_array(x) else x, configs)
+        try:
+            check_tree(point)
+        except ValueError as e:
+            raise ValueError(f"sweep point {i}: {e}") from None
+
+
 class Sweep(eqx.Module):
     """`fn(config, key) -> result` evaluated over stacked configs and repeat keys.
 
@@ -101,7 +122,13 @@ class Sweep(eqx.Module):
             n_repeats: independent draws per point (error bars).
             *args: shared arguments passed to every call (e.g. data).
         """
+        if (not isinstance(n_repeats, int) or isinstance(n_repeats, bool)
+                or n_repeats < 1):
+            raise ValueError(
+                f"n_repeats must be an integer >= 1; got n_repeats={n_repeats!r}"
+            )
         n_points = jax.tree.leaves(eqx.filter(configs, eqx.is_array))[0].shape[0]
+        validate_stacked(configs, n_points)
         keys = jax.random.split(key, (n_points, n_repeats))
         return self._run(configs, keys, *args)
 
