@@ -284,11 +284,11 @@ def _c(name: str) -> float:
     return float(CONSTANTS[name][0])
 
 
-def survey_envelope_j(enob) -> np.ndarray:
+def survey_envelope_j(enob) -> np.ndarray:  # 0-d for a scalar ENOB
     """Energy per conversion (J) of the Murmann survey's state-of-the-art
     envelope at `enob` effective bits: `E_floor + k 4^ENOB`."""
     enob = np.asarray(enob, np.float64)
-    return _c("survey_e_floor_j") + _c("survey_k_thermal_j") * 4.0**enob
+    return np.asarray(_c("survey_e_floor_j") + _c("survey_k_thermal_j") * 4.0**enob)
 
 
 def _constant(name: str):
