@@ -162,7 +162,7 @@ def test_adc_models_closed_forms():
     expected = (logic * (45 / 22) * (1.0 / 0.85) ** 2 + cap * 1.0**2) / (
         logic + cap * 0.85**2
     )
-    assert ratio == pytest.approx(expected, rel=1e-9)
+    assert ratio == pytest.approx(expected, rel=1e-6)  # float32 constants
 
 
 def test_sparse_inputs_cost_less(getkey):
