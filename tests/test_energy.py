@@ -338,3 +338,25 @@ def test_network_counts_mlp_and_conv(getkey):
         sum(r["energy_total_J"] for r in rows)
     )
     assert total["ops"] == 2 * (9 * 9 * 4 + 36 * 3)
+
+
+def test_placement_report_carries_costs():
+    from xbar.analysis.placement import Chip, place
+
+    chip = Chip(tile_rows=128, tile_cols=128, tiles_per_core=16, cores=4)
+    mapping = xbar.Mapping(tile_rows=128, tile_cols=128, weight_bits=8, n_slices=8)
+    layers = [np.zeros((64, 300)), np.zeros((10, 64))]  # (out, in)
+    p = place(layers, chip, mapping=mapping)
+    dac = xbar.BitSerialDAC(bits=9)
+    costs = [
+        shape_counts(n_in, n_out, mapping=mapping, dac=dac, adc_bits=4.0, share=8,
+                     row_activity=0.2)
+        for n_in, n_out in ((300, 64), (64, 10))
+    ]  # fmt: skip
+    text = p.report(costs)
+    total = sum(c["energy_total_J"] for c in costs)
+    assert f"{total * 1e9:.4g} nJ per inference" in text
+    for part in ("adc", "interconnect", "buffer", "control"):
+        assert part in text
+    with pytest.raises(ValueError, match="one dict per placed layer"):
+        p.report(costs[:1])
