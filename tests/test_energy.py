@@ -360,3 +360,13 @@ def test_placement_report_carries_costs():
         assert part in text
     with pytest.raises(ValueError, match="one dict per placed layer"):
         p.report(costs[:1])
+
+
+def test_reprice_equals_counting_again(getkey):
+    # Changing only the ADC resolution changes prices, not counts.
+    layer = _layer("bit_serial")
+    six = layer_counts(layer, X)
+    four = layer_counts(layer.with_adc(xbar.ADC(bits=4, i_max=1e-05, share=2)), X)
+    again = xbar.analysis.reprice(six, adc_bits=4)
+    assert again["energy_J"] == pytest.approx(four["energy_J"], rel=1e-9)
+    assert again["latency_s"] == pytest.approx(four["latency_s"], rel=1e-9)

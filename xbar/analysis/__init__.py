@@ -21,6 +21,7 @@ from .energy import (
     network_counts as network_counts,
     price as price,
     programming_energy as programming_energy,
+    reprice as reprice,
     shape_counts as shape_counts,
     summary as summary,
     survey_envelope_j as survey_envelope_j,

@@ -899,7 +899,7 @@ def shape_counts(
     *,
     mapping,
     dac,
-    adc_bits: float | None,
+    adc_bits: float | int | None,
     share: int = 1,
     vectors: float = 1.0,
     row_activity: float = 1.0,
@@ -955,6 +955,27 @@ def shape_counts(
     if chip_tiles is not None:
         c["chip_tiles"] = chip_tiles
     return _legacy(price(c, model))
+
+
+def reprice(
+    counts: dict,
+    model: EnergyModel | None = None,
+    *,
+    adc_bits: float | int | None = None,
+) -> dict:
+    """`counts` priced again (with `model`, or with ADCs of `adc_bits` bits: the
+    conversions are the same, the accumulators as much wider or narrower)."""
+    c = dict(counts)
+    if adc_bits is not None and c["adc_bits"] is not None:
+        d = int(adc_bits) - int(c["adc_bits"])
+        c.update(
+            adc_bits=float(adc_bits), acc_bits=c["acc_bits"] + d,
+            psum_bits=c["psum_bits"] + d,
+        )  # fmt: skip
+        c["psum_bits_moved"] = (
+            c["tiles_r"] * c["outputs"] * c["psum_bits"] if c["tiles_r"] > 1 else 0.0
+        )
+    return _legacy(price(c, EnergyModel() if model is None else model))
 
 
 def programming_energy(result, model: EnergyModel | None = None) -> float:
