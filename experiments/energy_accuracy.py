@@ -296,7 +296,9 @@ def plot(results_path: Path, png_path: Path) -> None:
 
     res = json.loads(Path(results_path).read_text())
     nets = list(res["results"])
-    fig, axes = plt.subplots(1, len(nets) + 1, figsize=(6 * (len(nets) + 1), 5))
+    import matplotlib.ticker  # noqa: F401  (used through matplotlib.ticker)
+
+    fig, axes = plt.subplots(1, len(nets) + 1, figsize=(6.5 * (len(nets) + 1), 5.5))
     colors = {16: "tab:red", 64: "tab:orange", 256: "tab:blue"}
     markers = {1: "o", 2: "s", 4: "^"}
     for ax, net in zip(axes, nets):
@@ -329,12 +331,16 @@ def plot(results_path: Path, png_path: Path) -> None:
             )
         ax.axhline(r["float_accuracy"] * 100, color="gray", ls=":", label="float")
         ax.set_xscale("log")
+        fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(fmt)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("energy per inference (nJ), 22 nm model, chip level")
         ax.set_ylabel(f"accuracy (%), {res['config']['n_eval']} test digits")
         ax.set_title(
-            f"{net.upper()}: {r['points']} points, {r['compiles']} compilation; "
-            "colour: rows in parallel (blue 256, orange 64, red 16); marker: slices "
-            "(o 1, s 2, ^ 4); black edge: bit-serial; size: ADC bits",
+            f"{net.upper()}: {r['points']} points, {r['compiles']} compilation\n"
+            "colour: rows per read (blue 256, orange 64, red 16); marker: slices "
+            "(o 1, s 2, ^ 4)\nblack edge: bit-serial inputs; size: ADC bits; "
+            "dashed: published TOPS/W at this network's ops",
             fontsize=8,
         )
         ax.legend(fontsize=6, loc="lower right")
