@@ -333,7 +333,11 @@ def plot(results_path: Path, png_path: Path) -> None:
         ax.set_xscale("log")
         fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(fmt)
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_minor_formatter(
+            matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""
+            )
+        )
         ax.set_xlabel("energy per inference (nJ), 22 nm model, chip level")
         ax.set_ylabel(f"accuracy (%), {res['config']['n_eval']} test digits")
         ax.set_title(
