@@ -42,7 +42,14 @@ from common import (
 
 import devices
 import xbar
-from xbar.analysis.energy import CONSTANTS, EnergyModel, WaldenADC, network_counts
+from xbar.analysis.energy import (
+    CONSTANTS,
+    EnergyModel,
+    SurveyADC,
+    WaldenADC,
+    network_counts,
+    summary,
+)
 from xbar.training.classifier import accuracy, fit_classifier, train_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +159,8 @@ def run(
             "n_slices": 2,
             "encoding": "amplitude",
             "adc_bits": 6,
+            "adc_share": 8,
+            "parallel_rows": None,
             "n_images": 8 if quick else 64,
         },
     }
@@ -239,7 +248,7 @@ def run(
     # Energy breakdown of one design point, noise-free counts on test images.
     ep = cfg["energy_point"]
     dac = DACS[ep["encoding"]](bits=cfg["dac_bits"], v_read=cfg["v_read_V"])
-    energy, energy_walden = {}, {}
+    energy, energy_walden, energy_summary = {}, {}, {}
     for net, model in models.items():
         analog = eqx.filter_jit(build)(
             net,
@@ -247,16 +256,45 @@ def run(
             device,
             key=k_energy,
             mapping=xbar.Mapping(
-                n_slices=ep["n_slices"], weight_bits=cfg["weight_bits"], **tiles
+                n_slices=ep["n_slices"],
+                weight_bits=cfg["weight_bits"],
+                parallel_rows=ep["parallel_rows"],
+                **tiles,
             ),
             dac=dac,
         ).calibrate_adcs(
             x_cal, bits=ep["adc_bits"], percentile=cfg["adc_calibration_percentile"]
         )
+        analog = eqx.tree_at(
+            lambda n: n.layers,
+            analog,
+            tuple(
+                lay.with_adc(
+                    xbar.ADC(
+                        bits=ep["adc_bits"], i_max=lay.adc.i_max, share=ep["adc_share"]
+                    )
+                )
+                for lay in analog.layers
+            ),
+        )
         xi = jnp.asarray(x_te[: ep["n_images"]])
         energy[net] = network_counts(analog, xi)
-        # The same counts priced with the Walden-FoM ADC instead of NeuroSim's SAR.
+        # The same counts priced with the Walden-FoM ADC (the previous default
+        # alternative) and the Murmann survey's state-of-the-art envelope.
         energy_walden[net] = network_counts(analog, xi, EnergyModel(adc=WaldenADC()))
+        s = summary(energy[net])
+        macro = sum(s["energy_J"][p] for p in ("dac", "cells", "adc", "accumulation"))
+        survey = summary(network_counts(analog, xi, EnergyModel(adc=SurveyADC())))
+        energy_summary[net] = {
+            **s,
+            "tops_per_w_macro": s["ops"] / macro / 1e12,
+            "tops_per_w_survey_adc": survey["tops_per_w"],
+        }
+        print(
+            f"{net} energy point: {s['energy_total_J'] * 1e9:.3g} nJ per inference, "
+            f"{s['tops_per_w']:.0f} TOPS/W chip, "
+            f"{energy_summary[net]['tops_per_w_macro']:.0f} TOPS/W macro level"
+        )
     out = {
         "experiment": "periphery",
         "config": cfg,
@@ -267,6 +305,7 @@ def run(
         "compiles_total": sum(r["compiles"] for r in results),
         "energy": energy,
         "energy_adc_walden": energy_walden,
+        "energy_summary": energy_summary,
         "energy_constants": {
             k: {"value": v, "provenance": p, "source": s}
             for k, (v, p, s) in CONSTANTS.items()
@@ -342,7 +381,7 @@ def plot(results_path: Path, png_path: Path) -> None:
         for a in shown:
             a.set_ylim(lo, hi)
     ax = axes[0, 2]
-    comps = ["dac", "cells", "adc", "digital"]
+    comps = list(res["energy"]["mlp"][0]["energy_J"])
     labels, bars, walden = [], [], []
     for net in ("mlp", "cnn"):
         for row in res["energy"][net]:
@@ -357,7 +396,7 @@ def plot(results_path: Path, png_path: Path) -> None:
         bottoms += bars[:, j]
     for k, (tot, row) in enumerate(zip(bottoms, bars)):
         ax.annotate(
-            f"{tot:.2f} nJ\ncells {row[1] * 1e3:.2g} pJ",
+            f"{tot:.2f} nJ",
             (k, tot),
             ha="center",
             va="bottom",
@@ -368,7 +407,11 @@ def plot(results_path: Path, png_path: Path) -> None:
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_title(
         f"{ep['n_slices']} slices, {ep['encoding']} DAC, {ep['adc_bits']}-bit SAR ADC"
-        f" (NeuroSim 32 nm model)\nmean of {ep['n_images']} digits",
+        f" (22 nm model)\nmean of {ep['n_images']} digits"
+        + "".join(
+            f"; {n} {v['tops_per_w']:.0f} TOPS/W"
+            for n, v in res.get("energy_summary", {}).items()
+        ),
         fontsize=9,
     )
     ax.legend(fontsize=8)
@@ -376,7 +419,7 @@ def plot(results_path: Path, png_path: Path) -> None:
     ax = axes[1, 2]
     if len(walden) == len(labels):
         xs = np.arange(len(labels))
-        ax.bar(xs - 0.2, bars[:, 2] * 1e3, 0.4, label="NeuroSim SAR (default)")
+        ax.bar(xs - 0.2, bars[:, comps.index("adc")] * 1e3, 0.4, label="SAR (default)")
         ax.bar(xs + 0.2, np.asarray(walden) * 1e3, 0.4, label="Walden FoM 10 fJ/step")
         ax.set_xticks(xs, labels)
         ax.set_yscale("log")

@@ -70,7 +70,50 @@ class Placement:
         used = sum(p.utilization * p.tiles * cells for p in self.layers)
         return used / (self.tiles_used * cells)
 
-    def report(self) -> str:
+    def report(self, costs: list[dict] | None = None) -> str:
+        """The placement as text; with `costs` (one dict per layer, as
+        `network_counts` or `shape_counts` give, in layer order) each layer
+        also gets its energy per inference, latency and area, and the total
+        line the chip's energy, TOPS/W and area with their parts (cells,
+        converters, drivers, accumulation, buffers, interconnect, control)."""
+        text = self._report()
+        if costs is None:
+            return text
+        if len(costs) != len(self.layers):
+            raise ValueError(
+                f"costs must hold one dict per placed layer ({len(self.layers)}); "
+                f"got {len(costs)}"
+            )
+        lines = [
+            text,
+            f"{'layer':<12}{'energy/inf':>12}{'latency':>11}{'area':>11}"
+            f"{'TOPS/W':>9}{'ADC conv':>11}",
+        ]
+        for p, c in zip(self.layers, costs):
+            lines.append(
+                f"{p.name:<12}{c['energy_total_J'] * 1e9:>9.3g} nJ"
+                f"{c['latency_s'] * 1e6:>8.3g} us{c['area_total_m2'] * 1e6:>7.3g} mm2"
+                f"{c['tops_per_w']:>9.1f}{c['adc_conversions']:>11.4g}"
+            )
+        e = {k: sum(c["energy_J"][k] for c in costs) for k in costs[0]["energy_J"]}
+        a = {k: sum(c["area_m2"][k] for c in costs) for k in costs[0]["area_m2"]}
+        total = sum(e.values())
+        ops = sum(c["ops"] for c in costs)
+        lines.append(
+            f"chip: {total * 1e9:.4g} nJ per inference, "
+            f"{ops / total / 1e12:.1f} TOPS/W,"
+            f" {sum(c['latency_s'] for c in costs) * 1e6:.4g} us (layers in series),"
+            f" {sum(a.values()) * 1e6:.4g} mm2"
+        )
+        lines.append(
+            "energy: " + ", ".join(f"{k} {v / total:.1%}" for k, v in e.items())
+        )
+        lines.append(
+            "area: " + ", ".join(f"{k} {v * 1e6:.3g} mm2" for k, v in a.items())
+        )
+        return "\n".join(lines)
+
+    def _report(self) -> str:
         c = self.chip
         lines = [
             f"chip: {c.cores} cores x {c.tiles_per_core} tiles of "

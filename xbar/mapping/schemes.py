@@ -179,6 +179,13 @@ class Mapping(eqx.Module):
         scale: `PerTensor()` (default), `PerColumn()` or `PerTile()`.
         clip_percentile: percentile of |W| in (0, 100] mapped to the full
             range (weights beyond it clip), or None for `max |W|`.
+        parallel_rows: rows of a tile driven together in one read cycle
+            (NeuroSim's `numRowParallel`), an integer in [1, tile_rows] that
+            divides tile_rows, or None for all rows at once. With `k` rows, a
+            tile is read in `tile_rows / k` row groups one after another; each
+            group's column currents are converted on their own (the ADC
+            resolves a sum over `k` rows) and the groups' conversions are
+            added digitally.
     """
 
     tile_rows: int = eqx.field(static=True, default=256)
@@ -188,9 +195,21 @@ class Mapping(eqx.Module):
     n_slices: int = eqx.field(static=True, default=1)
     scale: AbstractScale = option("scale", AbstractScale, PerTensor())
     clip_percentile: float | None = eqx.field(static=True, default=None)
+    parallel_rows: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         check_tile_shape(self.tile_rows, self.tile_cols)
+        k = self.parallel_rows
+        if k is not None and (
+            not isinstance(k, int | np.integer)
+            or not 1 <= k <= self.tile_rows
+            or self.tile_rows % k
+        ):
+            raise ValueError(
+                "parallel_rows must be None (all rows at once) or an integer in "
+                f"[1, tile_rows={self.tile_rows}] that divides tile_rows; got "
+                f"parallel_rows={k!r}"
+            )
         n, b = self.n_slices, self.weight_bits
         if not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n_slices must be an integer >= 1; got n_slices={n!r}")
@@ -223,6 +242,12 @@ class Mapping(eqx.Module):
             check_range(
                 "clip_percentile", self.clip_percentile, 0.0, 100.0, lo_open=True
             )
+
+    def row_groups(self, rows: int) -> int:
+        """Read cycles per DAC cycle for a tile of which `rows` rows are used:
+        `ceil(rows / parallel_rows)` (1 without row parallelism)."""
+        k = self.parallel_rows
+        return 1 if k is None else -(-min(rows, self.tile_rows) // k)
 
     @property
     def bits_per_slice(self) -> int:

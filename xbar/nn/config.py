@@ -58,6 +58,12 @@ class AnalogConfig(eqx.Module):
             raise ValueError(
                 f"bound_management must be an integer >= 0; got bound_management={bm!r}"
             )
+        share, cols = self.adc.share, self.mapping.tile_cols
+        if cols % share:
+            raise ValueError(
+                f"ADC share (columns per converter) must divide the tile's columns "
+                f"(mapping.tile_cols={cols}); got share={share}"
+            )
         if not isinstance(self.device, AbstractDevice):
             raise ValueError(
                 "device must be a device model (a devices.AbstractDevice such as "

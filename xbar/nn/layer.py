@@ -1,10 +1,12 @@
 """The one analog forward path that every analog layer runs.
 
 Per input vector: scale into [-1, 1] (`input_scaling`), pad to whole tiles,
-drive the rows (`dac`: one or more read cycles), read the tiles' column
-currents (`crossbar`, its circuit and read noise), keep the columns the
+drive the rows (`dac`: one or more read cycles; with `mapping.parallel_rows`
+each cycle is split into row groups read one after another), read the tiles'
+column currents (`crossbar`, its circuit and read noise), keep the columns the
 mapping converts (`mapping.read_out`), convert (`adc`), correct for drift
-(`drift_compensation`), recombine cycles (`dac.combine`) and bit slices
+(`drift_compensation`), add the row groups' conversions, recombine cycles
+(`dac.combine`) and bit slices
 (`mapping.recombine`), undo the conductance scale, add the partial sums over
 row tiles, rescale and add the digital bias. Every option owns its step;
 the layer never branches on an option's type.
@@ -187,12 +189,55 @@ class AbstractAnalogLayer(eqx.Module):
             return xb, u
         return _slice_tiles(xb, np.s_[:, :, :r, :c]), u[..., :r]
 
+    @property
+    def row_groups(self) -> int:
+        """Row groups read one after another per DAC cycle (`mapping.parallel_rows`
+        rows each; 1 when every row of a tile is driven at once)."""
+        rows = self.crossbar.tile_shape[0]
+        return self.mapping.row_groups(min(rows, self.in_features))
+
+    @property
+    def read_cycles(self) -> int:
+        """Array reads (and conversions per column) per input vector: DAC cycles
+        x row groups."""
+        return self.dac.n_cycles * self.row_groups
+
+    def grouped(
+        self, p: Float[Array, " cycles *b tr r"]
+    ) -> Float[Array, " reads *b tr r"]:
+        """Per-row values of every DAC cycle spread over the row groups: read
+        `g * cycles + c` keeps the rows of group `g` (rows `g k .. g k + k - 1`
+        of each tile) and zeroes the others. The identity without row
+        parallelism."""
+        n = self.row_groups
+        if n == 1:
+            return p
+        k = self.mapping.parallel_rows or p.shape[-1]
+        r = p.shape[-1]
+        mask = (np.arange(r)[None, :] // k == np.arange(n)[:, None]).astype(np.float32)
+        mask = jnp.asarray(mask).reshape((n,) + (1,) * (p.ndim - 1) + (r,))
+        out = p[None] * mask
+        return out.reshape((n * p.shape[0],) + p.shape[1:])
+
     def _drive(self, u):
-        """Row voltages (V) of every DAC cycle: `(cycles, *u.shape)`."""
-        return self.dac.planes(u) * self.dac.v_read
+        """Row voltages (V) of every read: `(reads, *u.shape)`, reads = DAC
+        cycles x row groups."""
+        return self.grouped(self.dac.planes(u)) * self.dac.v_read
+
+    def _sum_groups(self, d):
+        """Add the row groups' conversions digitally: `(reads, ...)` ->
+        `(cycles, ...)`."""
+        n = self.row_groups
+        if n == 1:
+            return d
+        d = d.reshape((n, d.shape[0] // n) + d.shape[1:])
+        out = d[0]
+        for g in range(1, n):
+            out = out + d[g]
+        return out
 
     def _read(self, u, key):
-        """Column currents `(cycles, *batch, tr, tc, cols)` for normalized
+        """Column currents `(reads, *batch, tr, tc, cols)` for normalized
         inputs `u`, skipping cells that cannot contribute (see `_trimmed`): the
         last row of tiles is read with only its `in_features - (tiles_r - 1)
         rows` used rows. Same currents and noise distribution (the two parts
@@ -214,7 +259,7 @@ class AbstractAnalogLayer(eqx.Module):
         return jnp.concatenate([head, tail], axis=-3)
 
     def _analog(self, u, key):
-        """ADC inputs (A) for normalized inputs `u`: `(cycles, *batch, tr, tc, used)`
+        """ADC inputs (A) for normalized inputs `u`: `(reads, *batch, tr, tc, used)`
         (fewer columns where `_trimmed` cut columns that carry no output)."""
         return self.mapping.read_out(self._read(u, key))
 
@@ -251,7 +296,7 @@ class AbstractAnalogLayer(eqx.Module):
             d = d * jnp.broadcast_to(
                 factor if factor.ndim == 0 else factor[..., : d.shape[-1]], d.shape
             )
-        d = self.mapping.recombine(self.dac.combine(d))
+        d = self.mapping.recombine(self.dac.combine(self._sum_groups(d)))
         y = _sum_tile_rows(d, self.g_per_w[..., : d.shape[-1]])
         y = y.reshape(y.shape[:-2] + (-1,))[..., : self.out_features]
         return y, clipped
@@ -293,8 +338,9 @@ class AbstractAnalogLayer(eqx.Module):
 
     def adc_inputs(self, x: Float[Array, "*batch in"]):
         """Noise-free currents (A) the ADCs convert for vectors `x`:
-        `(cycles, *batch, tr, tc, used)` (columns the forward pass skips, which
-        carry no output, read 0)."""
+        `(reads, *batch, tr, tc, used)`, reads = DAC cycles x row groups (read
+        `g * cycles + c` is row group `g` in DAC cycle `c`; columns the forward
+        pass skips, which carry no output, read 0)."""
         u, _ = self._inputs(x)
         a = self._analog(u, None)
         pad = [(0, 0)] * (a.ndim - 1) + [(0, self.mapping.used_columns - a.shape[-1])]
