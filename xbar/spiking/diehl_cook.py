@@ -24,8 +24,9 @@ The network, with the published parameters (the authors' Brian code):
 - STDP with a pre-synaptic trace `x_pre` (tau 20 ms) and a post-synaptic trace
   `x_post` (tau 20 ms), both set to 1 at a spike: a post-synaptic spike
   changes each of its weights by `nu_post (x_pre - x_tar) (w_max - w)^mu`
-  (the power-law weight dependence of the paper), a pre-synaptic spike by
-  `-nu_pre x_post w^mu`; weights are clipped to [0, w_max].
+  (the power-law weight dependence of the paper, with our `mu = 0.2`), a
+  pre-synaptic spike by `-nu_pre x_post` (as in the authors' code); weights
+  are clipped to [0, w_max].
 - Labels: after training, each excitatory neuron is assigned the class for
   which its average response over the labelled examples is highest; a test
   digit is classified as the class whose assigned neurons have the highest
@@ -67,12 +68,13 @@ from xbar.spiking.plasticity import (
 class DiehlCookSTDP(eqx.Module):
     """The learning rule (module docstring): on a post spike
     `dw = nu_post (x_pre - x_tar) (w_max - w)^mu`, on a pre spike
-    `dw = -nu_pre x_post w^mu`; traces set to 1 at a spike and decaying with
+    `dw = -nu_pre x_post`; traces set to 1 at a spike and decaying with
     `tau_pre_s`, `tau_post_s`.
 
     A single pair, pre then post after a delay `d >= 0`, therefore changes a
     weight by `nu_post (exp(-d / tau_pre) - x_tar) (w_max - w)^mu`; post then
-    pre by `-nu_pre exp(-d / tau_post) w^mu` (`stdp_pair_closed_form`).
+    pre by `-nu_pre exp(-d / tau_post) - nu_post x_tar (w_max - w)^mu`
+    (`stdp_pair_closed_form`).
     """
 
     nu_pre: float = 1e-4
@@ -103,6 +105,27 @@ class DiehlCookSTDP(eqx.Module):
         in the published code)."""
         return -self.nu_pre * x_post
 
+    def step(self, w, x_pre, x_post, s_pre, s_post, dt_s: float):
+        """One time step of the rule: traces decay, pre spikes depress by the
+        post trace (before this step's post spikes set it), pre traces are
+        set, post spikes potentiate by the pre trace (after this step's pre
+        spikes set it), post traces are set; weights stay in [0, w_max].
+        The order of the published code. Returns (w, x_pre, x_post)."""
+        x_pre = x_pre * np.exp(-dt_s / self.tau_pre_s)
+        x_post = x_post * np.exp(-dt_s / self.tau_post_s)
+        w = jnp.maximum(w + s_pre[:, None] * self.ltd(x_post)[None, :], 0.0)
+        x_pre = jnp.where(s_pre > 0, 1.0, x_pre)
+        w = jax.lax.cond(
+            jnp.any(s_post > 0),
+            lambda w: jnp.clip(
+                w + self.ltp(w, x_pre) * s_post[None, :], 0.0, self.w_max
+            ),
+            lambda w: w,
+            w,
+        )
+        x_post = jnp.where(s_post > 0, 1.0, x_post)
+        return w, x_pre, x_post
+
 
 def _pow(x: Array, mu: float) -> Array:
     if mu == 0.0:
@@ -118,7 +141,10 @@ def stdp_pair_closed_form(rule: DiehlCookSTDP, w: float, delay_s: float) -> floa
             * (np.exp(-delay_s / rule.tau_pre_s) - rule.x_tar)
             * ((rule.w_max - w) ** rule.mu)
         )
-    return -rule.nu_pre * np.exp(delay_s / rule.tau_post_s) * w**rule.mu
+    # The lone post spike meets an empty pre trace: `nu_post (0 - x_tar) ...`.
+    return -rule.nu_pre * np.exp(delay_s / rule.tau_post_s) - rule.nu_post * (
+        rule.x_tar * (rule.w_max - w) ** rule.mu
+    )
 
 
 class DiehlCook(eqx.Module):
@@ -283,23 +309,10 @@ def _step(p: DiehlCook, learn: bool, w_drive, carry, s_in):
     gi_e = ns.gi_e * di + p.w_ie * (jnp.sum(s_i) - s_i)
     ge_i = ns.ge_i * de + p.w_ei * s_e
     gi_i = ns.gi_i * di
-    x_pre = ns.x_pre * np.exp(-dt / p.stdp.tau_pre_s)
-    x_post = ns.x_post * np.exp(-dt / p.stdp.tau_post_s)
+    x_pre, x_post = ns.x_pre, ns.x_post
     if learn:
         theta = theta * np.exp(-dt / p.tau_theta_s) + p.theta_plus * s_e
-        rule = p.stdp
-        # pre spikes: depression by the post trace (before this step's post
-        # spikes set it); post spikes: potentiation by the pre trace (after
-        # this step's pre spikes set it), as in the published code's order.
-        w = jnp.maximum(w + s_in[:, None] * rule.ltd(x_post)[None, :], 0.0)
-        x_pre = jnp.where(s_in > 0, 1.0, x_pre)
-        w = jax.lax.cond(
-            jnp.any(s_e > 0),
-            lambda w: jnp.clip(w + rule.ltp(w, x_pre) * s_e[None, :], 0.0, rule.w_max),
-            lambda w: w,
-            w,
-        )
-        x_post = jnp.where(s_e > 0, 1.0, x_post)
+        w, x_pre, x_post = p.stdp.step(w, x_pre, x_post, s_in, s_e, dt)
     ns = _Neurons(v_e, ge_e, gi_e, ref_e, v_i, ge_i, gi_i, ref_i, x_pre, x_post)
     return (ns, w, theta, counts + s_e), None
 
