@@ -54,10 +54,11 @@ def config(quick: bool) -> dict:
         "t_present_s": 0.05 if quick else 0.35,
         "t_rest_s": 0.15,
         "ideal_sizes": [10] if quick else [100, 400],
-        "ideal_epochs": 1 if quick else 3,
+        "ideal_epochs": 1 if quick else 2,
         "ideal_epochs_400": 1 if quick else 2,
         "card_n_exc": 10 if quick else 100,
-        "card_epochs": 1 if quick else 1,
+        "card_epochs": 1,
+        "card_n_train": 20 if quick else 2000,
         "n_train": 20 if quick else 4000,
         "n_test": 20 if quick else 1000,
         "chunk": 10 if quick else 500,
@@ -176,7 +177,7 @@ def run_card(cfg, family, seed, log) -> dict:
         return {"family": family, "missing": True}
     p = _params(cfg, cfg["card_n_exc"])
     data = _data(cfg)
-    x_tr = data[0]
+    x_tr = data[0][: cfg["card_n_train"]]
     key = jax.random.key(seed)
     k_w, k_prog, k_pp, key = jax.random.split(key, 4)
     w0 = dc.normalize(p.init_weights(k_w), p.weight_sum)

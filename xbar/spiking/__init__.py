@@ -8,7 +8,11 @@ May import: `devices`, `xbar.array`, `xbar.circuits`, `xbar.periphery`,
 """
 
 from . import nir as nir, training as training
-from .encoding import rate_encode as rate_encode
+from .encoding import (
+    delta_encode as delta_encode,
+    latency_encode as latency_encode,
+    rate_encode as rate_encode,
+)
 from .loop import (
     AbstractRecord as AbstractRecord,
     EveryStep as EveryStep,
@@ -23,7 +27,12 @@ from .network import (
     SpikingNetwork as SpikingNetwork,
     membrane_capacitance as membrane_capacitance,
 )
-from .neurons import LIF as LIF, AdaptiveLIF as AdaptiveLIF, LIFState as LIFState
+from .neurons import (
+    LIF as LIF,
+    AdaptiveLIF as AdaptiveLIF,
+    CubaLIF as CubaLIF,
+    LIFState as LIFState,
+)
 from .plasticity import (
     AbstractPulses as AbstractPulses,
     AbstractRounding as AbstractRounding,

@@ -186,10 +186,12 @@ def network_step(
             i = lay.currents(inp, state.t_s, key=k_read)
         else:
             i = flat_currents(lay, rd, inp, key=k_read)
+        if lay.bias_a is not None:
+            i = i + jnp.broadcast_to(lay.bias_a, i.shape)
         syn_ops = syn_ops + jnp.sum(inp, axis=-1) * lay.out_features
         if lay.out_features > 1:
             inh = lay.inhibition_v * (jnp.sum(s_prev, axis=-1, keepdims=True) - s_prev)
-            ns = LIFState(v=ns.v - inh, ref_s=ns.ref_s, a=ns.a)
+            ns = eqx.tree_at(lambda st: st.v, ns, ns.v - inh)
         ns, s = lay.neuron(ns, i, dt)
         xb = lay.crossbar
         if rule is not None:
