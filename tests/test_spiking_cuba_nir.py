@@ -216,3 +216,34 @@ def test_bias_current_reaches_the_membrane(getkey):
     net = sp.SpikingNetwork((lay,), DT)
     _, out = sp.run(net, jnp.zeros((20, 1, 4)), key=None)
     assert float(np.asarray(out["s"][0]).sum()) > 0  # no input spikes, yet firing
+
+
+def test_neurobench_syn_ops_equal_a_hand_count(getkey):
+    """ACs of a two-layer run against a loop over every step, input and
+    synapse; a real-valued input counts as MACs instead."""
+    w1 = np.array(
+        [[0.9, 0.0, 0.7, 0.0], [0.0, 0.0, 1.2, 0.5], [0.6, 0.8, 0.0, 0.0]], np.float32
+    )
+    w2 = np.array([[1.5, 0.0, 1.5], [0.0, 0.0, 0.0]], np.float32)
+    net = sp.SpikingNetwork.from_weights(
+        [jnp.asarray(w1), jnp.asarray(w2)], devices.Ideal(), key=getkey(), dt_s=DT
+    )
+    x = sp.rate_encode(jax.random.uniform(getkey(), (2, 4)), 12, key=getkey())
+    _, out = sp.run(net, x, key=None)
+    m = sp.neurobench_metrics(net, x, out["s"])
+    s1 = np.asarray(out["s"][0])
+    hand = 0
+    for inp, w in ((np.asarray(x), w1), (s1, w2)):
+        for t in range(inp.shape[0]):
+            for b in range(2):
+                for i in range(inp.shape[-1]):
+                    for j in range(w.shape[0]):
+                        hand += int(inp[t, b, i] != 0 and w[j, i] != 0)
+    assert s1.sum() > 0
+    assert m["acs"] == pytest.approx(hand / 2) and m["macs"] == 0.0
+    assert m["connection_sparsity"] == pytest.approx(1 - 8 / 18)  # 6 + 2 synapses
+    n_spk = s1.sum() + np.asarray(out["s"][1]).sum()
+    assert m["activation_sparsity"] == pytest.approx(1 - n_spk / (2 * 12 * 5))
+    assert m["footprint_bytes"] >= 4 * 2 * (12 + 6)  # two float32 cells a synapse
+    m2 = sp.neurobench_metrics(net, 0.5 * x, out["s"])
+    assert m2["macs"] == pytest.approx(m["layer_acs"][0])

@@ -7,7 +7,7 @@ May import: `devices`, `xbar.array`, `xbar.circuits`, `xbar.periphery`,
 `xbar.mapping`.
 """
 
-from . import nir as nir, training as training
+from . import diehl_cook as diehl_cook, nir as nir, training as training
 from .encoding import (
     delta_encode as delta_encode,
     latency_encode as latency_encode,
@@ -22,6 +22,7 @@ from .loop import (
     network_step as network_step,
     run as run,
 )
+from .metrics import neurobench_metrics as neurobench_metrics
 from .network import (
     SpikingLayer as SpikingLayer,
     SpikingNetwork as SpikingNetwork,
