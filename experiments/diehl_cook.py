@@ -58,7 +58,7 @@ def config(quick: bool) -> dict:
         "ideal_epochs_400": 1 if quick else 2,
         "card_n_exc": 10 if quick else 100,
         "card_epochs": 1,
-        "card_n_train": 20 if quick else 2000,
+        "card_n_train": 20 if quick else 4000,
         "n_train": 20 if quick else 4000,
         "n_test": 20 if quick else 1000,
         "chunk": 10 if quick else 500,

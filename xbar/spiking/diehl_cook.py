@@ -402,13 +402,16 @@ def respond(
     key: PRNGKeyArray,
 ) -> Float[Array, "n n_exc"]:
     """Spike counts of every example with learning and homeostasis off (each
-    example from rest, independently; vectorised over the examples)."""
+    example from rest, independently). Examples run one after another
+    (`lax.map`): each retries at higher intensity only as often as it needs
+    (vectorised, every retry of one example would re-run the whole batch)."""
     keys = jax.random.split(key, xs.shape[0])
 
-    def one(x, k):
+    def one(xk):
+        x, k = xk
         return present(p, _rest_state(p), w, theta, x, k, learn=False)[3]
 
-    return jax.vmap(one)(xs, keys)
+    return jax.lax.map(one, (xs, keys))
 
 
 def assign_labels(counts, labels, n_classes: int = 10) -> np.ndarray:

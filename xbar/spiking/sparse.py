@@ -240,9 +240,10 @@ class BandRule(eqx.Module):
         valid = (i < n_in) & (j < n_out) & near
         k1, k2 = jax.random.split(key)
         shape = (block_row.shape[0], r, c)
-        keep = jax.random.uniform(k1, shape) < self.p
+        if self.p < 1.0:
+            valid = valid & (jax.random.uniform(k1, shape) < self.p)
         w = jax.random.uniform(k2, shape, jnp.float32, self.w_lo, self.w_hi)
-        return jnp.where(valid & keep, w, 0.0)
+        return jnp.where(valid, w, 0.0)
 
 
 def from_band_rule(rule: BandRule, n_in, n_out, device, *, key, tile=256, w_max=1.0):
