@@ -268,6 +268,40 @@ def run(quick: bool, seed: int, out_dir: Path, only: list[str] | None = None):
     return merge_and_plot(out_dir, quick)
 
 
+def neurobench(res: dict, cfg: dict) -> dict:
+    """NeuroBench-style metrics per held-out digit, from the recorded mean
+    excitatory spike count. Input spikes are their expectation at the start
+    intensity (sum of pixel rates x 350 ms; retries at higher intensity are
+    not counted); each inhibitory neuron is taken to fire once per spike of
+    its excitatory partner (weight 10.4 brings it over threshold from rest).
+    ACs: input spikes x n_exc synapses + excitatory spikes x 1 + inhibitory
+    spikes x (n_exc - 1). Activation sparsity over the 2 n_exc neurons and the
+    presentation's steps; connection sparsity of the input weights (zero
+    after learning, from the stored sample); footprint: float32 input weights
+    and thresholds (ideal weights) or both cells of every pair (cards)."""
+    n = res["n_exc"]
+    _, _, x_te, _ = mnist_subset(n_test=1000)
+    p = _params(cfg, n)
+    rate = x_te[: cfg["n_test"]] * p.rate_per_intensity_hz * p.intensity
+    inputs = float(rate.sum(1).mean() * p.n_steps * p.dt_s)
+    exc = (
+        res["mean_test_spikes"]
+        if "mean_test_spikes" in res
+        else (res["epochs"][-1]["mean_test_spikes"])
+    )
+    acs = inputs * n + exc * 1 + exc * (n - 1)
+    w = np.asarray(res.get("weights_sample", []), np.float32)
+    cells = 2 if "family" in res else 1
+    return {
+        "acs_per_digit": acs,
+        "macs_per_digit": 0.0,
+        "expected_input_spikes_per_digit": inputs,
+        "activation_sparsity": 1.0 - 2 * exc / (2 * n * p.n_steps),
+        "connection_sparsity_input_weights": float(np.mean(w == 0)) if w.size else None,
+        "footprint_bytes": 4 * (784 * n * cells + n),
+    }
+
+
 def merge_and_plot(out_dir: Path, quick: bool = False) -> dict:
     suffix = "-quick" if quick else ""
     merged = {"parts": {}}
@@ -275,6 +309,9 @@ def merge_and_plot(out_dir: Path, quick: bool = False) -> dict:
         if f.stem.endswith("-quick") != quick:
             continue
         doc = json.loads(f.read_text())
+        res = doc["result"]
+        if not res.get("missing"):
+            doc["neurobench"] = neurobench(res, doc["config"])
         merged["parts"][doc["part"]] = doc
     write_json_atomic(out_dir / f"{NAME}{suffix}.json", merged)
     plot(out_dir / f"{NAME}{suffix}.json", out_dir / f"{NAME}{suffix}.png")
