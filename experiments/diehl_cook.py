@@ -111,7 +111,7 @@ def evaluate(p, w, theta, train_counts, train_labels, data, key, chunk) -> dict:
     }
 
 
-def run_ideal(cfg, n_exc, seed, log) -> dict:
+def run_ideal(cfg, n_exc, seed, log, save=None) -> dict:
     p = _params(cfg, n_exc)
     data = _data(cfg)
     x_tr = data[0]
@@ -150,12 +150,15 @@ def run_ideal(cfg, n_exc, seed, log) -> dict:
         )
         log(f"ideal-{n_exc} epoch {ep + 1}: {ev}")
         epochs.append(ev)
-    return {
-        "n_exc": n_exc,
-        "epochs": epochs,
-        "accuracy": epochs[-1]["accuracy"],
-        "weights_sample": np.asarray(w[:, : min(n_exc, 100)]).round(3).tolist(),
-    }
+        res = {
+            "n_exc": n_exc,
+            "epochs": epochs,
+            "accuracy": epochs[-1]["accuracy"],
+            "weights_sample": np.asarray(w[:, : min(n_exc, 100)]).round(3).tolist(),
+        }
+        if save is not None:
+            save(res)
+    return res
 
 
 def _w_per_pulse(dev, syn: dc.DeviceSynapses, key) -> float:
@@ -247,24 +250,29 @@ def run(quick: bool, seed: int, out_dir: Path, only: list[str] | None = None):
     for part in todo:
         t0 = time.time()
         kind, arg = part.split("-", 1)
+
+        def save(res, part=part, t0=t0):
+            """Write the part's results (after every epoch, and at the end)."""
+            res = dict(res, seconds=round(time.time() - t0, 1))
+            doc = {
+                "part": part,
+                "quick": quick,
+                "config": cfg,
+                "params": dc.DiehlCook(n_exc=res.get("n_exc", 100)).__repr__(),
+                "seed": seed,
+                "provenance": provenance(),
+                "result": res,
+                "note": "2 CPU cores shared with other jobs during the run",
+            }
+            name = f"{part}{'-quick' if quick else ''}.json"
+            write_json_atomic(part_dir / name, doc)
+
         if kind == "ideal":
-            res = run_ideal(cfg, int(arg), seed, log)
+            save(run_ideal(cfg, int(arg), seed, log, save))
         elif kind == "card":
-            res = run_card(cfg, arg, seed, log)
+            save(run_card(cfg, arg, seed, log))
         else:
             raise ValueError(f"unknown part {part!r}; parts: {parts(cfg)}")
-        res["seconds"] = round(time.time() - t0, 1)
-        doc = {
-            "part": part,
-            "quick": quick,
-            "config": cfg,
-            "params": dc.DiehlCook(n_exc=res.get("n_exc", 100)).__repr__(),
-            "seed": seed,
-            "provenance": provenance(),
-            "result": res,
-            "note": "2 CPU cores shared with other jobs during the run",
-        }
-        write_json_atomic(part_dir / f"{part}{'-quick' if quick else ''}.json", doc)
     return merge_and_plot(out_dir, quick)
 
 
