@@ -247,3 +247,17 @@ def test_neurobench_syn_ops_equal_a_hand_count(getkey):
     assert m["footprint_bytes"] >= 4 * 2 * (12 + 6)  # two float32 cells a synapse
     m2 = sp.neurobench_metrics(net, 0.5 * x, out["s"])
     assert m2["macs"] == pytest.approx(m["layer_acs"][0])
+
+
+@pytest.mark.parametrize("name", ["Ideal", "RRAM", "PCM", "Perovskite", "IonicSynapse"])
+def test_zero_pulses_leave_cells_unchanged(name):
+    """STDP skips `device.update` for an array that gets no pulse
+    (`PairSTDP.apply`): exact only while zero pulses are the identity."""
+    cls = getattr(devices, name)
+    dev = cls() if name == "Ideal" else cls.from_card()
+    k = jax.random.key(0)
+    g = jnp.linspace(dev.g_min, dev.g_max, 64)
+    st = dev.program(dev.init((64,), key=k), g, key=k)
+    st2 = dev.update(st, jnp.zeros((64,)), key=jax.random.key(1))
+    for a, b in zip(jax.tree.leaves(st), jax.tree.leaves(st2)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
