@@ -347,7 +347,8 @@ def plot(results_path: Path, png_path: Path) -> None:
     ax.set_xlabel("training presentations")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("Diehl & Cook, ideal weights (1,000 held-out digits)")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax = axes[1]
     cards = [(n, d["result"]) for n, d in parts_.items() if n.startswith("card-")]
     cards = [c for c in cards if not c[1].get("missing")]
@@ -368,7 +369,11 @@ def plot(results_path: Path, png_path: Path) -> None:
         ax.set_ylim(0, 100)
         ax.set_ylabel("held-out accuracy (%)")
     ax = axes[2]
-    big = [d["result"] for n, d in parts_.items() if n.startswith("ideal-")]
+    big = [
+        d["result"]
+        for n, d in parts_.items()
+        if n.startswith("ideal-") and "weights_sample" in d["result"]
+    ]
     if big:
         r = max(big, key=lambda r: r["n_exc"])
         w = np.asarray(r["weights_sample"])
