@@ -360,7 +360,7 @@ def plot(results_path: Path, png_path: Path) -> None:
         ax.bar(range(len(cards)), acc, color="tab:blue")
         for i, a in enumerate(acc):
             ax.text(i, a + 1, f"{a:.1f}", ha="center", fontsize=8)
-        ax.set_xticks(range(len(cards)), names, fontsize=7)
+        ax.set_xticks(range(len(cards)), names, fontsize=6, rotation=20)
         r0 = cards[0][1]
         ax.set_title(
             f"STDP as device pulses, {r0['n_exc']} neurons, "
