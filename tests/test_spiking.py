@@ -493,9 +493,9 @@ def test_nir_import_matches_reference_and_round_trips(tmp_path, getkey):
     _, out2 = sp.run(net2, x, key=None)
     for a, b in zip(out["s"], out2["s"]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    with pytest.raises(ValueError, match="Affine bias"):
+    with pytest.raises(ValueError, match="NIR import supports"):
         bad = dict(graph.nodes)
-        bad["fc1"] = nir.Affine(weight=w1, bias=np.ones(16, np.float32))
+        bad["lif1"] = nir.IF(r=np.ones(16), v_threshold=np.ones(16))
         xbar.spiking.nir.from_nir(
             nir.NIRGraph(nodes=bad, edges=graph.edges), devices.Ideal(), key=getkey()
         )

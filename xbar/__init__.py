@@ -95,11 +95,15 @@ from .periphery import (
 from .spiking import (
     LIF as LIF,
     AdaptiveLIF as AdaptiveLIF,
+    CubaLIF as CubaLIF,
     LIFState as LIFState,
     PairSTDP as PairSTDP,
     SpikingLayer as SpikingLayer,
     SpikingNetwork as SpikingNetwork,
     STDPState as STDPState,
+    delta_encode as delta_encode,
+    latency_encode as latency_encode,
+    neurobench_metrics as neurobench_metrics,
     rate_encode as rate_encode,
 )
 from .sweeps import (

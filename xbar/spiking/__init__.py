@@ -7,8 +7,12 @@ May import: `devices`, `xbar.array`, `xbar.circuits`, `xbar.periphery`,
 `xbar.mapping`.
 """
 
-from . import nir as nir, training as training
-from .encoding import rate_encode as rate_encode
+from . import diehl_cook as diehl_cook, nir as nir, training as training
+from .encoding import (
+    delta_encode as delta_encode,
+    latency_encode as latency_encode,
+    rate_encode as rate_encode,
+)
 from .loop import (
     AbstractRecord as AbstractRecord,
     EveryStep as EveryStep,
@@ -18,12 +22,18 @@ from .loop import (
     network_step as network_step,
     run as run,
 )
+from .metrics import neurobench_metrics as neurobench_metrics
 from .network import (
     SpikingLayer as SpikingLayer,
     SpikingNetwork as SpikingNetwork,
     membrane_capacitance as membrane_capacitance,
 )
-from .neurons import LIF as LIF, AdaptiveLIF as AdaptiveLIF, LIFState as LIFState
+from .neurons import (
+    LIF as LIF,
+    AdaptiveLIF as AdaptiveLIF,
+    CubaLIF as CubaLIF,
+    LIFState as LIFState,
+)
 from .plasticity import (
     AbstractPulses as AbstractPulses,
     AbstractRounding as AbstractRounding,

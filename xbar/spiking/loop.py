@@ -32,7 +32,10 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from devices.base import as_param
 from devices.cached import CachedRead, CachedReadState
 from xbar.array.crossbar import Crossbar, relax
-from xbar.spiking.network import SpikingNetwork
+from xbar.circuits import noise
+from xbar.circuits.ideal import PRECISION, IdealCircuit, safe_sqrt
+from xbar.mapping.tiling import from_tiles
+from xbar.spiking.network import SpikingLayer, SpikingNetwork
 from xbar.spiking.neurons import LIFState
 from xbar.spiking.plasticity import PairSTDP, STDPState
 
@@ -93,6 +96,53 @@ def _plasticity(net, plasticity):
     return plasticity
 
 
+class FlatReads(eqx.Module):
+    """A layer's synapses read once, as one matrix: the mean differential
+    conductance `G+ - G-` (S) and the read-noise variance `std+^2 + std-^2`
+    (S^2) of every synapse, `(in_features, out_features)`, without the
+    tiles' padding. With an ideal circuit and linear-I-V cells the column
+    currents are then `v @ g` with std `sqrt((v*v) @ var)`: one product
+    for the pair (two with read noise) instead of one per tile and cell."""
+
+    g: Float[Array, "in_features out_features"]
+    var: Float[Array, "in_features out_features"]
+
+
+def flat_reads(layer: SpikingLayer, t_s) -> FlatReads | None:
+    """`FlatReads` of `layer` at `t_s` after programming (through the device's
+    `read_stats`, so drift and any slow read noise the device keeps in its
+    state are included), or None where the circuit is not ideal or the cells
+    are not linear-I-V (then the tiled `xbar.step` is needed)."""
+    xb = layer.crossbar
+    if not (isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv):
+        return None
+    g_p, s_p, g_n, s_n = xb.read_stats(t_s)
+    n_in, n_out = layer.in_features, layer.out_features
+    return FlatReads(
+        g=from_tiles(g_p - g_n, n_in, n_out),
+        var=from_tiles(s_p * s_p + s_n * s_n, n_in, n_out),
+    )
+
+
+def flat_currents(
+    layer: SpikingLayer,
+    reads: FlatReads,
+    spikes: Float[Array, "*batch in_features"],
+    *,
+    key: PRNGKeyArray | None,
+) -> Float[Array, "*batch out_features"]:
+    """Column currents (A) from `FlatReads`: the same distribution as
+    `SpikingLayer.currents` on an ideal circuit (the per-tile partial sums'
+    variances add up to `(v*v) @ var`). Read noise enters the forward pass
+    only, as there."""
+    v = layer.dac(spikes)
+    i = jnp.dot(v, reads.g, precision=PRECISION)
+    if key is None:
+        return i
+    std = safe_sqrt(jnp.dot(v * v, reads.var, precision=PRECISION))
+    return i + jax.lax.stop_gradient(std * noise.normal(key, i.shape, i.dtype))
+
+
 def network_step(
     state: RunState,
     x_t: Float[Array, "*batch in_features"],
@@ -100,6 +150,7 @@ def network_step(
     key: PRNGKeyArray | None,
     plasticity: PairSTDP | tuple[PairSTDP | None, ...] | None = None,
     relax_devices: bool = True,
+    reads: tuple[FlatReads | None, ...] | None = None,
 ) -> tuple[RunState, dict]:
     """One time step of the whole network (see the module docstring).
 
@@ -110,6 +161,9 @@ def network_step(
             only nearest-rounding plasticity on noise-free devices is allowed).
         plasticity: one `PairSTDP` or None per layer.
         relax_devices: evolve every cell by `dt` with no input (volatile decay).
+        reads: per layer, `FlatReads` to take the currents from (read earlier,
+            e.g. at the start of a block of steps) or None for a read of the
+            crossbar now (`SpikingLayer.currents`).
 
     Returns:
         (state, out): `out` has per layer the spikes `"s"` and membranes `"v"`
@@ -127,11 +181,17 @@ def network_step(
         zip(net.layers, state.neurons, state.traces, state.spikes, plasticity)
     ):
         k_read = None if keys is None else keys[2 * li]
-        i = lay.currents(inp, state.t_s, key=k_read)
+        rd = None if reads is None else reads[li]
+        if rd is None:
+            i = lay.currents(inp, state.t_s, key=k_read)
+        else:
+            i = flat_currents(lay, rd, inp, key=k_read)
+        if lay.bias_a is not None:
+            i = i + jnp.broadcast_to(lay.bias_a, i.shape)
         syn_ops = syn_ops + jnp.sum(inp, axis=-1) * lay.out_features
         if lay.out_features > 1:
             inh = lay.inhibition_v * (jnp.sum(s_prev, axis=-1, keepdims=True) - s_prev)
-            ns = LIFState(v=ns.v - inh, ref_s=ns.ref_s, a=ns.a)
+            ns = eqx.tree_at(lambda st: st.v, ns, ns.v - inh)
         ns, s = lay.neuron(ns, i, dt)
         xb = lay.crossbar
         if rule is not None:
@@ -244,13 +304,31 @@ def _scan(advance, state: RunState, acc, xs, record: AbstractRecord):
     return state, acc, ys
 
 
-def _stepper(plasticity, relax_devices: bool):
+def _stepper(plasticity, relax_devices: bool, flat: bool = False):
+    """The scanned step; `flat` reads every layer as `FlatReads` at the
+    step's time (non-plastic networks on ideal circuits)."""
+
     def advance(st, x_t, k):
+        reads = (
+            tuple(flat_reads(lay, st.t_s) for lay in st.net.layers) if flat else None
+        )
         return network_step(
-            st, x_t, key=k, plasticity=plasticity, relax_devices=relax_devices
+            st,
+            x_t,
+            key=k,
+            plasticity=plasticity,
+            relax_devices=relax_devices,
+            reads=reads,
         )
 
     return advance
+
+
+def _flat_ok(net: SpikingNetwork, plasticity) -> bool:
+    return all(p is None for p in plasticity) and all(
+        isinstance(lay.crossbar.circuit, IdealCircuit) and lay.crossbar.device.linear_iv
+        for lay in net.layers
+    )
 
 
 def run(
@@ -311,7 +389,7 @@ def run(
     else:
         keys = None if key is None else jax.random.split(key, n_steps)
         state, acc, ys = _scan(
-            _stepper(plasticity, relax_devices),
+            _stepper(plasticity, relax_devices, flat=_flat_ok(net, plasticity)),
             state,
             record.zero(net, batch),
             (x, keys),
@@ -355,11 +433,32 @@ def _run_blocks(net, x, key, plasticity, state, record, relax_devices, k):
     x_blocks = x.reshape((n_blocks, k) + x.shape[1:])
     keys = None if key is None else jax.random.split(key, n_blocks)
     batch = x.shape[1:-1]
-    step = _stepper(plasticity, False)
 
     def block(st, x_blk, kb):
         real = st.net
-        cached = real.map_crossbars(lambda xb: _cache_reads(xb, st.t_s))
+        # Read every layer once per block: as one flat matrix where the
+        # circuit is ideal, else as cached reads on the tiles.
+        reads = tuple(flat_reads(lay, st.t_s) for lay in real.layers)
+        cached = SpikingNetwork(
+            tuple(
+                lay
+                if rd is not None
+                else lay.with_crossbar(_cache_reads(lay.crossbar, st.t_s))
+                for lay, rd in zip(real.layers, reads)
+            ),
+            real.dt_s,
+        )
+
+        def step(st_, x_t, k_):
+            return network_step(
+                st_,
+                x_t,
+                key=k_,
+                plasticity=plasticity,
+                relax_devices=False,
+                reads=reads,
+            )
+
         st_c, acc, ys = _scan(
             step,
             eqx.tree_at(lambda s: s.net, st, cached),

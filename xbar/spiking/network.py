@@ -30,9 +30,9 @@ from xbar.mapping.tiling import (
     to_tiles,
 )
 from xbar.periphery.converters import DAC
-from xbar.spiking.neurons import LIF, AdaptiveLIF
+from xbar.spiking.neurons import LIF, AdaptiveLIF, CubaLIF
 
-Neuron = LIF | AdaptiveLIF
+Neuron = LIF | AdaptiveLIF | CubaLIF
 
 
 def membrane_capacitance(
@@ -60,6 +60,8 @@ class SpikingLayer(eqx.Module):
             the membrane of every *other* neuron of the layer by this much at the
             next step (the winner-take-all of Diehl & Cook), >= 0.
         in_features, out_features: inputs and neurons (static).
+        bias_a: a constant current (A) into each neuron (a current source
+            at its column; NIR's Affine bias), or None.
     """
 
     crossbar: Crossbar
@@ -69,6 +71,7 @@ class SpikingLayer(eqx.Module):
     inhibition_v: Float[Array, ""]
     in_features: int = eqx.field(static=True)
     out_features: int = eqx.field(static=True)
+    bias_a: Float[Array, " out_features"] | None = None
 
     def __check_init__(self):
         check_range("inhibition_v", self.inhibition_v, 0.0, unit="V")

@@ -53,11 +53,13 @@ def _spike_jvp(primals, tangents):
 
 
 class LIFState(eqx.Module):
-    """Membrane potential (V), refractory time left (s), adaptation (spikes)."""
+    """Membrane potential (V), refractory time left (s), adaptation (spikes),
+    and for `CubaLIF` the synaptic current (A; None otherwise)."""
 
     v: Float[Array, "*neurons"]
     ref_s: Float[Array, "*neurons"]
     a: Float[Array, "*neurons"]
+    i_syn: Float[Array, "*neurons"] | None = None
 
 
 def _check_neuron(n) -> None:
@@ -200,3 +202,49 @@ def lif_period_steps(r_i_v, tau_s, dt_s, v_th, v_reset=0.0, v_rest=0.0, t_ref_s=
     n_ref = np.round(t_ref_s / dt_s)
     x = tau_s / dt_s * np.log((r_i_v + v_rest - v_reset) / (r_i_v + v_rest - v_th))
     return n_ref + np.ceil(x)
+
+
+class CubaLIF(eqx.Module):
+    """Current-based LIF: the column current charges a synaptic current state
+    that decays with `tau_syn_s`, which drives the LIF membrane (NIR's CubaLIF,
+    snnTorch's `Synaptic`, Norse's `LIFCell`):
+
+        tau_syn dI/dt = -I + w_in I_col,     C dv/dt = -(v - v_rest)/R + I.
+
+    Over a step the column current is held, so the synaptic update is exact,
+    `I <- w_in I_col + (I - w_in I_col) exp(-dt / tau_syn)`; the membrane then
+    takes `LIF`'s exact step under the new `I`.
+
+    Args:
+        lif: the membrane (LIF parameters).
+        tau_syn_s: synaptic time constant (s), > 0.
+        w_in: input current weight (dimensionless), NIR's `w_in`.
+    """
+
+    lif: LIF
+    tau_syn_s: Float[Array, ...] = eqx.field(converter=as_param, default=5e-3)
+    w_in: Float[Array, ...] = eqx.field(converter=as_param, default=1.0)
+
+    def __check_init__(self):
+        check_range("tau_syn_s", self.tau_syn_s, 0.0, lo_open=True, unit="s")
+
+    def init(self, shape: tuple[int, ...]) -> LIFState:
+        st = self.lif.init(shape)
+        return LIFState(v=st.v, ref_s=st.ref_s, a=st.a, i_syn=jnp.zeros(shape))
+
+    def with_lif(self, lif: LIF) -> CubaLIF:
+        """This neuron with its LIF parameters replaced by `lif`."""
+        return eqx.tree_at(lambda n: n.lif, self, lif)
+
+    def __call__(
+        self, state: LIFState, i_a: Float[Array, "*neurons"], dt_s
+    ) -> tuple[LIFState, Float[Array, "*neurons"]]:
+        """Advance by `dt_s` under column current `i_a` (A); returns (state, spikes)."""
+        i_syn = jnp.zeros_like(i_a) if state.i_syn is None else state.i_syn
+        drive = jnp.broadcast_to(self.w_in, i_a.shape) * i_a
+        decay = jnp.exp(-dt_s / jnp.broadcast_to(self.tau_syn_s, i_a.shape))
+        i_syn = drive + (i_syn - drive) * decay
+        st, s = _lif_step(
+            self.lif, state, i_syn, dt_s, self.lif.v_th, lambda s: state.a
+        )
+        return LIFState(v=st.v, ref_s=st.ref_s, a=st.a, i_syn=i_syn), s

@@ -2,7 +2,8 @@
 
 NIR (Pedersen et al., Nat. Commun. 15, 8122 (2024), doi 10.1038/s41467-024-52259-9)
 is the graph format snnTorch, Norse, spyx, Rockpool, Lava and others exchange.
-We read and write chains `Input -> (Linear | Affine) -> LIF -> ... -> Output`.
+We read and write chains `Input -> (Linear | Affine) -> (LIF | CubaLIF) -> ...
+-> Output`.
 
 NIR's LIF is `tau dv/dt = (v_leak - v) + r I`, the ODE of `xbar.LIF` with
 `v_leak = v_rest` and `r = tau / C`. On export a layer's synapse becomes a
@@ -17,8 +18,10 @@ membrane resistance becomes `r / (v_read k)` (capacitance `tau v_read k / r`)
 so that `R I` -- the only way the current enters the ODE -- is what NIR says.
 Spikes are read as discrete-time {0, 1} events at the time step `dt_s`, the
 convention of snnTorch and of NIR graphs exported from discrete-time
-simulators. Affine biases must be zero (a crossbar column has no bias cell
-here); other node types raise `ValueError`.
+simulators. An `Affine` bias `b` becomes a constant current `v_read k b` into
+each neuron (`SpikingLayer.bias_a`, exported back as the Affine's bias); a
+`CubaLIF` becomes `xbar.spiking.CubaLIF` (its `tau_syn`, `w_in` kept, the
+membrane as for LIF). Other node types raise `ValueError`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 from devices.base import AbstractDevice
 from xbar.periphery.converters import DAC
 from xbar.spiking.network import SpikingLayer, SpikingNetwork
-from xbar.spiking.neurons import LIF, AdaptiveLIF
+from xbar.spiking.neurons import LIF, AdaptiveLIF, CubaLIF
 
 
 def _scalar_or_array(x) -> np.ndarray:
@@ -59,15 +62,30 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
         def full(p):
             return np.broadcast_to(np.asarray(p, np.float32), (n,)).copy()
 
-        nodes[f"fc{i}"] = nir.Linear(weight=w)
-        nodes[f"lif{i}"] = nir.LIF(
-            tau=full(lif.tau_s),
-            r=full(lif.r_ohm),
-            v_leak=full(lif.v_rest),
-            v_threshold=full(lif.v_th),
-            v_reset=full(lif.v_reset),
-            metadata={"t_ref_s": full(lif.t_ref_s)},
-        )
+        if lay.bias_a is None:
+            nodes[f"fc{i}"] = nir.Linear(weight=w)
+        else:
+            nodes[f"fc{i}"] = nir.Affine(weight=w, bias=full(lay.bias_a))
+        if isinstance(lay.neuron, CubaLIF):
+            nodes[f"lif{i}"] = nir.CubaLIF(
+                tau_syn=full(lay.neuron.tau_syn_s),
+                tau_mem=full(lif.tau_s),
+                r=full(lif.r_ohm),
+                v_leak=full(lif.v_rest),
+                v_threshold=full(lif.v_th),
+                v_reset=full(lif.v_reset),
+                w_in=full(lay.neuron.w_in),
+                metadata={"t_ref_s": full(lif.t_ref_s)},
+            )
+        else:
+            nodes[f"lif{i}"] = nir.LIF(
+                tau=full(lif.tau_s),
+                r=full(lif.r_ohm),
+                v_leak=full(lif.v_rest),
+                v_threshold=full(lif.v_th),
+                v_reset=full(lif.v_reset),
+                metadata={"t_ref_s": full(lif.t_ref_s)},
+            )
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
         prev = f"lif{i}"
     nodes["output"] = nir.Output(
@@ -129,27 +147,23 @@ def from_nir(
     body = order[1:-1] if kinds[-1] == "Output" else order[1:]
     body_kinds = [type(graph.nodes[n]).__name__ for n in body]
     if len(body) % 2 or any(
-        a not in ("Linear", "Affine") or b != "LIF"
+        a not in ("Linear", "Affine") or b not in ("LIF", "CubaLIF")
         for a, b in zip(body_kinds[::2], body_kinds[1::2])
     ):
         raise ValueError(
-            "NIR import supports Input -> (Linear|Affine -> LIF)* -> Output; got "
-            f"{kinds}"
+            "NIR import supports Input -> (Linear|Affine -> LIF|CubaLIF)* -> "
+            f"Output; got {kinds}"
         )
     layers = []
     keys = jax.random.split(key, len(body) // 2)
     for (syn_name, lif_name), k in zip(zip(body[::2], body[1::2]), keys):
         syn, node = graph.nodes[syn_name], graph.nodes[lif_name]
         w = np.asarray(syn.weight, np.float32)
-        if type(syn).__name__ == "Affine" and np.any(np.asarray(syn.bias) != 0):
-            raise ValueError(
-                f"NIR node {syn_name!r}: nonzero Affine bias is not "
-                "supported (no bias cells on the crossbar)"
-            )
+        cuba = type(node).__name__ == "CubaLIF"
         t_ref = (node.metadata or {}).get("t_ref_s", 0.0)
         template = LIF(
             c_mem_f=1.0,
-            tau_s=_scalar_or_array(node.tau),
+            tau_s=_scalar_or_array(node.tau_mem if cuba else node.tau),
             v_th=_scalar_or_array(node.v_threshold),
             v_reset=_scalar_or_array(0.0 if node.v_reset is None else node.v_reset),
             v_rest=_scalar_or_array(node.v_leak),
@@ -168,5 +182,21 @@ def from_nir(
         # R I must equal NIR's r W s: R = r / (v_read k), C = tau / R.
         r_hw = jnp.asarray(_scalar_or_array(node.r)) / (dac.v_read * lay.g_per_w)
         lif = eqx.tree_at(lambda m: m.c_mem_f, template, template.tau_s / r_hw)
-        layers.append(eqx.tree_at(lambda m: m.neuron, lay, lif))
+        neuron = (
+            CubaLIF(
+                lif,
+                tau_syn_s=_scalar_or_array(node.tau_syn),
+                w_in=_scalar_or_array(node.w_in),
+            )
+            if cuba
+            else lif
+        )
+        lay = eqx.tree_at(lambda m: m.neuron, lay, neuron)
+        if type(syn).__name__ == "Affine" and np.any(np.asarray(syn.bias) != 0):
+            # The bias enters where W s does: a current v_read k b per neuron.
+            bias = dac.v_read * lay.g_per_w * jnp.asarray(syn.bias, jnp.float32)
+            lay = eqx.tree_at(
+                lambda m: m.bias_a, lay, bias, is_leaf=lambda x: x is None
+            )
+        layers.append(lay)
     return SpikingNetwork(tuple(layers), dt_s)

@@ -181,12 +181,19 @@ class PairSTDP(eqx.Module):
         n_pos, n_neg = self.pulses.split(n)
         k_pos, k_neg = jax.random.split(key)
         dev = crossbar.device
-        pos = dev.update(crossbar.pos, to_tiles(n_pos, rows, cols), key=k_pos)
-        neg = (
-            crossbar.neg
-            if n_neg is None
-            else dev.update(crossbar.neg, to_tiles(n_neg, rows, cols), key=k_neg)
-        )
+
+        def update(state, pulses, k):
+            # Cells without a pulse do not change (`update` with 0 pulses is
+            # the identity): an array that gets no pulse is not touched.
+            return jax.lax.cond(
+                jnp.any(pulses != 0),
+                lambda st: dev.update(st, to_tiles(pulses, rows, cols), key=k),
+                lambda st: st,
+                state,
+            )
+
+        pos = update(crossbar.pos, n_pos, k_pos)
+        neg = crossbar.neg if n_neg is None else update(crossbar.neg, n_neg, k_neg)
         return Crossbar(dev, pos, neg, crossbar.circuit)
 
     def __call__(

@@ -1,0 +1,130 @@
+"""Diehl & Cook (2015) network: the STDP rule against its closed form, the
+homeostatic threshold, the weight normalisation, and the device path."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import devices
+from xbar.spiking import diehl_cook as dc
+
+
+def _pair(rule, w0, delay_steps, dt, n_steps=40):
+    """Drive one synapse with one pre spike and one post spike `delay_steps`
+    apart (negative: post first) through `DiehlCookSTDP.step`."""
+    t_pre = 5 if delay_steps >= 0 else 5 - delay_steps
+    s_pre = np.zeros((n_steps, 1), np.float32)
+    s_post = np.zeros((n_steps, 1), np.float32)
+    s_pre[t_pre, 0] = s_post[t_pre + delay_steps, 0] = 1.0
+    return float(_run_rule(rule, jnp.float32(w0), s_pre, s_post, dt)) - w0
+
+
+@eqx.filter_jit
+def _run_rule(rule, w0, s_pre, s_post, dt):
+    def body(c, s):
+        return rule.step(*c, s[0], s[1], dt), None
+
+    init = (jnp.full((1, 1), w0), jnp.zeros(1), jnp.zeros(1))
+    (w, _, _), _ = jax.lax.scan(body, init, (s_pre, s_post))
+    return w[0, 0]
+
+
+@pytest.mark.parametrize("delay_steps", [-12, -3, -1, 0, 1, 4, 15])
+@pytest.mark.parametrize(
+    "rule", [dc.DiehlCookSTDP(), dc.DiehlCookSTDP(x_tar=0.2, mu=1.0, nu_pre=1e-2)]
+)
+def test_stdp_single_pair_matches_closed_form(delay_steps, rule):
+    dt, w0 = 1e-3, 0.4
+    got = _pair(rule, w0, delay_steps, dt)
+    want = dc.stdp_pair_closed_form(rule, w0, delay_steps * dt)
+    # float32: the weight 0.4 is resolved to 3e-8 (a few roundings).
+    assert got == pytest.approx(want, rel=1e-4, abs=1.5e-7)
+    assert want != 0.0
+
+
+def test_theta_rises_by_theta_plus_per_spike_and_decays():
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (2, 64)), jnp.float32)
+    # No decay: theta grows by exactly theta_plus per spike of the neuron.
+    # (min_spikes=0: one try per example, so `counts` holds every spike.)
+    p = dc.DiehlCook(
+        n_input=64, n_exc=3, dt_s=1e-3, t_present_s=0.05, tau_theta_s=1e12, min_spikes=0
+    )
+    w = dc.normalize(p.init_weights(jax.random.key(0)), 6.0)
+    th0 = p.init_theta()
+    _, th, counts = dc.train(p, w, th0, x, jax.random.key(1))
+    total = np.asarray(counts).sum(0)
+    assert total.sum() > 0
+    np.testing.assert_allclose(
+        np.asarray(th - th0), p.theta_plus * total, rtol=1e-3, atol=1e-9
+    )
+    # No input, no spikes: theta decays with tau_theta over presentation + rest.
+    p = dc.DiehlCook(
+        n_input=64, n_exc=3, dt_s=1e-3, t_present_s=0.05, tau_theta_s=0.3, min_spikes=0
+    )
+    _, th, counts = dc.train(p, w, th0, jnp.zeros((2, 64)), jax.random.key(1))
+    assert np.asarray(counts).sum() == 0
+    t = 2 * (p.n_steps * p.dt_s + p.t_rest_s)
+    np.testing.assert_allclose(
+        np.asarray(th), np.asarray(th0) * np.exp(-t / 0.3), rtol=1e-4
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=12, max_size=12),
+    st.floats(0.1, 100.0),
+)
+def test_normalize_keeps_each_neurons_sum(values, total):
+    w = np.asarray(values, np.float32).reshape(4, 3)
+    w[0] += 0.01  # every neuron has some input
+    s = np.asarray(jnp.sum(dc.normalize(jnp.asarray(w), total), axis=0))
+    np.testing.assert_allclose(s, total, rtol=1e-5)
+
+
+def test_training_keeps_each_neurons_sum_and_learns_on_devices():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.uniform(0, 1, (3, 49)), jnp.float32)
+    p = dc.DiehlCook(n_input=49, n_exc=4, dt_s=1e-3, t_present_s=0.05, weight_sum=8.0)
+    w0 = p.init_weights(jax.random.key(0))
+    w, _, _ = dc.train(p, w0, p.init_theta(), x, jax.random.key(1))
+    np.testing.assert_allclose(np.asarray(w.sum(0)), 8.0, rtol=1e-5)
+    # The same network on ideal cells: weights are read back from the pairs,
+    # and the STDP change written as pulses moves them.
+    dev = devices.Ideal(n_states=100000.0)
+    w0 = dc.normalize(w0, 8.0)
+    syn = dc.DeviceSynapses.program(w0, dev, key=jax.random.key(2), tile=32)
+    np.testing.assert_allclose(
+        np.asarray(syn.read(1.0, jax.random.key(3))), np.asarray(w0), atol=1e-5
+    )
+    syn2, _, counts, t = dc.train_on_devices(
+        p,
+        syn,
+        p.init_theta(),
+        x,
+        jax.random.key(4),
+        t0_s=jnp.float32(1.0),
+        w_per_pulse=jnp.float32(1e-5),
+    )
+    w1 = np.asarray(syn2.read(t, jax.random.key(5)))
+    assert np.asarray(counts).sum() > 0
+    assert np.abs(w1 - np.asarray(w0)).max() > 1e-3
+    # Each write normalises: sums stay at 8 up to the pulse rounding.
+    np.testing.assert_allclose(w1.sum(0), 8.0, rtol=2e-3)
+
+
+def test_labels_by_highest_average_response():
+    counts = np.array([[5, 0, 1], [4, 1, 0], [0, 3, 0], [1, 6, 2]], float)
+    labels = np.array([0, 0, 1, 1])
+    assign = dc.assign_labels(counts, labels, n_classes=3)
+    np.testing.assert_array_equal(assign, [0, 1, 1])
+    np.testing.assert_array_equal(dc.classify(counts, assign, 3), [0, 0, 1, 1])
+
+
+def test_bad_parameters_raise():
+    with pytest.raises(ValueError, match="dt_s"):
+        dc.DiehlCook(dt_s=5e-3)
+    with pytest.raises(ValueError, match="x_tar"):
+        dc.DiehlCookSTDP(x_tar=2.0)
