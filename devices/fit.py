@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -209,7 +208,8 @@ def _affine(z, x, y, ym, lag, idx, lo, hi, n_iter: int = 4, k_sigma: float = 4.0
     (independent of `e_k`, `e_{k+1}`). Where one step is small against the
     noise (long phases), the slope is fitted over `lag` pulses instead
     (`y_{k+lag} = slope^lag x + c (1 - slope^lag)`, the same affine map
-    applied `lag` times), whose signal is `lag` times larger. The residuals `r_k = w_k + e_{k+1} -
+    applied `lag` times), whose signal is `lag` times larger. The residuals
+    `r_k = w_k + e_{k+1} -
     slope e_k` have variance `s_w^2 + (1 + slope^2) s_r^2` and lag-1
     autocovariance `-slope s_r^2` (a pure read noise gives a lag-1
     autocorrelation of the step differences near -0.5), which give `s_r` and
@@ -421,7 +421,8 @@ def validate_fit(device: AbstractDevice, rows, *, key, read_std_s: float = 0.0,
         mean_err = float(np.max(np.abs(a[phase]["mean"][:n] - b[phase]["mean"][:n])))
         std_err = abs(b[phase]["step_std"] / a[phase]["step_std"] - 1.0)
         lag_err = abs(b[phase]["lag1"] - a[phase]["lag1"])
-        ok = mean_err <= mean_tol * window and std_err <= std_tol and lag_err <= lag1_tol
+        ok = (mean_err <= mean_tol * window and std_err <= std_tol
+              and lag_err <= lag1_tol)
         report[phase] = {"mean_error_fraction": mean_err / window,
                          "step_std_measured": a[phase]["step_std"],
                          "step_std_simulated": b[phase]["step_std"],
@@ -487,7 +488,8 @@ def fit_to_card(fit: dict, form: str, name: str, reference: str) -> dict:
             continue
         value, why = _UNIDENTIFIED[k]
         if value is None:  # sigma_prog: one pulse's write noise
-            value = values["sigma_c2c"] * (values["dx"] if form == "soft_bounds" else 1.0)
+            per = values["dx"] if form == "soft_bounds" else 1.0
+            value = values["sigma_c2c"] * per
         warnings.warn(
             f"fit_to_card({name!r}): {k} is not identifiable from this pulse table "
             f"({why}); the card carries {k}={value:g}, tagged A and marked "

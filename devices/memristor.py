@@ -88,7 +88,8 @@ class RRAM(AbstractNLDevice):
         sigma_retention_0, sigma_retention_ln: retention spread at t = 0 and its growth
             per ln-unit of time, fractions of the range, >= 0.
         retention_t0_s: relaxation time scale (s), > 0.
-        sigma_prog_x1 ... sigma_prog_x4: conductance dependence of the programming error,
+        sigma_prog_x1 ... sigma_prog_x4: conductance dependence of the
+            programming error,
             fractions of the range per power of `x` (`sigma_prog` is `c0`).
         sigma_read_slow: slow relative read deviation, >= 0.
         iv: the cell's I-V, `LinearIV()` (default) or `SinhIV(v0)`.

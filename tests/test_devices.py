@@ -436,7 +436,8 @@ def test_programming_noise_std(card, frac, getkey):
     # The Wan 2022 polynomial (typed here, uS at a 40 uS reference) in the
     # level's place in the window, floored at one pulse's C2C noise.
     x = (nearest - g_min) / span
-    poly = sum(c * x**i for i, c in enumerate((0.348, 16.030, -43.853, 45.393, -16.815)))
+    wan = (0.348, 16.030, -43.853, 45.393, -16.815)
+    poly = sum(c * x**i for i, c in enumerate(wan))
     c2c = devices.card_values(card)["sigma_c2c"]
     sigma = max(abs(poly) / 40, c2c) * span
     # Std of the sample std: sigma / sqrt(2N); 5 of those.
@@ -501,7 +502,8 @@ def test_card_numbers_rederived():
         # The borrowed Wan 2022 polynomial gives 2.023 uS / 40 uS = 0.0506 at
         # the middle of the window (aihwkit's number), to 6 decimals per term.
         c = devices.card_values(card)
-        poly = c["sigma_prog"] + sum(c[f"sigma_prog_x{i}"] * 0.5**i for i in range(1, 5))
+        poly = c["sigma_prog"] + sum(
+            c[f"sigma_prog_x{i}"] * 0.5**i for i in range(1, 5))
         assert abs(poly - 2.023 / 40) <= 5e-5
     jo = devices.card_values("rram_ag_asi_jo2010")
     # g = 1 / R with R_on = 26 MOhm, R_off = 325 MOhm (5 significant digits).

@@ -23,14 +23,15 @@ def _true(p, c2c):
 
 
 def _table(dev, n_cyc, p, read_s, seed):
-    template = devices.cycle_table(np.full((n_cyc, p + 1), 2e-6), np.full((n_cyc, p + 1), 2e-6))
+    flat = np.full((n_cyc, p + 1), 2e-6)
+    template = devices.cycle_table(flat, flat)
     return devices.simulate_protocol(dev, template, key=jax.random.key(seed),
                                      read_std_s=read_s)
 
 
 def _fitted_device(fit):
-    return devices.RRAM(**{k: fit[k] for k in ("g_min", "g_max", "p_max_ltp", "p_max_ltd",
-                                                "a_ltp", "a_ltd", "sigma_c2c")},
+    names = ("g_min", "g_max", "p_max_ltp", "p_max_ltd", "a_ltp", "a_ltd", "sigma_c2c")
+    return devices.RRAM(**{k: fit[k] for k in names},
                         sigma_d2d=0.0, sigma_read=0.0, sigma_prog=0.0)
 
 
@@ -105,7 +106,8 @@ GOOD = [(0, "ltp", k, 1e-6 + k * 1e-7) for k in range(6)] + [
 @pytest.mark.parametrize(
     "rows, match",
     [
-        ([(c, "ltd" if ph == "ltp" else "ltp", k, g) for c, ph, k, g in GOOD], "swapped"),
+        ([(c, {"ltp": "ltd", "ltd": "ltp"}[ph], k, g) for c, ph, k, g in GOOD],
+         "swapped"),
         ([(c, ph, k, 1.0 / g) for c, ph, k, g in GOOD], "ohms"),
         ([(c, ph, k, -g if k == 3 else g) for c, ph, k, g in GOOD], "negative"),
     ],
@@ -127,4 +129,5 @@ def test_table_file_checks(tmp_path):
         devices.fit_pulse_response(_write(
             tmp_path, "cycle,phase,pulse,g_s\n0,ltp,0,1e-6\n0,ltp,1,nan\n"))
     with pytest.raises(ValueError, match="line 2"):
-        devices.fit_pulse_response(_write(tmp_path, "cycle,phase,pulse,g_s\n0,ltp,x,1\n"))
+        devices.fit_pulse_response(
+            _write(tmp_path, "cycle,phase,pulse,g_s\n0,ltp,x,1\n"))

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from helpers import KS_PVALUE
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import devices
 
@@ -172,7 +171,8 @@ def test_programming_carries_the_write_noise_of_the_pulses(getkey):
     stds = []
     for c2c in (0.0, 0.01, 0.03):
         dev = devices.RRAM.from_card(
-            sigma_prog=0.0, sigma_c2c=c2c, **{f"sigma_prog_x{i}": 0.0 for i in range(1, 5)})
+            sigma_prog=0.0, sigma_c2c=c2c,
+            **{f"sigma_prog_x{i}": 0.0 for i in range(1, 5)})
         state = _programmed(dev, N, getkey(), frac=0.5)
         span = float(dev.g_max - dev.g_min)
         stds.append(float(np.std(np.asarray(state.g, np.float64))) / span)
@@ -209,7 +209,8 @@ def test_rram_retention_spread_grows_with_ln_t(getkey):
     sd = 0.04201137 * math.log(1e6) + 0.41183342
     diff = (np.asarray(gp, np.float64) - np.asarray(gn, np.float64)
             - (g0 - np.asarray(neg.g, np.float64))) / US
-    assert abs(diff.std() - math.sqrt(2) * sd) <= 5 * math.sqrt(2) * sd / np.sqrt(2 * N) + 1e-3
+    sd2 = math.sqrt(2) * sd
+    assert abs(diff.std() - sd2) <= 5 * sd2 / np.sqrt(2 * N) + 1e-3
 
 
 # -- 5. D2D as the sources define it ---------------------------------------------
