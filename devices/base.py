@@ -195,17 +195,30 @@ def written(old, new, n):
     return jnp.where(n == 0, old, new)
 
 
-def after_write(state, n, key: PRNGKeyArray):
+def after_write(state, n, key: PRNGKeyArray, *, slow: bool = True):
     """`(age_s, xi_slow)` after a pulse write of `n` pulses per cell: written
     cells restart their clock (age 0) and draw a new slow read deviation; the
-    others keep theirs."""
+    others keep theirs. `slow=False` (a device whose slow read part is 0 for
+    certain) skips the draw: the deviation it would scale is 0 anyway."""
     age = getattr(state, "age_s", None)
     xi = getattr(state, "xi_slow", None)
     shape = state.g.shape
     age = written(fresh_age(shape) if age is None else age, 0.0, n)
+    if not slow:
+        return age, jnp.zeros(shape, jnp.float32) if xi is None else xi
     new_xi = jax.random.normal(key, shape, jnp.float32)
     xi = new_xi if xi is None else written(xi, new_xi, n)
     return age, xi
+
+
+def maybe_nonzero(*values) -> bool:
+    """Whether any of `values` may be nonzero: False only when all are
+    concrete zeros (a traced value, e.g. in a sweep, may be anything)."""
+    for v in values:
+        c = concrete(v)
+        if c is None or np.any(c != 0):
+            return True
+    return False
 
 
 def decay(v, dt_s, tau_s):
