@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -96,6 +97,9 @@ class PCM(AbstractDevice):
     Pulse updates follow the gradual SET / abrupt RESET of PCM: `n > 0` SET
     pulses climb the E-NL curve (nonlinearity `a_set`, `p_max_set` pulses),
     `n < 0` RESETs the cell to `g_min`; each write redraws the drift exponent.
+    With `gradual_reset=True`, `n < 0` pulses instead walk down an E-NL curve
+    of `p_max_reset` pulses and nonlinearity `a_reset` (partial-RESET
+    pulses), with the same C2C noise.
 
     Args:
         g_min, g_max: conductance bounds (S).
@@ -109,6 +113,9 @@ class PCM(AbstractDevice):
             0 means no drift at all), >= 0.
         sigma_read_fast: white noise of each read, relative to the read
             conductance, >= 0.
+        p_max_reset, a_reset: partial-RESET pulse response (E-NL, used when
+            `gradual_reset`); a_reset < 0 gives the usual convex descent.
+        gradual_reset: whether RESET pulses are gradual (static).
         p_max_set, a_set: SET pulse response (E-NL); sigma_c2c: SET C2C noise
             per sqrt(pulse), fraction of the range.
 
@@ -133,6 +140,9 @@ class PCM(AbstractDevice):
     sigma_nu_scale: Scalar = param(1.0, ge=0.0)
     drift_scale: Scalar = param(1.0, ge=0.0)
     sigma_read_fast: Scalar = param(0.0, ge=0.0)
+    p_max_reset: Scalar = param(100.0, gt=0.0, unit="pulses")
+    a_reset: Scalar = param(-1.0, nonzero=True)
+    gradual_reset: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
@@ -178,15 +188,26 @@ class PCM(AbstractDevice):
     def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
         k_c2c, k_nu, k_slow = jax.random.split(key, 3)
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min.
-        g = nl_pulse_update(state.g, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
-                            self.g_min, self.g_max, self.sigma_c2c, k_c2c)
-        g = jnp.where(n < 0, self.g_min, g)
+        # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min, or
+        # walks down the partial-RESET curve (gradual_reset).
+        if self.gradual_reset:
+            up = n > 0
+            g = nl_pulse_update(
+                state.g, n, jnp.where(up, self.p_max_set, self.p_max_reset),
+                jnp.where(up, self.a_set, self.a_reset), self.g_min, self.g_max,
+                self.sigma_c2c, k_c2c)
+        else:
+            g = self._abrupt(state.g, n, k_c2c)
         lg = _log_g_hat(g / self.g_max)  # one log for nu and Q_s
         nu = written(state.nu, self.draw_nu(None, k_nu, log_g_hat=lg), n)
         q_s = written(state.q_s, _q_s_from_log(lg), n)
         age, xi = after_write(state, n, k_slow)
         return PCMState(g=g, nu=nu, q_s=q_s, xi_slow=xi, age_s=age)
+
+    def _abrupt(self, g0, n, key):
+        g = nl_pulse_update(g0, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
+                            self.g_min, self.g_max, self.sigma_c2c, key)
+        return jnp.where(n < 0, self.g_min, g)
 
     def drift_factor(self, state: PCMState, t_s):
         """((t + t0) / t0)^-nu for every cell, `t` its age when read `t_s`

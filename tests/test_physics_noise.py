@@ -237,6 +237,7 @@ def test_ecram_shared_gain_and_small_updown_asymmetry(getkey):
 PULSE_DEVICES = {
     "RRAM": lambda: devices.RRAM.from_card("rram_taox_hfox_wu2018"),
     "PCM": lambda: devices.PCM.from_card(),
+    "PCM-gradual": lambda: devices.PCM.from_card(gradual_reset=True),
     "Perovskite": lambda: devices.Perovskite.from_card(),
     "Ionic": lambda: devices.IonicSynapse.from_card("ionic_ecram_mo_kim2019"),
     "Volatile": lambda: devices.IonicSynapse.from_card("ionic_droplet_li2025"),
@@ -331,3 +332,31 @@ def test_perovskite_c2c_reproduces_the_papers_statistic(getkey):
     # the end of the phase keep it below 0.015 sqrt(139) / sqrt(139)).
     assert max(spread) <= 0.015
     assert max(spread) >= 0.010
+
+
+# -- 8. gradual PCM RESET -------------------------------------------------------
+
+
+def test_pcm_gradual_reset_walks_down_its_curve(getkey):
+    """With gradual_reset, RESET pulses walk the E-NL curve of p_max_reset
+    pulses from g_max to g_min (NeuroSim's LTD convention, a < 0) instead of
+    dropping to g_min; the abrupt default still drops."""
+    dev = devices.PCM.from_card(gradual_reset=True, p_max_reset=50.0, a_reset=-0.5,
+                                sigma_c2c=0.0, sigma_prog_scale=0.0)
+    s = dev.program(dev.init((1,), key=getkey()), jnp.full((1,), 25e-6), key=getkey())
+    gs = [float(s.g[0])]
+    for _ in range(50):
+        s = dev.update(s, -jnp.ones((1,)), key=getkey())
+        gs.append(float(s.g[0]))
+    gs = np.asarray(gs)
+    assert np.all(np.diff(gs) < 0)
+    # The E-NL curve G(P) of 50 pulses, walked backwards (float32: 1e-5 rel).
+    big_a = -0.5 * 50
+    b = 25e-6 / -math.expm1(-50 / big_a)
+    expected = b * -np.expm1(-(50 - np.arange(51)) / big_a)
+    np.testing.assert_allclose(gs, expected, rtol=0, atol=1e-5 * 25e-6)
+    abrupt = devices.PCM.from_card(sigma_c2c=0.0)
+    s = abrupt.update(abrupt.program(abrupt.init((1,), key=getkey()),
+                                     jnp.full((1,), 25e-6), key=getkey()),
+                      -jnp.ones((1,)), key=getkey())
+    assert float(s.g[0]) == float(abrupt.g_min)
