@@ -203,7 +203,9 @@ def after_write(state, n, key: PRNGKeyArray, *, slow: bool = True):
     age = getattr(state, "age_s", None)
     xi = getattr(state, "xi_slow", None)
     shape = state.g.shape
-    age = written(fresh_age(shape) if age is None else age, 0.0, n)
+    # States without a clock (devices whose reads do not depend on time) keep
+    # none.
+    age = None if age is None else written(age, 0.0, n)
     if not slow:
         return age, jnp.zeros(shape, jnp.float32) if xi is None else xi
     new_xi = jax.random.normal(key, shape, jnp.float32)

@@ -14,7 +14,6 @@ from .base import (
     after_write,
     check_time,
     decay,
-    fresh_age,
     maybe_nonzero,
     noisy_target,
     param,
@@ -36,7 +35,8 @@ class IonicState(VolatileState):
         gamma_up, gamma_dn: per-device soft-bound strength.
         xi_slow: standard normal draw of the slow read deviation, drawn at the
             cell's last write.
-        age_s: seconds since the cell's last pulse write, advanced by `relax`.
+        age_s: seconds since the cell's last pulse write (None: this
+            model's reads do not depend on time, so `init` keeps no clock).
     """
 
     q: Float[Array, "*cells"]
@@ -151,7 +151,7 @@ class IonicSynapse(AbstractDevice):
             dx_dn=gain * jnp.abs(1.0 - asym),
             gamma_up=self.gamma_up * jnp.exp(self.sigma_gamma_d2d * xi[2]),
             gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
-            xi_slow=z, age_s=fresh_age(shape),
+            xi_slow=z,  # no write clock: reads do not depend on time
         )
 
     def _with(self, state: IonicState, w, q):
@@ -166,7 +166,7 @@ class IonicSynapse(AbstractDevice):
                          sigma * (self.g_max - self.g_min), k_prog)
         state = self._with(state, w, jnp.zeros_like(w))
         return _with_slow(state, jax.random.normal(k_slow, w.shape, jnp.float32),
-                          fresh_age(w.shape))
+                          state.age_s)
 
     def update(self, state: IonicState, pulses, *, key: PRNGKeyArray) -> IonicState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)

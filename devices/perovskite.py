@@ -13,7 +13,6 @@ from .base import (
     after_write,
     check_time,
     decay,
-    fresh_age,
     maybe_nonzero,
     noisy_target,
     param,
@@ -35,7 +34,8 @@ class PerovskiteState(VolatileState):
         a_ltp, a_ltd: per-device nonlinearity (device-to-device variation).
         xi_slow: standard normal draw of the slow read deviation, drawn at the
             cell's last write.
-        age_s: seconds since the cell's last pulse write, advanced by `relax`.
+        age_s: seconds since the cell's last pulse write (None: this
+            model's reads do not depend on time, so `init` keeps no clock).
     """
 
     q_e: Float[Array, "*cells"]
@@ -99,8 +99,10 @@ class Perovskite(AbstractNLDevice):
         a_ltp, a_ltd = self.draw_nonlinearity(shape, key)
         g = jnp.full(shape, self.g_min, jnp.float32)
         z = jnp.zeros(shape, jnp.float32)
+        # No write clock (age_s): nothing in a read depends on the time since
+        # a write; the volatile part decays under relax.
         return PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd,
-                               xi_slow=z, age_s=fresh_age(shape))
+                               xi_slow=z)
 
     def volatile(self, state) -> Float[Array, "*cells"]:
         """The volatile conductance v (S) of every cell."""
@@ -125,8 +127,7 @@ class Perovskite(AbstractNLDevice):
                          sigma * (self.g_max - self.g_min), k_prog)
         z = jnp.zeros_like(w)
         return self._with(state, w, z, z,
-                          jax.random.normal(k_slow, w.shape, jnp.float32),
-                          fresh_age(w.shape))
+                          jax.random.normal(k_slow, w.shape, jnp.float32))
 
     def _move(self, state: PerovskiteState, n, key):
         """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
