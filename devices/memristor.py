@@ -232,7 +232,10 @@ class RRAM(AbstractNLDevice):
             if state.stuck is not None:
                 healthy = healthy & (state.stuck == 0)
             spread = jnp.where(healthy, spread, 0.0)
-            slow = jnp.sqrt(slow * slow + spread * spread)
+            # Both parts can be 0: a sqrt with a gradient-safe zero branch.
+            var = slow * slow + spread * spread
+            pos = var > 0
+            slow = jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
         return g, slow, self.sigma_read * jnp.abs(g)
 
     def current(self, g, v):
