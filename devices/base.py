@@ -195,32 +195,22 @@ def written(old, new, n):
     return jnp.where(n == 0, old, new)
 
 
-def after_write(state, n, key: PRNGKeyArray, *, slow: bool = True):
+def after_write(state, n, key: PRNGKeyArray):
     """`(age_s, xi_slow)` after a pulse write of `n` pulses per cell: written
     cells restart their clock (age 0) and draw a new slow read deviation; the
-    others keep theirs. `slow=False` (a device whose slow read part is 0 for
-    certain) skips the draw: the deviation it would scale is 0 anyway."""
+    others keep theirs. (The draw is made even where a device's slow read
+    part is 0: skipping it on concrete zeros would make a jitted call, where
+    the parameters are traced, draw differently from an eager one.)"""
     age = getattr(state, "age_s", None)
     xi = getattr(state, "xi_slow", None)
     shape = state.g.shape
     # States without a clock (devices whose reads do not depend on time) keep
     # none.
     age = None if age is None else written(age, 0.0, n)
-    if not slow:
-        return age, jnp.zeros(shape, jnp.float32) if xi is None else xi
     new_xi = jax.random.normal(key, shape, jnp.float32)
     xi = new_xi if xi is None else written(xi, new_xi, n)
     return age, xi
 
-
-def maybe_nonzero(*values) -> bool:
-    """Whether any of `values` may be nonzero: False only when all are
-    concrete zeros (a traced value, e.g. in a sweep, may be anything)."""
-    for v in values:
-        c = concrete(v)
-        if c is None or np.any(c != 0):
-            return True
-    return False
 
 
 def decay(v, dt_s, tau_s):

@@ -14,7 +14,6 @@ from .base import (
     after_write,
     check_time,
     decay,
-    maybe_nonzero,
     noisy_target,
     param,
 )
@@ -182,8 +181,7 @@ class IonicSynapse(AbstractDevice):
         x = x + noise * jax.random.normal(k_c2c, x.shape, jnp.float32)
         w = self.g_min + jnp.clip(x, 0.0, 1.0) * span
         w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
-        age, xi = after_write(state, n, k_slow,
-                              slow=maybe_nonzero(self.sigma_read_slow))
+        age, xi = after_write(state, n, k_slow)
         return _with_slow(self._with(state, w, state.q + n), xi, age)
 
     def relax(self, state: IonicState, dt_s) -> IonicState:

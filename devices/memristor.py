@@ -15,7 +15,6 @@ from .base import (
     cell_age,
     concrete,
     fresh_age,
-    maybe_nonzero,
     option,
     param,
 )
@@ -206,8 +205,7 @@ class RRAM(AbstractNLDevice):
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         k_move, k_slow = jax.random.split(key)
         g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, k_move)
-        age, xi = after_write(state, n, k_slow, slow=maybe_nonzero(
-            self.sigma_read_slow, self.sigma_retention_0, self.sigma_retention_ln))
+        age, xi = after_write(state, n, k_slow)
         return self._pin(state, g, xi, age)
 
     def _active(self, name: str) -> bool:

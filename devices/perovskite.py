@@ -13,7 +13,6 @@ from .base import (
     after_write,
     check_time,
     decay,
-    maybe_nonzero,
     noisy_target,
     param,
 )
@@ -139,8 +138,7 @@ class Perovskite(AbstractNLDevice):
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         k_move, k_slow = jax.random.split(key)
         w = self._move(state, n, k_move)
-        age, xi = after_write(state, n, k_slow,
-                              slow=maybe_nonzero(self.sigma_read_slow))
+        age, xi = after_write(state, n, k_slow)
         return self._with(state, w, state.q_e + n, state.q_o, xi, age)
 
     def illuminate(
@@ -152,8 +150,7 @@ class Perovskite(AbstractNLDevice):
         )
         k_move, k_slow = jax.random.split(key)
         w = self._move(state, self.opt_step * m, k_move)
-        age, xi = after_write(state, m, k_slow,
-                              slow=maybe_nonzero(self.sigma_read_slow))
+        age, xi = after_write(state, m, k_slow)
         return self._with(state, w, state.q_e, state.q_o + m, xi, age)
 
     def relax(self, state: PerovskiteState, dt_s) -> PerovskiteState:
