@@ -9,7 +9,7 @@ over-estimates it by a relative error that grows as `N^2 r g_mean` (the share
 of a perturbation that leaks through the other cells of its lines); measured
 here on 16 x 16 tiles with g ~ U(1, 100) uS (N^2 r g_mean = 0.013, 0.064,
 0.26): +0.6 %, +5 % and +23 % at 1, 5 and 20 ohm per segment (a 32 x 32 tile
-at 20 ohm: +75 %). docs/methods.md and the notes record it.
+at 20 ohm: +75 %), as the docstring of xbar/circuits/tile.py now says.
 """
 
 import jax
