@@ -23,8 +23,9 @@ from timing import best_times
 import devices
 
 # Independent normal draws per cell in one pulse update (the baseline draws
-# one): PCM redraws the drift exponent at every write besides the C2C noise.
-NORMALS_PER_UPDATE = {"RRAM": 1, "PCM": 2, "Perovskite": 1, "Ionic": 1}
+# one): every write redraws the written cells' slow read deviation besides
+# the C2C noise, and PCM also the drift exponent.
+NORMALS_PER_UPDATE = {"RRAM": 2, "PCM": 3, "Perovskite": 2, "Ionic": 2}
 
 FAMILIES = {
     "RRAM": lambda: devices.RRAM.from_card("rram_ag_asi_jo2010"),

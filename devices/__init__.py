@@ -23,11 +23,15 @@ from .compact import (
     simulate as simulate,
 )
 from .fit import (
+    check_table as check_table,
     cycle_table as cycle_table,
     fit_pulse_response as fit_pulse_response,
     fit_to_card as fit_to_card,
     pulse_response as pulse_response,
     read_table as read_table,
+    simulate_protocol as simulate_protocol,
+    table_statistics as table_statistics,
+    validate_fit as validate_fit,
     write_card as write_card,
     write_table as write_table,
 )

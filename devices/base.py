@@ -154,6 +154,65 @@ def noisy_target(g_target, shape, g_min, g_max, sigma, key: PRNGKeyArray):
     return jnp.clip(g, g_min, g_max)
 
 
+# `age_s` of a cell that has not been pulsed since it was programmed: its age
+# is then the caller's time since programming (`t_s` of a read), see `cell_age`.
+AGE_FROM_PROGRAMMING = 1e30
+
+
+def check_time(t_s) -> Array:
+    """`t_s` as a float32 array; a concrete negative time raises a ValueError
+    (a read before the cells were programmed is meaningless)."""
+    v = concrete(t_s)
+    if v is not None and (np.any(v < 0) or not np.all(np.isfinite(v))):
+        raise ValueError(
+            f"t_s must be a finite time >= 0 s since programming; got t_s={v}"
+        )
+    return jnp.asarray(t_s, jnp.float32)
+
+
+def cell_age(state, t_s):
+    """Seconds since each cell's last write when read at `t_s` seconds after
+    the array was programmed.
+
+    A cell pulsed after programming (on-chip learning, a spiking run) restarts
+    its clock: its `age_s` counts from that write and grows under `relax`.
+    Cells never pulsed since programming carry `AGE_FROM_PROGRAMMING`, so
+    their age is `t_s` itself. States without `age_s` (built by hand) read
+    `t_s` for every cell.
+    """
+    t = check_time(t_s)
+    age = getattr(state, "age_s", None)
+    return t if age is None else jnp.minimum(t, age)
+
+
+def fresh_age(shape) -> Array:
+    """`age_s` of cells that have not been pulsed since programming."""
+    return jnp.full(shape, AGE_FROM_PROGRAMMING, jnp.float32)
+
+
+def written(old, new, n):
+    """Per-cell select for a pulse write: `new` where `n != 0`, else `old`."""
+    return jnp.where(n == 0, old, new)
+
+
+def after_write(state, n, key: PRNGKeyArray):
+    """`(age_s, xi_slow)` after a pulse write of `n` pulses per cell: written
+    cells restart their clock (age 0) and draw a new slow read deviation; the
+    others keep theirs. (The draw is made even where a device's slow read
+    part is 0: skipping it on concrete zeros would make a jitted call, where
+    the parameters are traced, draw differently from an eager one.)"""
+    age = getattr(state, "age_s", None)
+    xi = getattr(state, "xi_slow", None)
+    shape = state.g.shape
+    # States without a clock (devices whose reads do not depend on time) keep
+    # none.
+    age = None if age is None else written(age, 0.0, n)
+    new_xi = jax.random.normal(key, shape, jnp.float32)
+    xi = new_xi if xi is None else written(xi, new_xi, n)
+    return age, xi
+
+
+
 def decay(v, dt_s, tau_s):
     """Exponential relaxation of a volatile component, v exp(-dt / tau).
 
@@ -257,19 +316,53 @@ class AbstractDevice(eqx.Module):
         """Apply signed pulse counts (+ potentiate, - depress), bounded in
         [g_min, g_max]."""
 
-    @abc.abstractmethod
+    def read_parts(
+        self, state: AbstractDeviceState, t_s: Float[Array, ""] | float
+    ) -> tuple[Float[Array, "*cells"], Float[Array, "*cells"], Float[Array, "*cells"]]:
+        """The three parts of a read at `t_s` seconds after programming:
+        `(mean, slow_std, fast_std)`.
+
+        `mean` is the noise-free conductance (drift and relaxation included);
+        `slow_std` the std of the slow, time-correlated read deviation (e.g.
+        PCM's accumulated 1/f noise, RRAM's retention spread), which is drawn
+        when a cell is written and is the same for every read at one time;
+        `fast_std` the std of the white noise of each read.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no read_parts")
+
     def read_stats(
         self, state: AbstractDeviceState, t_s: Float[Array, ""] | float
     ) -> tuple[Float[Array, "*cells"], Float[Array, "*cells"]]:
         """Mean and standard deviation of a read at `t_s` seconds after programming.
 
-        The mean includes drift/relaxation; the std is the read noise of one read,
-        independent between reads and between cells. Splitting the read this way
-        lets a crossbar add read noise to column currents with one extra matmul
-        instead of drawing a batch x rows x cols array: the reads of different
-        cells are independent Gaussians, so a column current `sum_i g_i v_i`
-        is Gaussian with mean `v @ mean` and variance `v**2 @ std**2`.
+        The mean includes drift/relaxation and the slow read deviation the
+        state carries (`read_parts`' `mean + slow_std * xi_slow`, with
+        `xi_slow` drawn at the cell's last write: identical across reads at
+        one time, so averaging many reads does not remove it); the std is the
+        fast read noise of one read, independent between reads and between
+        cells. Splitting the read this way lets a crossbar add read noise to
+        column currents with one extra matmul instead of drawing a batch x
+        rows x cols array: the reads of different cells are independent
+        Gaussians, so a column current `sum_i g_i v_i` is Gaussian with mean
+        `v @ mean` and variance `v**2 @ std**2`.
         """
+        mean, slow, fast = self.read_parts(state, t_s)
+        xi = getattr(state, "xi_slow", None)
+        if xi is not None:
+            mean = mean + slow * xi
+        return mean, fast
+
+    def resample_slow(
+        self, state: AbstractDeviceState, *, key: PRNGKeyArray
+    ) -> AbstractDeviceState:
+        """A new realisation of every cell's slow read deviation (`xi_slow`),
+        as aihwkit redraws its accumulated read noise at each drift
+        evaluation; states without one are returned unchanged."""
+        xi = getattr(state, "xi_slow", None)
+        if xi is None:
+            return state
+        return eqx.tree_at(lambda s: s.xi_slow, state,
+                           jax.random.normal(key, xi.shape, jnp.float32))
 
     def read_stats_pair(
         self,
@@ -295,18 +388,24 @@ class AbstractDevice(eqx.Module):
         *,
         key: PRNGKeyArray,
     ) -> Float[Array, "*cells"]:
-        """One noisy read of every cell's conductance (S) at `t_s` after programming."""
+        """One noisy read of every cell's conductance (S) at `t_s` after
+        programming (a concrete `t_s < 0` raises a ValueError)."""
+        check_time(t_s)
         mean, std = self.read_stats(state, t_s)
         return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
 
     def relax(self, state: AbstractDeviceState, dt_s) -> AbstractDeviceState:
         """Evolve the state by `dt_s` seconds with no input (volatile decay).
 
-        Non-volatile devices return the state unchanged; drift that depends only
-        on the time since programming is applied by `read_stats`.
+        Drift that depends only on the time since programming is applied by
+        `read_stats`; here only the clock of cells pulsed since programming
+        (`age_s`) advances.
         """
-        del dt_s
-        return state
+        age = getattr(state, "age_s", None)
+        if age is None:
+            return state
+        dt = jnp.asarray(dt_s, jnp.float32)
+        return eqx.tree_at(lambda s: s.age_s, state, age + dt)
 
     def current(
         self, g: Float[Array, "*cells"], v: Float[Array, "*cells"]

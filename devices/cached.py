@@ -6,11 +6,14 @@ spiking network run without plasticity, inference at one time after
 programming), `cache_reads` evaluates them once and returns a `CachedRead`
 device with a `CachedReadState` that holds the result; a crossbar built on them
 reads exactly what the original device would have read at that time, noise
-included (each read still draws fresh noise with the stored std).
+included: the stored mean holds the slow read deviation (the same for every
+read at that time), and each read still draws fresh fast noise with the stored
+std.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .base import AbstractDevice, AbstractDeviceState
@@ -56,6 +59,11 @@ class CachedRead(AbstractDevice):
     def read_stats(self, state: CachedReadState, t_s=0.0):
         del t_s
         return state.g, state.std
+
+    def read_parts(self, state: CachedReadState, t_s=0.0):
+        """`(g, 0, std)`: the stored mean already holds the slow deviation."""
+        del t_s
+        return state.g, jnp.zeros_like(state.g), state.std
 
 
 def cache_reads(

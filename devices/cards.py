@@ -5,11 +5,18 @@ A card is a JSON object::
     {"name": ..., "model": "RRAM", "description": ...,
      "references": {"key": "Authors, venue, year, doi"},
      "parameters": {"g_max": {"value": 3.8462e-8, "unit": "S", "source": "key",
-                              "provenance": "R", "note": "..."}}}
+                              "provenance": "R", "mapping": "M", "note": "..."}}}
 
 Provenance tags (docs/devices.md explains them and every card): R (read from
 the cited source), D (derived from R numbers; the note gives the formula), U
 (recalled from the literature, unchecked), A (our modelling assumption).
+
+Mapping tags say how the published statistic becomes the model parameter:
+M (the parameter *is* the published number, same definition), D (converted
+by the formula in the parameter's `derive` entry, which the tests evaluate),
+A (the reading of the statistic as this parameter is our modelling choice;
+`mapping_note` says which). A `derive` entry is a Python expression over the
+card's other values and `sqrt`, `log`, `clip`, `min`, `max`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 CARD_DIR = Path(__file__).parent / "cards"
 PROVENANCE = {"R", "D", "U", "A"}
+MAPPING = {"M", "D", "A"}
 
 
 def available_cards(model: str | None = None) -> list[str]:
@@ -68,6 +76,11 @@ def load_card(name: str) -> dict[str, Any]:
             raise ValueError(
                 f"card {name!r} parameter {key!r}: provenance must be one of "
                 f"{sorted(PROVENANCE)}; got {p.get('provenance')!r}"
+            )
+        if "mapping" in p and p["mapping"] not in MAPPING:
+            raise ValueError(
+                f"card {name!r} parameter {key!r}: mapping must be one of "
+                f"{sorted(MAPPING)}; got {p['mapping']!r}"
             )
         if p.get("source") not in card["references"] and p["provenance"] != "A":
             raise ValueError(

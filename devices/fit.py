@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,7 +76,14 @@ def write_table(path, rows) -> None:
 
 
 def read_table(path):
-    """Rows (cycle, phase, pulse, g_s) from a CSV with that header."""
+    """Rows (cycle, phase, pulse, g_s) from a CSV with that header.
+
+    Raises:
+        ValueError: the file is not a pulse table: a missing column, no data
+            rows (header only), a row that does not parse, or a NaN/inf value
+            (the message names the row); see `check_table` for the physics
+            checks.
+    """
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"cycle", "phase", "pulse", "g_s"} - set(reader.fieldnames or [])
@@ -83,52 +92,179 @@ def read_table(path):
                 f"pulse table {path}: missing columns {sorted(missing)}; need "
                 "cycle,phase,pulse,g_s"
             )
-        return [(int(r["cycle"]), r["phase"].strip().lower(), int(r["pulse"]),
-                 float(r["g_s"])) for r in reader]
+        rows = []
+        for i, r in enumerate(reader, start=2):
+            try:
+                row = (int(r["cycle"]), r["phase"].strip().lower(), int(r["pulse"]),
+                       float(r["g_s"]))
+            except (TypeError, ValueError, AttributeError) as e:
+                raise ValueError(
+                    f"pulse table {path}, line {i}: cannot parse {dict(r)} ({e})"
+                ) from None
+            if not np.isfinite(row[3]):
+                raise ValueError(
+                    f"pulse table {path}, line {i}: g_s={r['g_s']!r} is not a finite "
+                    "number (NaN row?); drop or fill it"
+                )
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"pulse table {path}: header only, no data rows")
+    return rows
 
 
-def _steps(rows, phase):
-    """Consecutive-pulse pairs (g_k, g_{k+1}) of one phase, and the phase length."""
-    by_cycle: dict[int, dict[int, float]] = {}
-    for c, ph, k, g in rows:
+def check_table(rows) -> None:
+    """Physics checks of a pulse table (rows `(cycle, phase, pulse, g_s)`).
+
+    Raises:
+        ValueError: no rows; a NaN/inf or negative conductance; values that
+            look like resistances in ohms (median above 1 S: memristive
+            conductances are far below); a phase other than "ltp"/"ltd"; or
+            LTP phases that go down and LTD phases that go up on average (the
+            labels are swapped).
+    """
+    if not rows:
+        raise ValueError("pulse table has no data rows")
+    g = np.asarray([r[3] for r in rows], np.float64)
+    if not np.all(np.isfinite(g)):
+        i = int(np.flatnonzero(~np.isfinite(g))[0])
+        raise ValueError(f"pulse table row {i} {rows[i]}: g_s is not finite (NaN row?)")
+    if np.any(g < 0):
+        i = int(np.flatnonzero(g < 0)[0])
+        raise ValueError(
+            f"pulse table row {i} {rows[i]}: negative conductance g_s={g[i]:g} S; "
+            "conductances must be >= 0 (S)"
+        )
+    if np.median(g) > 1.0:
+        raise ValueError(
+            f"pulse table: median g_s = {np.median(g):g} looks like a resistance in "
+            "ohms; the column g_s must be a conductance in siemens (1 / R)"
+        )
+    for ph in {r[1] for r in rows}:
         if ph not in ("ltp", "ltd"):
             raise ValueError(f"phase must be 'ltp' or 'ltd'; got phase={ph!r}")
+    drift = {}
+    for phase in ("ltp", "ltd"):
+        seqs = _sequences(rows, phase)
+        d = [seq[-1] - seq[0] for seq in seqs if len(seq) > 1]
+        drift[phase] = float(np.mean(d)) if d else 0.0
+    if drift["ltp"] < 0 and drift["ltd"] > 0:
+        raise ValueError(
+            "pulse table: LTP phases go down (mean change "
+            f"{drift['ltp']:.3g} S) and LTD phases go up ({drift['ltd']:.3g} S): "
+            "the LTP/LTD labels look swapped"
+        )
+
+
+def _sequences(rows, phase):
+    """The conductance sequences (by pulse index) of every cycle of `phase`,
+    each cut at the first missing pulse index."""
+    by_cycle: dict[int, dict[int, float]] = {}
+    for c, ph, k, g in rows:
         if ph == phase:
             by_cycle.setdefault(c, {})[k] = g
-    if not by_cycle:
-        raise ValueError(f"pulse table has no {phase!r} rows")
-    x, y, p_max = [], [], 0
+    out = []
     for seq in by_cycle.values():
-        p_max = max(p_max, max(seq))
-        for k, g in seq.items():
-            if k + 1 in seq:
-                x.append(g)
-                y.append(seq[k + 1])
-    return np.asarray(x), np.asarray(y), p_max
+        ks = sorted(seq)
+        run = [seq[ks[0]]]
+        for a, b in zip(ks, ks[1:]):
+            if b != a + 1:
+                break
+            run.append(seq[b])
+        out.append(np.asarray(run, np.float64))
+    return out
 
 
-def _affine(x, y, lo, hi, n_iter: int = 4, k_sigma: float = 4.0):
-    """OLS of y on x over steps that cannot have been clipped at a bound.
+def _steps(rows, phase, lag: int = 1):
+    """Quadruples `(g_{k-1}, g_k, g_{k+1}, g_{k+lag})` of reads of one phase,
+    the index of the sequence each belongs to, and the phase length."""
+    seqs = _sequences(rows, phase)
+    if not seqs:
+        raise ValueError(f"pulse table has no {phase!r} rows")
+    p_max = max(
+        max(k for c, ph, k, _ in rows if ph == phase and c == c0)
+        for c0 in {c for c, ph, _, _ in rows if ph == phase}
+    )
+    z, x, y, ym, idx = [], [], [], [], []
+    for i, seq in enumerate(seqs):
+        for k in range(1, len(seq) - 1):
+            z.append(seq[k - 1])
+            x.append(seq[k])
+            y.append(seq[k + 1])
+            ym.append(seq[k + lag] if k + lag < len(seq) else np.nan)
+            idx.append(i)
+    return (np.asarray(z), np.asarray(x), np.asarray(y), np.asarray(ym),
+            np.asarray(idx), p_max)
+
+
+def _affine(z, x, y, ym, lag, idx, lo, hi, n_iter: int = 4, k_sigma: float = 4.0):
+    """Fit `y = slope x + icpt` over steps that cannot have been clipped at a
+    bound, and split the residual noise into write and read parts.
+
+    A measured table has write noise `w` (accumulates along a phase) and read
+    noise `e` (white, per measurement): `y_{k+1} = f(g_k) + w_k + e_{k+1}`
+    with `x = g_k + e_k`. Ordinary least squares of y on x is biased towards
+    slope 0 by `e` (errors in variables), so the slope is an instrumental-
+    variable estimate with the previous read `z = y_{k-1}` as the instrument
+    (independent of `e_k`, `e_{k+1}`). Where one step is small against the
+    noise (long phases), the slope is fitted over `lag` pulses instead
+    (`y_{k+lag} = slope^lag x + c (1 - slope^lag)`, the same affine map
+    applied `lag` times), whose signal is `lag` times larger. The residuals
+    `r_k = w_k + e_{k+1} -
+    slope e_k` have variance `s_w^2 + (1 + slope^2) s_r^2` and lag-1
+    autocovariance `-slope s_r^2` (a pure read noise gives a lag-1
+    autocorrelation of the step differences near -0.5), which give `s_r` and
+    `s_w`.
 
     A step whose noise-free end `f(x)` lies within `k_sigma` residual stds of a
     bound may have been clipped, and dropping only the clipped ones would
-    truncate the noise (a biased fit), so those steps are dropped whole; `f`
-    and the std come from the previous pass. Returns slope, intercept, residual
-    std and the number of steps used.
+    truncate the noise (a biased fit), so those steps are dropped whole.
+
+    Returns slope, intercept, write std, read std (S; None where the
+    autocovariance does not identify it), the number of steps used and the
+    lag-1 autocorrelation of the residuals.
     """
     tol = 1e-9 * (hi - lo)
-    keep = (y > lo + tol) & (y < hi - tol)
+    keep = (y > lo + tol) & (y < hi - tol) & (x > lo + tol) & (x < hi - tol)
+    far = np.isfinite(ym)
     for _ in range(n_iter):
-        if keep.sum() < 3:
+        use = keep & far
+        if use.sum() < 3:
             raise ValueError("pulse table: fewer than 3 steps away from the bounds")
+        zs, xs, ys = z[use], x[use], ym[use]
+        zc = zs - zs.mean()
+        slope_m = float(np.dot(zc, ys - ys.mean()) / np.dot(zc, xs - xs.mean()))
+        icpt_m = float(ys.mean() - slope_m * xs.mean())
+        slope = slope_m ** (1.0 / lag) if slope_m > 0 else slope_m
+        # The fixed point c = icpt_m / (1 - slope_m) of the lag map is the one
+        # of the one-pulse map: icpt = c (1 - slope).
+        icpt = icpt_m * (1.0 - slope) / (1.0 - slope_m) if lag > 1 else icpt_m
         xs, ys = x[keep], y[keep]
-        design = np.stack([xs, np.ones_like(xs)], axis=1)
-        (slope, icpt), *_ = np.linalg.lstsq(design, ys, rcond=None)
         resid = ys - (slope * xs + icpt)
         sigma = resid.std(ddof=2)
         pred = slope * x + icpt
         keep = (pred > lo + k_sigma * sigma) & (pred < hi - k_sigma * sigma)
-    return float(slope), float(icpt), float(sigma), int(xs.size)
+        keep &= (x > lo + tol) & (x < hi - tol)
+    # Lag-1 autocovariance over consecutive kept steps of one sequence.
+    r = np.full(x.shape, np.nan)
+    r[keep] = y[keep] - (slope * x[keep] + icpt)
+    same = (idx[1:] == idx[:-1]) & keep[1:] & keep[:-1]
+    g0 = float(np.mean(r[keep] ** 2))
+    if same.sum() >= 3:
+        g1 = float(np.mean(r[:-1][same] * r[1:][same]))
+        rho = g1 / g0
+    else:
+        g1, rho = 0.0, float("nan")
+    s_r2 = -g1 / slope if slope > 0 else float("nan")
+    read = float(np.sqrt(s_r2)) if np.isfinite(s_r2) and s_r2 > 0 else None
+    # Write noise from the residuals over `lag` pulses, where it has
+    # accumulated over the lag and stands out of the read noise:
+    # var = s_w^2 sum_{j<lag} slope^{2j} + (1 + slope^{2 lag}) s_r^2.
+    use = keep & far
+    r_m = ym[use] - (slope_m * x[use] + icpt_m)
+    gain = float(np.sum(slope ** (2.0 * np.arange(lag))))
+    s_w2 = (float(np.mean(r_m**2)) - (1.0 + slope_m**2) * (read or 0.0) ** 2) / gain
+    write = float(np.sqrt(max(s_w2, 0.0)))
+    return slope, icpt, write, read, int(keep.sum()), rho
 
 
 def fit_pulse_response(data) -> dict:
@@ -136,22 +272,36 @@ def fit_pulse_response(data) -> dict:
 
     Args:
         data: a CSV path (header `cycle,phase,pulse,g_s`) or a list of rows
-            `(cycle, phase, pulse, g_s)`.
+            `(cycle, phase, pulse, g_s)`; checked by `check_table`.
 
     Returns:
         `{"nl": {...}, "soft_bounds": {...}}`: for "nl" the `RRAM` fields
-        g_min, g_max, p_max_ltp, p_max_ltd, a_ltp, a_ltd, sigma_c2c; for
-        "soft_bounds" the `IonicSynapse` fields g_min, g_max, dx, x_ref,
-        gamma_up = gamma_dn = 1, sigma_c2c (relative to the step); each with
-        the number of steps used and the residual std (S).
+        g_min, g_max, p_max_ltp, p_max_ltd, a_ltp, a_ltd, sigma_c2c (write
+        noise per pulse), sigma_read (read noise of the table, relative to
+        its mean conductance); for "soft_bounds" the `IonicSynapse` fields
+        g_min, g_max, dx, x_ref, gamma_up = gamma_dn = 1, sigma_c2c (relative
+        to the step), sigma_read; each with the number of steps used, the
+        write and read stds (S), the lag-1 autocorrelation of the step
+        residuals, and `unidentified`: the fields the table cannot identify.
     """
     rows = read_table(data) if isinstance(data, (str, Path)) else list(data)
+    check_table(rows)
     g_all = np.asarray([r[3] for r in rows], np.float64)
     lo, hi = float(g_all.min()), float(g_all.max())
-    xu, yu, p_up = _steps(rows, "ltp")
-    xd, yd, p_dn = _steps(rows, "ltd")
-    su, iu, ru, nu = _affine(xu, yu, lo, hi)
-    sd, idn, rd, nd = _affine(xd, yd, lo, hi)
+    n_up = max(len(q) for q in _sequences(rows, "ltp")) - 1
+    n_dn = max(len(q) for q in _sequences(rows, "ltd")) - 1
+    lag_u, lag_d = max(1, n_up // 20), max(1, n_dn // 20)
+    zu, xu, yu, mu, iu_, p_up = _steps(rows, "ltp", lag_u)
+    zd, xd, yd, md, id_, p_dn = _steps(rows, "ltd", lag_d)
+    su, iu, wu, ru, nu, rho_u = _affine(zu, xu, yu, mu, lag_u, iu_, lo, hi)
+    sd, idn, wd, rd, nd, rho_d = _affine(zd, xd, yd, md, lag_d, id_, lo, hi)
+    reads = [v for v in (ru, rd) if v is not None]
+    read_s = float(np.sqrt(np.mean(np.square(reads)))) if reads else None
+    unidentified = ["sigma_d2d", "sigma_prog"] + ([] if reads else ["sigma_read"])
+    noise = {"write_std_s": [wu, wd], "read_std_s": read_s,
+             "lag1_autocorrelation": [rho_u, rho_d], "unidentified": unidentified,
+             "steps_used": nu + nd}
+    g_mean = float(g_all.mean())
 
     # -- E-NL: slopes e^{-1/A} (LTP), e^{1/A_d} (LTD); intercepts c (1 - slope)
     # with c = g_min + span / (1 - e^{-P/A}).
@@ -175,9 +325,10 @@ def fit_pulse_response(data) -> dict:
         "p_max_ltd": float(p_dn),
         "a_ltp": float(big_a / p_up),
         "a_ltd": float(big_ad / p_dn),
-        "sigma_c2c": float(np.sqrt(0.5 * (ru**2 + rd**2)) / span),
-        "steps_used": nu + nd,
-        "residual_std_s": [ru, rd],
+        "sigma_c2c": float(np.sqrt(0.5 * (wu**2 + wd**2)) / span),
+        **({"sigma_read": read_s / g_mean} if read_s is not None else {}),
+        **noise,
+        "residual_std_s": [wu, wd],
     }
 
     # -- soft bounds: LTP g' = (1 - k_up) g + k_up g_max, LTD g' = (1 - k_dn) g
@@ -186,7 +337,7 @@ def fit_pulse_response(data) -> dict:
     sb_gmax = iu / k_up
     sb_gmin = idn / k_dn
     # The step noise is proportional to the step (multiplicative), so the
-    # residual variance is sigma^2 mean(step^2): divide by the rms step.
+    # write variance is sigma^2 mean(step^2): divide by the rms step.
     step_u = np.sqrt(np.mean((k_up * (sb_gmax - xu)) ** 2))
     step_d = np.sqrt(np.mean((k_dn * (xd - sb_gmin)) ** 2))
     soft = {
@@ -196,11 +347,89 @@ def fit_pulse_response(data) -> dict:
         "x_ref": float(k_up / (k_up + k_dn)),
         "gamma_up": 1.0,
         "gamma_dn": 1.0,
-        "sigma_c2c": float(0.5 * (ru / step_u + rd / step_d)),
-        "steps_used": nu + nd,
-        "residual_std_s": [ru, rd],
+        "sigma_c2c": float(0.5 * (wu / step_u + wd / step_d)),
+        **({"sigma_read": read_s / g_mean} if read_s is not None else {}),
+        **noise,
+        "residual_std_s": [wu, wd],
     }
     return {"nl": nl, "soft_bounds": soft}
+
+
+def simulate_protocol(device: AbstractDevice, rows, *, key, read_std_s: float = 0.0):
+    """The measured protocol of `rows` run on `device`: the same cycles, the
+    same number of pulses per phase, starting at the table's first value, each
+    value read with white noise of `read_std_s` (S). Returns rows in the same
+    format."""
+    seqs_u, seqs_d = _sequences(rows, "ltp"), _sequences(rows, "ltd")
+    n_cyc = min(len(seqs_u), len(seqs_d))
+    p_up, p_dn = len(seqs_u[0]) - 1, len(seqs_d[0]) - 1
+    pulses = np.tile(np.concatenate([np.ones(p_up), -np.ones(p_dn)]), n_cyc)
+    k_init, k_run, k_read = jax.random.split(key, 3)
+    st = device.init((1,), key=k_init)
+    st = eqx.tree_at(lambda s: s.g, st, jnp.full((1,), seqs_u[0][0], jnp.float32))
+    if hasattr(st, "w"):
+        st = eqx.tree_at(lambda s: s.w, st, st.g)
+    _, g = pulse_response(device, st, jnp.asarray(pulses, jnp.float32)[:, None],
+                          key=k_run)
+    g = np.asarray(g[:, 0], np.float64).reshape(n_cyc, p_up + p_dn)
+    g0 = np.concatenate([[seqs_u[0][0]], g[:-1, -1]])
+    ltp = np.concatenate([g0[:, None], g[:, :p_up]], 1)
+    ltd = np.concatenate([g[:, p_up - 1 : p_up], g[:, p_up:]], 1)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_read)).ravel()[-1])
+    ltp = ltp + read_std_s * rng.standard_normal(ltp.shape)
+    ltd = ltd + read_std_s * rng.standard_normal(ltd.shape)
+    return cycle_table(ltp, ltd)
+
+
+def table_statistics(rows) -> dict:
+    """What a fitted card must reproduce of a table: the mean trajectory over
+    cycles per phase (smoothed over 5 pulses), the std of the step
+    differences, and their lag-1 autocorrelation."""
+    out = {}
+    for phase in ("ltp", "ltd"):
+        seqs = _sequences(rows, phase)
+        n = min(len(s) for s in seqs)
+        arr = np.stack([s[:n] for s in seqs])
+        mean = arr.mean(axis=0)
+        kernel = np.ones(5) / 5
+        smooth = np.convolve(np.pad(mean, 2, mode="edge"), kernel, mode="valid")
+        d = np.diff(arr, axis=1)
+        d = d - d.mean(axis=0)
+        rho = float(np.sum(d[:, 1:] * d[:, :-1]) / np.sum(d * d))
+        out[phase] = {"mean": smooth, "step_std": float(d.std()), "lag1": rho}
+    return out
+
+
+def validate_fit(device: AbstractDevice, rows, *, key, read_std_s: float = 0.0,
+                 mean_tol: float = 0.05, std_tol: float = 0.2,
+                 lag1_tol: float = 0.1) -> dict:
+    """Simulate the measured protocol with a fitted `device` (plus the table's
+    read noise `read_std_s`) and compare with the measured table.
+
+    Passes (`"ok": True`) when, for both phases, the smoothed mean trajectories
+    differ by at most `mean_tol` of the measured window, the step-difference
+    stds by at most `std_tol` relative, and the lag-1 autocorrelations by at
+    most `lag1_tol`. Returns every compared number.
+    """
+    sim = simulate_protocol(device, rows, key=key, read_std_s=read_std_s)
+    a, b = table_statistics(rows), table_statistics(sim)
+    g = np.asarray([r[3] for r in rows], np.float64)
+    window = float(g.max() - g.min())
+    report: dict = {"ok": True}
+    for phase in ("ltp", "ltd"):
+        n = min(a[phase]["mean"].size, b[phase]["mean"].size)
+        mean_err = float(np.max(np.abs(a[phase]["mean"][:n] - b[phase]["mean"][:n])))
+        std_err = abs(b[phase]["step_std"] / a[phase]["step_std"] - 1.0)
+        lag_err = abs(b[phase]["lag1"] - a[phase]["lag1"])
+        ok = (mean_err <= mean_tol * window and std_err <= std_tol
+              and lag_err <= lag1_tol)
+        report[phase] = {"mean_error_fraction": mean_err / window,
+                         "step_std_measured": a[phase]["step_std"],
+                         "step_std_simulated": b[phase]["step_std"],
+                         "lag1_measured": a[phase]["lag1"],
+                         "lag1_simulated": b[phase]["lag1"], "ok": bool(ok)}
+        report["ok"] &= bool(ok)
+    return report
 
 
 _UNITS = {
@@ -211,11 +440,22 @@ _UNITS = {
                  "pulse (soft_bounds)",
 }
 
-# Fields a fit cannot see in a pulse table: filled with these values, tagged A.
-_ASSUMED = {
-    "nl": {"sigma_d2d": 0.0, "sigma_read": 0.0, "sigma_prog": 0.0},
-    "soft_bounds": {"sigma_d2d": 0.0, "sigma_gamma_d2d": 0.0, "sigma_read": 0.0,
-                    "sigma_prog": 0.0, "vol_step": 0.0, "tau_s": 1.0},
+_UNITS["sigma_read"] = "relative std of one read"
+
+# Fields a pulse table of one device cannot identify, with the value the card
+# carries and why. They are tagged A, marked `"identified": false`, and
+# `fit_to_card` warns about each.
+_UNIDENTIFIED = {
+    "sigma_d2d": (0.0, "device-to-device spread: one device's table cannot show it; "
+                       "fit several devices"),
+    "sigma_gamma_d2d": (0.0, "device-to-device spread of gamma: one device's table "
+                             "cannot show it"),
+    "sigma_prog": (None, "programming error: not in a pulse table; the card carries "
+                         "the C2C noise of one pulse (the model floors it there too)"),
+    "sigma_read": (0.0, "read noise: the table's step differences show none "
+                        "(lag-1 autocorrelation not negative)"),
+    "vol_step": (0.0, "volatile part: the table has no timing"),
+    "tau_s": (1.0, "volatile time constant: the table has no timing"),
 }
 
 
@@ -227,18 +467,35 @@ def fit_to_card(fit: dict, form: str, name: str, reference: str) -> dict:
     values = fit[form]
     params = {}
     for k, v in values.items():
-        if k in ("steps_used", "residual_std_s"):
+        if k not in _UNITS:
             continue
         params[k] = {
             "value": v, "unit": _UNITS[k], "source": "measurement",
-            "provenance": "D",
+            "provenance": "D", "mapping": "D",
             "note": f"fitted by devices.fit_pulse_response ({form} step "
                     f"regression over {values['steps_used']} steps)",
         }
-    for k, v in _ASSUMED[form].items():
-        params[k] = {"value": v, "unit": "see model docstring", "provenance": "A",
-                     "note": "not identifiable from a pulse-response table; set it "
-                             "from read/programming measurements"}
+    if "sigma_read" in params:
+        params["sigma_read"]["note"] = (
+            "read (measurement) noise of the table from the lag-1 autocovariance "
+            f"of the step residuals ({values['read_std_s']:.3g} S), relative to the "
+            "table's mean conductance; includes the instrument's noise")
+    names = ["sigma_d2d", "sigma_prog", "sigma_read"]
+    if form == "soft_bounds":
+        names += ["sigma_gamma_d2d", "vol_step", "tau_s"]
+    for k in names:
+        if k in params:
+            continue
+        value, why = _UNIDENTIFIED[k]
+        if value is None:  # sigma_prog: one pulse's write noise
+            per = values["dx"] if form == "soft_bounds" else 1.0
+            value = values["sigma_c2c"] * per
+        warnings.warn(
+            f"fit_to_card({name!r}): {k} is not identifiable from this pulse table "
+            f"({why}); the card carries {k}={value:g}, tagged A and marked "
+            "identified=false", UserWarning, stacklevel=2)
+        params[k] = {"value": value, "unit": "see model docstring", "provenance": "A",
+                     "mapping": "A", "identified": False, "note": why}
     return {
         "name": name,
         "model": "RRAM" if form == "nl" else "IonicSynapse",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import AbstractDevice, AbstractDeviceState, Scalar, param
+from .base import AbstractDevice, AbstractDeviceState, Scalar, check_time, param
 
 
 class IdealState(AbstractDeviceState):
@@ -44,6 +44,7 @@ class Ideal(AbstractDevice):
         g = state.g + jnp.asarray(pulses, jnp.float32) * step
         return IdealState(g=jnp.clip(g, self.g_min, self.g_max))
 
-    def read_stats(self, state, t_s=0.0):
-        del t_s
-        return state.g, jnp.zeros_like(state.g)
+    def read_parts(self, state, t_s=0.0):
+        check_time(t_s)
+        z = jnp.zeros_like(state.g)
+        return state.g, z, z

@@ -11,6 +11,8 @@ from .base import (
     AbstractDevice,
     Scalar,
     VolatileState,
+    after_write,
+    check_time,
     decay,
     noisy_target,
     param,
@@ -30,6 +32,10 @@ class IonicState(VolatileState):
             down pulses cancel exactly.
         dx_up, dx_dn: per-device step sizes (fraction of the range per pulse).
         gamma_up, gamma_dn: per-device soft-bound strength.
+        xi_slow: standard normal draw of the slow read deviation, drawn at the
+            cell's last write.
+        age_s: seconds since the cell's last pulse write (None: this
+            model's reads do not depend on time, so `init` keeps no clock).
     """
 
     q: Float[Array, "*cells"]
@@ -37,6 +43,8 @@ class IonicState(VolatileState):
     dx_dn: Float[Array, "*cells"]
     gamma_up: Float[Array, "*cells"]
     gamma_dn: Float[Array, "*cells"]
+    xi_slow: Float[Array, "*cells"] | None = None
+    age_s: Float[Array, "*cells"] | None = None
 
 
 def linear_step_response(x0, n, dx, gamma, x_ref):
@@ -71,9 +79,13 @@ class IonicSynapse(AbstractDevice):
     shrinking towards the bounds with strength `gamma_up`, `gamma_dn`
     (`linear_step_response`), each pulse multiplied by `(1 + sigma_c2c xi)`
     (for a write of n pulses the summed noise has std `sigma_c2c |dx_total| /
-    sqrt|n|`, exact for gamma = 0). Device-to-device: per cell,
-    `dx_up, dx_dn = dx |1 + sigma_d2d xi|` and `gamma exp(sigma_gamma_d2d xi)`
-    (log-normal, so gamma stays >= 0; aihwkit draws |gamma + gamma_dtod xi|).
+    sqrt|n|`, exact for gamma = 0). Device-to-device, as aihwkit's pulsed
+    devices draw it: one gain per cell shared by both directions and a small
+    up/down asymmetry, `dx_up = dx |1 + sigma_d2d xi_0| (1 + sigma_updown_d2d
+    xi_1)`, `dx_dn = dx |1 + sigma_d2d xi_0| (1 - sigma_updown_d2d xi_1)`
+    (aihwkit's dw_min_dtod and up_down_dtod), and `gamma
+    exp(sigma_gamma_d2d xi)` (log-normal, so gamma stays >= 0; aihwkit draws
+    |gamma + gamma_dtod xi|).
     Volatile part (e.g. a droplet-interface bilayer whose pores close, or
     ECRAM self-discharge): each pulse adds `vol_step (g_max - g_min) n`, decaying
     as `exp(-dt / tau_s)` under `relax`. Reads see `g = clip(w + v)` with
@@ -87,10 +99,17 @@ class IonicSynapse(AbstractDevice):
         x_ref: normalized conductance of the weight zero (symmetry reference),
             in (0, 1).
         sigma_c2c: relative std per pulse (aihwkit dw_min_std), >= 0.
-        sigma_d2d: relative device-to-device std of dx, in [0, 1).
+        sigma_d2d: relative device-to-device std of the step gain (both
+            directions), in [0, 1).
+        sigma_updown_d2d: device-to-device std of the up/down asymmetry, in
+            [0, 1).
         sigma_gamma_d2d: device-to-device log-std of gamma, >= 0.
-        sigma_read: relative std of one read, >= 0.
-        sigma_prog: programming error std, fraction of the range, >= 0.
+        sigma_read: relative std of one read (fast, white), >= 0.
+        sigma_read_slow: slow relative read deviation (drawn at each write,
+            the same for every read until the next), >= 0.
+        sigma_prog: programming error std, fraction of the range, >= 0 (a
+            write ends no more precisely than one step's C2C noise,
+            `sigma_c2c dx`, whichever is larger).
         vol_step: volatile step per pulse, fraction of the range, in [0, 1].
         tau_s: volatile time constant (s), > 0.
 
@@ -110,6 +129,8 @@ class IonicSynapse(AbstractDevice):
     sigma_prog: Scalar = param(ge=0.0)
     vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
     tau_s: Scalar = param(1.0, gt=0.0, unit="s")
+    sigma_updown_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    sigma_read_slow: Scalar = param(0.0, ge=0.0)
 
     @classmethod
     def from_card(cls, name: str = "ionic_ecram_tang2018", **overrides):
@@ -120,12 +141,16 @@ class IonicSynapse(AbstractDevice):
         k = jax.random.split(key, 4)
         xi = [jax.random.normal(kk, shape, jnp.float32) for kk in k]
         g = jnp.full(shape, self.g_min, jnp.float32)
+        gain = self.dx * jnp.abs(1.0 + self.sigma_d2d * xi[0])
+        asym = self.sigma_updown_d2d * xi[1]
+        z = jnp.zeros(shape, jnp.float32)
         return IonicState(
-            g=g, w=g, q=jnp.zeros(shape, jnp.float32),
-            dx_up=self.dx * jnp.abs(1.0 + self.sigma_d2d * xi[0]),
-            dx_dn=self.dx * jnp.abs(1.0 + self.sigma_d2d * xi[1]),
+            g=g, w=g, q=z,
+            dx_up=gain * jnp.abs(1.0 + asym),
+            dx_dn=gain * jnp.abs(1.0 - asym),
             gamma_up=self.gamma_up * jnp.exp(self.sigma_gamma_d2d * xi[2]),
             gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
+            xi_slow=z,  # no write clock: reads do not depend on time
         )
 
     def _with(self, state: IonicState, w, q):
@@ -134,9 +159,13 @@ class IonicSynapse(AbstractDevice):
         return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
 
     def program(self, state: IonicState, g_target, *, key: PRNGKeyArray) -> IonicState:
+        k_prog, k_slow = jax.random.split(key)
+        sigma = jnp.maximum(self.sigma_prog, self.sigma_c2c * self.dx)
         w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
-                         self.sigma_prog * (self.g_max - self.g_min), key)
-        return self._with(state, w, jnp.zeros_like(w))
+                         sigma * (self.g_max - self.g_min), k_prog)
+        state = self._with(state, w, jnp.zeros_like(w))
+        return _with_slow(state, jax.random.normal(k_slow, w.shape, jnp.float32),
+                          state.age_s)
 
     def update(self, state: IonicState, pulses, *, key: PRNGKeyArray) -> IonicState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
@@ -148,14 +177,28 @@ class IonicSynapse(AbstractDevice):
         x = linear_step_response(x0, n, dx, gamma, self.x_ref)
         m = jnp.maximum(jnp.abs(n), 1.0)
         noise = self.sigma_c2c * jnp.abs(x - x0) / jnp.sqrt(m)
-        x = x + noise * jax.random.normal(key, x.shape, jnp.float32)
+        k_c2c, k_slow = jax.random.split(key)
+        x = x + noise * jax.random.normal(k_c2c, x.shape, jnp.float32)
         w = self.g_min + jnp.clip(x, 0.0, 1.0) * span
         w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
-        return self._with(state, w, state.q + n)
+        age, xi = after_write(state, n, k_slow)
+        return _with_slow(self._with(state, w, state.q + n), xi, age)
 
     def relax(self, state: IonicState, dt_s) -> IonicState:
-        return self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
+        state = self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
+        if state.age_s is None:
+            return state
+        return eqx.tree_at(lambda s: s.age_s, state,
+                           state.age_s + jnp.asarray(dt_s, jnp.float32))
 
-    def read_stats(self, state: IonicState, t_s=0.0):
-        del t_s
-        return state.g, self.sigma_read * jnp.abs(state.g)
+    def read_parts(self, state: IonicState, t_s=0.0):
+        check_time(t_s)
+        a = jnp.abs(state.g)
+        return state.g, self.sigma_read_slow * a, self.sigma_read * a
+
+
+def _with_slow(state: IonicState, xi_slow, age_s) -> IonicState:
+    """`state` with new slow read draws and ages (fields that may be None)."""
+    return IonicState(g=state.g, w=state.w, q=state.q, dx_up=state.dx_up,
+                      dx_dn=state.dx_dn, gamma_up=state.gamma_up,
+                      gamma_dn=state.gamma_dn, xi_slow=xi_slow, age_s=age_s)

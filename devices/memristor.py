@@ -8,7 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import AbstractDeviceState, Scalar, concrete, option, param
+from .base import (
+    AbstractDeviceState,
+    Scalar,
+    after_write,
+    cell_age,
+    concrete,
+    fresh_age,
+    option,
+    param,
+)
 from .cards import from_card
 from .iv import AbstractIV, LinearIV
 from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
@@ -23,12 +32,18 @@ class RRAMState(AbstractDeviceState):
         a_ltd: per-device LTD nonlinearity `a`.
         stuck: per-device stuck-at fault, +1 stuck at g_max (on), -1 stuck at
             g_min (off), 0 healthy (drawn at `init`; None when faults are off).
+        xi_slow: standard normal draw of the slow read deviation (retention
+            spread, slow read noise), drawn at the cell's last write.
+        age_s: seconds since the cell's last pulse write, advanced by `relax`
+            (`AGE_FROM_PROGRAMMING` when not pulsed since programming).
     """
 
     g: Float[Array, "*cells"]
     a_ltp: Float[Array, "*cells"]
     a_ltd: Float[Array, "*cells"]
     stuck: Float[Array, "*cells"] | None = None
+    xi_slow: Float[Array, "*cells"] | None = None
+    age_s: Float[Array, "*cells"] | None = None
 
 
 class RRAM(AbstractNLDevice):
@@ -40,19 +55,27 @@ class RRAM(AbstractNLDevice):
     `N(0, sigma_c2c (g_max - g_min) sqrt(|n|))`; the result is clipped to
     `[g_min, g_max]`. Device-to-device variation draws each cell's `a` as
     `a (1 + sigma_d2d xi)` once, at `init`. A read returns
-    `g (1 + sigma_read xi)`, so read noise grows with conductance. `program`
-    writes a target conductance as a verified write to the nearest of the
-    `p_max_ltp + 1` levels of the LTP curve, with a residual error
-    `N(0, sigma_prog (g_max - g_min))`.
+    `g (1 + sigma_read xi)` with a fresh `xi` per read (fast), plus an
+    optional slow relative deviation `sigma_read_slow g xi_slow` drawn at the
+    cell's last write. `program` writes a target conductance as a verified
+    write to the nearest of the `p_max_ltp + 1` levels of the LTP curve, with
+    a conductance-dependent residual error of std
+    `span max(|sigma_prog + sum_i sigma_prog_xi x^i|, sigma_c2c)`, `x = (g - g_min)
+    / span` the level's place in the window (aihwkit's ReRAM polynomial form;
+    a verified write cannot end more precisely than its last pulse, whose C2C
+    noise is `sigma_c2c span`). The programmed conductance is clipped at 0
+    only, so cells programmed to the off state are not biased upwards.
 
     Optional effects, all off by default (the NeuroSim model above):
 
     - stuck-at faults: at `init` each cell is stuck at g_max with probability
       `p_stuck_on` and at g_min with `p_stuck_off`; stuck cells ignore
       programming and pulses.
-    - retention relaxation (E-LOG mean, aihwkit ReRamCMONoiseModel form): a
-      read `t` s after programming sees
-      `g + retention_m (g_max - g_min) ln(1 + t / retention_t0_s)`, clipped.
+    - retention relaxation (E-LOG, aihwkit ReRamCMONoiseModel form): a read
+      `t` s after the cell's last write sees a mean
+      `g + retention_m span ln(1 + t / retention_t0_s)` and a slow spread of
+      std `span (sigma_retention_0 + sigma_retention_ln ln(1 + t / retention_t0_s))`
+      (drawn per cell at its write; clipped at 0 only).
     - sinh I-V (`iv=SinhIV(v0)`): `I = g v0 sinh(V / v0)`, ohmic for |V| << v0
       (Yakopcic / Stanford-model form); solvers then use the elementwise I-V.
 
@@ -62,7 +85,13 @@ class RRAM(AbstractNLDevice):
         p_stuck_on, p_stuck_off: stuck-at probabilities, each in [0, 1] with
             sum <= 1; > 0 needs `faults=True`.
         retention_m: E-LOG relaxation per ln-unit of time, fraction of the range.
+        sigma_retention_0, sigma_retention_ln: retention spread at t = 0 and its growth
+            per ln-unit of time, fractions of the range, >= 0.
         retention_t0_s: relaxation time scale (s), > 0.
+        sigma_prog_x1 ... sigma_prog_x4: conductance dependence of the
+            programming error,
+            fractions of the range per power of `x` (`sigma_prog` is `c0`).
+        sigma_read_slow: slow relative read deviation, >= 0.
         iv: the cell's I-V, `LinearIV()` (default) or `SinhIV(v0)`.
         faults: whether `init` draws the stuck-at map (static).
 
@@ -76,6 +105,13 @@ class RRAM(AbstractNLDevice):
     p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
     retention_m: Scalar = param(0.0)
     retention_t0_s: Scalar = param(1.0, gt=0.0, unit="s")
+    sigma_retention_0: Scalar = param(0.0, ge=0.0)
+    sigma_retention_ln: Scalar = param(0.0, ge=0.0)
+    sigma_prog_x1: Scalar = param(0.0)
+    sigma_prog_x2: Scalar = param(0.0)
+    sigma_prog_x3: Scalar = param(0.0)
+    sigma_prog_x4: Scalar = param(0.0)
+    sigma_read_slow: Scalar = param(0.0, ge=0.0)
     iv: AbstractIV = option("iv", AbstractIV, LinearIV())
     faults: bool = eqx.field(static=True, default=False)
 
@@ -116,15 +152,32 @@ class RRAM(AbstractNLDevice):
                 jnp.where(u < self.p_stuck_on + self.p_stuck_off, -1.0, 0.0),
             ).astype(jnp.float32)
         state = RRAMState(g=jnp.full(shape, self.g_min, jnp.float32),
-                          a_ltp=a_ltp, a_ltd=a_ltd, stuck=stuck)
+                          a_ltp=a_ltp, a_ltd=a_ltd, stuck=stuck,
+                          xi_slow=jnp.zeros(shape, jnp.float32),
+                          age_s=fresh_age(shape))
         return self._pin(state, state.g)
 
-    def _pin(self, state: RRAMState, g) -> RRAMState:
-        """`state` with conductance `g`, stuck cells held at their bound."""
+    def _pin(self, state: RRAMState, g, xi_slow=None, age_s=None) -> RRAMState:
+        """`state` with conductance `g` (and, if given, new slow draws and
+        ages), stuck cells held at their bound."""
         if state.stuck is not None:
             g = jnp.where(state.stuck > 0, self.g_max,
                           jnp.where(state.stuck < 0, self.g_min, g))
-        return RRAMState(g=g, a_ltp=state.a_ltp, a_ltd=state.a_ltd, stuck=state.stuck)
+        return RRAMState(
+            g=g, a_ltp=state.a_ltp, a_ltd=state.a_ltd, stuck=state.stuck,
+            xi_slow=state.xi_slow if xi_slow is None else xi_slow,
+            age_s=state.age_s if age_s is None else age_s,
+        )
+
+    def prog_sigma(self, g) -> Float[Array, "*cells"]:
+        """Programming-error std (S) of a verified write that ends at `g`:
+        `span max(|sigma_prog + sum_i sigma_prog_xi x^i|, sigma_c2c)`,
+        `x = (g - g_min) / span`."""
+        span = self.g_max - self.g_min
+        x = (g - self.g_min) / span
+        poly = self.sigma_prog + x * (self.sigma_prog_x1 + x * (
+            self.sigma_prog_x2 + x * (self.sigma_prog_x3 + x * self.sigma_prog_x4)))
+        return span * jnp.maximum(jnp.abs(poly), self.sigma_c2c)
 
     def levels(self) -> Float[Array, " levels"]:
         """Conductances reachable from g_min by whole LTP pulses (nominal cell)."""
@@ -143,23 +196,45 @@ class RRAM(AbstractNLDevice):
         g_lo = nl_curve(p_lo, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
         g_hi = nl_curve(p_hi, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
         g = jnp.where(g_hi - g_t < g_t - g_lo, g_hi, g_lo)
-        noise = self.sigma_prog * (self.g_max - self.g_min)
-        g = g + noise * jax.random.normal(key, g.shape, jnp.float32)
-        return self._pin(state, jnp.clip(g, self.g_min, self.g_max))
+        k_prog, k_slow = jax.random.split(key)
+        g = g + self.prog_sigma(g) * jax.random.normal(k_prog, g.shape, jnp.float32)
+        xi = jax.random.normal(k_slow, g.shape, jnp.float32)
+        return self._pin(state, jnp.maximum(g, 0.0), xi, fresh_age(g.shape))
 
     def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        return self._pin(state, self.nl_move(state.g, n, state.a_ltp, state.a_ltd, key))
+        k_move, k_slow = jax.random.split(key)
+        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, k_move)
+        age, xi = after_write(state, n, k_slow)
+        return self._pin(state, g, xi, age)
 
-    def read_stats(self, state: RRAMState, t_s=0.0):
+    def _active(self, name: str) -> bool:
+        """Whether field `name` may be nonzero (always, while traced)."""
+        v = concrete(getattr(self, name))
+        return v is None or bool(np.any(v))
+
+    def read_parts(self, state: RRAMState, t_s=0.0):
         g = state.g
-        if concrete(self.retention_m) is None or np.any(concrete(self.retention_m)):
-            t = jnp.asarray(t_s, jnp.float32)
-            shift = self.retention_m * (self.g_max - self.g_min)
-            g = jnp.clip(g + shift * jnp.log1p(t / self.retention_t0_s),
-                         self.g_min, self.g_max)
+        t = cell_age(state, t_s)
+        slow = self.sigma_read_slow * jnp.abs(g)
+        if self._active("retention_m") or self._active("sigma_retention_0") \
+                or self._active("sigma_retention_ln"):
+            span = self.g_max - self.g_min
+            lt = jnp.log1p(t / self.retention_t0_s)
+            g = jnp.maximum(g + self.retention_m * span * lt, 0.0)
             g = self._pin(state, g).g
-        return g, self.sigma_read * jnp.abs(g)
+            spread = span * (self.sigma_retention_0 + self.sigma_retention_ln * lt)
+            # Absent cells (g = 0: the empty G- array of a single-device
+            # scheme) and stuck cells have no spread.
+            healthy = state.g > 0
+            if state.stuck is not None:
+                healthy = healthy & (state.stuck == 0)
+            spread = jnp.where(healthy, spread, 0.0)
+            # Both parts can be 0: a sqrt with a gradient-safe zero branch.
+            var = slow * slow + spread * spread
+            pos = var > 0
+            slow = jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
+        return g, slow, self.sigma_read * jnp.abs(g)
 
     def current(self, g, v):
         """Cell current (A) by the cell's I-V (`iv`)."""

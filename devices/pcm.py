@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -10,7 +11,11 @@ from .base import (
     AbstractDevice,
     AbstractDeviceState,
     Scalar,
+    after_write,
+    cell_age,
+    fresh_age,
     param,
+    written,
 )
 from .cards import from_card
 from .nonlinear import nl_pulse_update
@@ -26,11 +31,18 @@ class PCMState(AbstractDeviceState):
         nu: per-cell drift exponent, drawn when the cell was programmed.
         q_s: relative 1/f read-noise amplitude `Q_s(g_p / g_max)`, set by the
             programmed conductance (stored so a read costs one exp per cell).
+        xi_slow: standard normal draw of the accumulated 1/f deviation, drawn
+            at the cell's last write (aihwkit draws it once per drift
+            evaluation): every read at one time sees the same deviation.
+        age_s: seconds since the cell's last pulse write, advanced by `relax`
+            (`AGE_FROM_PROGRAMMING` when not pulsed since programming).
     """
 
     g: Float[Array, "*cells"]
     nu: Float[Array, "*cells"]
     q_s: Float[Array, "*cells"]
+    xi_slow: Float[Array, "*cells"] | None = None
+    age_s: Float[Array, "*cells"] | None = None
 
 
 def pcm_prog_sigma(g_hat, c0, c1, c2, g_max):
@@ -85,6 +97,9 @@ class PCM(AbstractDevice):
     Pulse updates follow the gradual SET / abrupt RESET of PCM: `n > 0` SET
     pulses climb the E-NL curve (nonlinearity `a_set`, `p_max_set` pulses),
     `n < 0` RESETs the cell to `g_min`; each write redraws the drift exponent.
+    With `gradual_reset=True`, `n < 0` pulses instead walk down an E-NL curve
+    of `p_max_reset` pulses and nonlinearity `a_reset` (partial-RESET
+    pulses), with the same C2C noise.
 
     Args:
         g_min, g_max: conductance bounds (S).
@@ -94,8 +109,13 @@ class PCM(AbstractDevice):
         sigma_prog_scale, sigma_read_scale, sigma_nu_scale: multipliers of the
             programming noise, read noise and spread of nu (aihwkit's
             prog_noise_scale, read_noise_scale; 0 turns each off), >= 0.
-        drift_scale: multiplier of the mean drift exponent (aihwkit's
-            drift_scale), >= 0.
+        drift_scale: multiplier of the drift exponent (aihwkit's drift_scale;
+            0 means no drift at all), >= 0.
+        sigma_read_fast: white noise of each read, relative to the read
+            conductance, >= 0.
+        p_max_reset, a_reset: partial-RESET pulse response (E-NL, used when
+            `gradual_reset`); a_reset < 0 gives the usual convex descent.
+        gradual_reset: whether RESET pulses are gradual (static).
         p_max_set, a_set: SET pulse response (E-NL); sigma_c2c: SET C2C noise
             per sqrt(pulse), fraction of the range.
 
@@ -119,6 +139,10 @@ class PCM(AbstractDevice):
     sigma_read_scale: Scalar = param(1.0, ge=0.0)
     sigma_nu_scale: Scalar = param(1.0, ge=0.0)
     drift_scale: Scalar = param(1.0, ge=0.0)
+    sigma_read_fast: Scalar = param(0.0, ge=0.0)
+    p_max_reset: Scalar = param(100.0, gt=0.0, unit="pulses")
+    a_reset: Scalar = param(-1.0, nonzero=True)
+    gradual_reset: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
@@ -132,17 +156,20 @@ class PCM(AbstractDevice):
         g = jnp.full(shape, self.g_min, jnp.float32)
         g_hat = g / self.g_max
         mu, _ = pcm_nu_stats(g_hat)
-        return PCMState(g=g, nu=self.drift_scale * mu, q_s=pcm_q_s(g_hat))
+        z = jnp.zeros(shape, jnp.float32)
+        return PCMState(g=g, nu=self.drift_scale * mu, q_s=pcm_q_s(g_hat),
+                        xi_slow=z, age_s=fresh_age(shape))
 
     def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None):
-        """Drift exponents `|N(mu(g^), sigma(g^))|` for normalized targets g^."""
+        """Drift exponents `drift_scale |N(mu(g^), sigma(g^))|` for normalized
+        targets g^ (`drift_scale = 0`: no drift at all, as in aihwkit)."""
         lg = _log_g_hat(g_hat) if log_g_hat is None else log_g_hat
         mu, sig = _nu_stats_from_log(lg)
         xi = jax.random.normal(key, lg.shape, jnp.float32)
-        return jnp.abs(self.drift_scale * mu + self.sigma_nu_scale * sig * xi)
+        return self.drift_scale * jnp.abs(mu + self.sigma_nu_scale * sig * xi)
 
     def program(self, state: PCMState, g_target, *, key: PRNGKeyArray) -> PCMState:
-        k_prog, k_nu = jax.random.split(key)
+        k_prog, k_nu, k_slow = jax.random.split(key, 3)
         g_t = jnp.broadcast_to(
             jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max),
             state.g.shape,
@@ -152,34 +179,49 @@ class PCM(AbstractDevice):
             g_hat_t, self.prog_c0, self.prog_c1, self.prog_c2, self.g_max
         )
         g = g_t + sig * jax.random.normal(k_prog, g_t.shape, jnp.float32)
-        g = jnp.clip(g, self.g_min, self.g_max)
+        g = jnp.maximum(g, 0.0)
         return PCMState(g=g, nu=self.draw_nu(g_hat_t, k_nu),
-                        q_s=pcm_q_s(g / self.g_max))
+                        q_s=pcm_q_s(g / self.g_max),
+                        xi_slow=jax.random.normal(k_slow, g.shape, jnp.float32),
+                        age_s=fresh_age(g.shape))
 
     def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
-        k_c2c, k_nu = jax.random.split(key)
+        k_c2c, k_nu, k_slow = jax.random.split(key, 3)
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min.
-        g = nl_pulse_update(state.g, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
-                            self.g_min, self.g_max, self.sigma_c2c, k_c2c)
-        g = jnp.where(n < 0, self.g_min, g)
+        # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min, or
+        # walks down the partial-RESET curve (gradual_reset).
+        if self.gradual_reset:
+            up = n > 0
+            g = nl_pulse_update(
+                state.g, n, jnp.where(up, self.p_max_set, self.p_max_reset),
+                jnp.where(up, self.a_set, self.a_reset), self.g_min, self.g_max,
+                self.sigma_c2c, k_c2c)
+        else:
+            g = self._abrupt(state.g, n, k_c2c)
         lg = _log_g_hat(g / self.g_max)  # one log for nu and Q_s
-        nu = jnp.where(n == 0, state.nu, self.draw_nu(None, k_nu, log_g_hat=lg))
-        q_s = jnp.where(n == 0, state.q_s, _q_s_from_log(lg))
-        return PCMState(g=g, nu=nu, q_s=q_s)
+        nu = written(state.nu, self.draw_nu(None, k_nu, log_g_hat=lg), n)
+        q_s = written(state.q_s, _q_s_from_log(lg), n)
+        age, xi = after_write(state, n, k_slow)
+        return PCMState(g=g, nu=nu, q_s=q_s, xi_slow=xi, age_s=age)
+
+    def _abrupt(self, g0, n, key):
+        g = nl_pulse_update(g0, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
+                            self.g_min, self.g_max, self.sigma_c2c, key)
+        return jnp.where(n < 0, self.g_min, g)
 
     def drift_factor(self, state: PCMState, t_s):
-        """((t + t0) / t0)^-nu for every cell, `t_s` seconds after programming."""
-        t = jnp.asarray(t_s, jnp.float32)
+        """((t + t0) / t0)^-nu for every cell, `t` its age when read `t_s`
+        seconds after programming (`cell_age`)."""
+        t = cell_age(state, t_s)
         return jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
 
-    def read_stats(self, state: PCMState, t_s=0.0):
-        t = jnp.asarray(t_s, jnp.float32)
-        g_d = state.g * self.drift_factor(state, t)
+    def read_parts(self, state: PCMState, t_s=0.0):
+        t = cell_age(state, t_s)
+        g_d = state.g * jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
         log_term = jnp.log((t + self.t0_s + self.t_read_s) / (2.0 * self.t_read_s))
-        std = (self.sigma_read_scale * jnp.abs(g_d) * state.q_s
-               * jnp.sqrt(log_term))
-        return g_d, std
+        abs_g = jnp.abs(g_d)
+        slow = self.sigma_read_scale * abs_g * state.q_s * jnp.sqrt(log_term)
+        return g_d, slow, self.sigma_read_fast * abs_g
 
 
 def drift_compensation(read_at_t0, read_at_t):

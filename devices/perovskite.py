@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .base import Scalar, VolatileState, decay, noisy_target, param
+from .base import (
+    Scalar,
+    VolatileState,
+    after_write,
+    check_time,
+    decay,
+    noisy_target,
+    param,
+)
 from .cards import from_card
 from .nonlinear import AbstractNLDevice
 
@@ -22,12 +31,18 @@ class PerovskiteState(VolatileState):
         q_e, q_o: volatile electrical / optical pulse counts, decaying as
             exp(-dt / tau) (pulse units, so n up and n down pulses cancel exactly).
         a_ltp, a_ltd: per-device nonlinearity (device-to-device variation).
+        xi_slow: standard normal draw of the slow read deviation, drawn at the
+            cell's last write.
+        age_s: seconds since the cell's last pulse write (None: this
+            model's reads do not depend on time, so `init` keeps no clock).
     """
 
     q_e: Float[Array, "*cells"]
     q_o: Float[Array, "*cells"]
     a_ltp: Float[Array, "*cells"]
     a_ltd: Float[Array, "*cells"]
+    xi_slow: Float[Array, "*cells"] | None = None
+    age_s: Float[Array, "*cells"] | None = None
 
 
 def paired_pulse_facilitation(dt_s, c1, tau_s):
@@ -61,6 +76,9 @@ class Perovskite(AbstractNLDevice):
         tau_s: volatile decay time constant (s), > 0.
         opt_step: non-volatile LTP-pulse equivalents per light pulse, >= 0.
         opt_vol_step: volatile conductance per light pulse, fraction, >= 0.
+        sigma_read_slow: slow relative read deviation (drawn at each write,
+            the same for every read until the next), >= 0; `sigma_read` is
+            the fast (per-read) part.
 
     References: the cards `perovskite_*` and docs/devices.md.
     """
@@ -69,6 +87,7 @@ class Perovskite(AbstractNLDevice):
     tau_s: Scalar = param(gt=0.0, unit="s")
     opt_step: Scalar = param(0.0, ge=0.0)
     opt_vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
+    sigma_read_slow: Scalar = param(0.0, ge=0.0)
 
     @classmethod
     def from_card(cls, name: str = "perovskite_mapbi3_poddar", **overrides):
@@ -79,26 +98,35 @@ class Perovskite(AbstractNLDevice):
         a_ltp, a_ltd = self.draw_nonlinearity(shape, key)
         g = jnp.full(shape, self.g_min, jnp.float32)
         z = jnp.zeros(shape, jnp.float32)
-        return PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd)
+        # No write clock (age_s): nothing in a read depends on the time since
+        # a write; the volatile part decays under relax.
+        return PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd,
+                               xi_slow=z)
 
     def volatile(self, state) -> Float[Array, "*cells"]:
         """The volatile conductance v (S) of every cell."""
         q = self.vol_step * state.q_e + self.opt_vol_step * state.q_o
         return (self.g_max - self.g_min) * q
 
-    def _with(self, state: PerovskiteState, w, q_e, q_o):
-        state = PerovskiteState(g=state.g, w=w, q_e=q_e, q_o=q_o,
-                                a_ltp=state.a_ltp, a_ltd=state.a_ltd)
+    def _with(self, state: PerovskiteState, w, q_e, q_o, xi_slow=None, age_s=None):
+        state = PerovskiteState(
+            g=state.g, w=w, q_e=q_e, q_o=q_o, a_ltp=state.a_ltp, a_ltd=state.a_ltd,
+            xi_slow=state.xi_slow if xi_slow is None else xi_slow,
+            age_s=state.age_s if age_s is None else age_s)
         g = jnp.clip(w + self.volatile(state), self.g_min, self.g_max)
         return eqx.tree_at(lambda s: s.g, state, g)
 
     def program(
         self, state: PerovskiteState, g_target, *, key: PRNGKeyArray
     ) -> PerovskiteState:
+        # A verified write ends no more precisely than its last pulse's C2C.
+        k_prog, k_slow = jax.random.split(key)
+        sigma = jnp.maximum(self.sigma_prog, self.sigma_c2c)
         w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
-                         self.sigma_prog * (self.g_max - self.g_min), key)
+                         sigma * (self.g_max - self.g_min), k_prog)
         z = jnp.zeros_like(w)
-        return self._with(state, w, z, z)
+        return self._with(state, w, z, z,
+                          jax.random.normal(k_slow, w.shape, jnp.float32))
 
     def _move(self, state: PerovskiteState, n, key):
         """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
@@ -108,8 +136,10 @@ class Perovskite(AbstractNLDevice):
         self, state: PerovskiteState, pulses, *, key: PRNGKeyArray
     ) -> PerovskiteState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        w = self._move(state, n, key)
-        return self._with(state, w, state.q_e + n, state.q_o)
+        k_move, k_slow = jax.random.split(key)
+        w = self._move(state, n, k_move)
+        age, xi = after_write(state, n, k_slow)
+        return self._with(state, w, state.q_e + n, state.q_o, xi, age)
 
     def illuminate(
         self, state: PerovskiteState, light_pulses, *, key: PRNGKeyArray
@@ -118,13 +148,18 @@ class Perovskite(AbstractNLDevice):
         m = jnp.broadcast_to(
             jnp.maximum(jnp.asarray(light_pulses, jnp.float32), 0.0), state.g.shape
         )
-        w = self._move(state, self.opt_step * m, key)
-        return self._with(state, w, state.q_e, state.q_o + m)
+        k_move, k_slow = jax.random.split(key)
+        w = self._move(state, self.opt_step * m, k_move)
+        age, xi = after_write(state, m, k_slow)
+        return self._with(state, w, state.q_e, state.q_o + m, xi, age)
 
     def relax(self, state: PerovskiteState, dt_s) -> PerovskiteState:
+        age = None if state.age_s is None else state.age_s + jnp.asarray(
+            dt_s, jnp.float32)
         return self._with(state, state.w, decay(state.q_e, dt_s, self.tau_s),
-                          decay(state.q_o, dt_s, self.tau_s))
+                          decay(state.q_o, dt_s, self.tau_s), age_s=age)
 
-    def read_stats(self, state: PerovskiteState, t_s=0.0):
-        del t_s
-        return state.g, self.sigma_read * jnp.abs(state.g)
+    def read_parts(self, state: PerovskiteState, t_s=0.0):
+        check_time(t_s)
+        a = jnp.abs(state.g)
+        return state.g, self.sigma_read_slow * a, self.sigma_read * a

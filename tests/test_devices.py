@@ -1,6 +1,7 @@
 """Device models: invariants over every device, RRAM closed forms, noise
 statistics against their stated distributions, and the literature cards."""
 
+import dataclasses
 import json
 
 import equinox as eqx
@@ -56,7 +57,10 @@ def test_conductance_stays_in_bounds(device, getkey):
     # trains up to 3x the full-range pulse count in both directions.
     targets = jax.random.uniform(getkey(), (2000,), minval=-g_max, maxval=3 * g_max)
     state = device.program(device.init((2000,), key=getkey()), targets, key=getkey())
-    gs = [state.g]
+    # Programming error is not clipped at the window (that would bias the
+    # cells programmed to a bound), only at 0; pulses then keep the window.
+    assert np.all(np.asarray(state.g) >= 0.0)
+    gs = []
     for _ in range(10):
         pulses = jnp.round(
             jax.random.uniform(getkey(), (2000,), minval=-300.0, maxval=300.0)
@@ -142,8 +146,14 @@ def test_zero_noise_is_deterministic(device, getkey):
     quiet = zero_noise(device)
     a = _run(quiet, getkey())
     b = _run(quiet, getkey())
-    # Bitwise: with every sigma 0 the noise terms are exactly 0 * xi = 0.
-    assert eqx.tree_equal(a, b)
+    # Bitwise: with every sigma 0 the noise terms are exactly 0 * xi = 0. The
+    # slow read draws `xi_slow` differ by key but are multiplied by 0.
+    def strip(run):
+        return jax.tree.map(
+            lambda s: dataclasses.replace(s, xi_slow=None)
+            if hasattr(s, "xi_slow") else s,
+            run, is_leaf=lambda s: hasattr(s, "xi_slow"))
+    assert eqx.tree_equal(strip(a), strip(b))
     # And a read is the stored conductance exactly.
     assert np.array_equal(np.asarray(a[2]), np.asarray(a[1].g))
 
@@ -376,7 +386,8 @@ def _levels64(card):
 def test_program_lands_on_nearest_level(card, getkey):
     levels = _levels64(card)
     g_min, g_max = levels[0], levels[-1]
-    dev = devices.RRAM.from_card(card, sigma_prog=0.0)
+    dev = devices.RRAM.from_card(card, sigma_prog=0.0, sigma_c2c=0.0,
+                                 **{f"sigma_prog_x{i}": 0.0 for i in range(1, 5)})
     # levels() is the E-NL curve at whole pulses: 16 eps of g_max (see above).
     np.testing.assert_allclose(
         np.asarray(dev.levels()), levels, rtol=0, atol=16 * EPS32 * g_max
@@ -414,18 +425,24 @@ def test_programming_noise_std(card, frac, getkey):
     levels = _levels64(card)
     g_min, g_max = levels[0], levels[-1]
     span = g_max - g_min
-    dev = devices.RRAM.from_card(card)  # sigma_prog = 0.05 in both cards
-    target = g_min + frac * span  # >= 0.3 span = 6 sigma from a bound: no clipping
+    dev = devices.RRAM.from_card(card)  # Wan 2022 polynomial, C2C floor
+    target = g_min + frac * span  # >= 0.3 span = 6 sigma from a bound
     state = dev.init((N_CELLS,), key=getkey())
     g = np.asarray(
         dev.program(state, jnp.full(N_CELLS, target, jnp.float32), key=getkey()).g,
         np.float64,
     )
-    sigma = devices.card_values(card)["sigma_prog"] * span
+    nearest = levels[np.abs(levels - target).argmin()]
+    # The Wan 2022 polynomial (typed here, uS at a 40 uS reference) in the
+    # level's place in the window, floored at one pulse's C2C noise.
+    x = (nearest - g_min) / span
+    wan = (0.348, 16.030, -43.853, 45.393, -16.815)
+    poly = sum(c * x**i for i, c in enumerate(wan))
+    c2c = devices.card_values(card)["sigma_c2c"]
+    sigma = max(abs(poly) / 40, c2c) * span
     # Std of the sample std: sigma / sqrt(2N); 5 of those.
     assert abs(g.std(ddof=1) - sigma) <= 5 * sigma / np.sqrt(2 * N_CELLS)
     # Mean: the nearest level to the target; sampling error sigma / sqrt(N), x5.
-    nearest = levels[np.abs(levels - target).argmin()]
     assert abs(g.mean() - nearest) <= 5 * sigma / np.sqrt(N_CELLS)
     # Gaussian shape; threshold explained at KS_PVALUE in helpers.py.
     assert scipy.stats.kstest((g - nearest) / sigma, "norm").pvalue > KS_PVALUE
@@ -482,8 +499,12 @@ def test_card_numbers_rederived():
     # g_min = g_max / (on/off 10): the card's D note. Exact up to float parsing.
     assert abs(wu["g_min"] - wu["g_max"] / 10) <= 1e-12 * wu["g_max"]
     for card in devices.available_cards("RRAM"):
-        # sigma_prog = 2.023 uS / 40 uS = 0.0506, rounded to two decimals (+-0.005).
-        assert abs(devices.card_values(card)["sigma_prog"] - 2.023 / 40) <= 0.005
+        # The borrowed Wan 2022 polynomial gives 2.023 uS / 40 uS = 0.0506 at
+        # the middle of the window (aihwkit's number), to 6 decimals per term.
+        c = devices.card_values(card)
+        poly = c["sigma_prog"] + sum(
+            c[f"sigma_prog_x{i}"] * 0.5**i for i in range(1, 5))
+        assert abs(poly - 2.023 / 40) <= 5e-5
     jo = devices.card_values("rram_ag_asi_jo2010")
     # g = 1 / R with R_on = 26 MOhm, R_off = 325 MOhm (5 significant digits).
     assert abs(jo["g_max"] - 1 / 26e6) <= 1e-4 * jo["g_max"]
