@@ -70,8 +70,8 @@ def _total_sums(layer, t_s):
 
 @pytest.mark.parametrize("t_read_s", [3600.0, 3.15e7])
 def test_drift_compensation_matches_the_reference_reads(t_read_s, getkey):
-    # The slow 1/f read deviation (held per cell, part of every read's mean
-    # since issue 12) is off: the identities below are those of pure drift.
+    # The slow 1/f read deviation (held per cell, part of every read's mean)
+    # is off: the identities below are those of pure drift.
     pcm = devices.PCM.from_card("pcm_joshi2020", sigma_read_scale=0.0)
     key = getkey()
     layers = {

@@ -1,8 +1,9 @@
 """Drift compensation: a digital correction of the outputs of a layer read at
 `t_read_s` after programming, from a reference read of the same cells.
 
-The reference read is the all-ones input noise-free right after programming
-and at the read time; the outputs are multiplied by the ratio of the two.
+The reference read is the all-ones input right after programming and at the
+read time, without the fast per-read noise (the slow deviation a cell holds
+since its last write is part of what it conducts, so the reference sees it); the outputs are multiplied by the ratio of the two.
 The global factor (aihwkit's GlobalDriftCompensation) compares the summed
 magnitudes of the converted columns' signed reads. The per-column factor
 compares each column's *total* conductance (G+ and G- read as the two
@@ -27,7 +28,7 @@ from xbar.mapping.schemes import Mapping
 def reference_read(
     crossbar: Crossbar, mapping: Mapping, t_s, in_features: int
 ) -> Float[Array, "tr tc used"]:
-    """Noise-free column currents per volt of an all-ones input on the layer's
+    """Column currents per volt (without the fast per-read noise) of an all-ones input on the layer's
     `in_features` rows (padding rows are never driven), as the ADCs see them
     (reference column subtracted), `t_s` seconds after programming."""
     g = crossbar.differential_g(t_s)  # (tr, tc, R, C)
@@ -39,7 +40,7 @@ def reference_read(
 def total_read(
     crossbar: Crossbar, mapping: Mapping, t_s, in_features: int
 ) -> Float[Array, "tr tc used"]:
-    """Noise-free total conductance `sum_i (G+_ij + G-_ij)` (S) of every
+    """Total conductance (without the fast per-read noise) `sum_i (G+_ij + G-_ij)` (S) of every
     converted column over the layer's `in_features` driven rows, `t_s`
     seconds after programming: the two physical columns of a pair read with
     an all-ones input, added instead of subtracted (single-device schemes
