@@ -205,10 +205,15 @@ class BitSerialDAC(AbstractDAC):
     def planes(self, u):
         """`sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB) .. bits - 2."""
         n = self.magnitude_levels()
-        m = jnp.round(jnp.abs(quantize_signed(u, self.bits)) * n)
+        q = quantize_signed(u, self.bits)
+        m = jnp.round(jnp.abs(q) * n)
         c = jnp.arange(self.n_cycles, dtype=jnp.float32).reshape((-1,) + (1,) * u.ndim)
         bit = jnp.mod(jnp.floor(m[None] / 2.0**c), 2.0)
-        return jax.lax.stop_gradient(jnp.sign(u)[None] * bit)
+        # Straight through: every plane carries the gradient of q(u); the
+        # plane weights sum to 1, so `combine(planes)` has the gradient of q.
+        return jax.lax.stop_gradient(jnp.sign(u)[None] * bit) + (
+            q - jax.lax.stop_gradient(q)
+        )[None]
 
     def plane_weights(self) -> Float[Array, " cycles"]:
         """Shift-add weights `2^c / (2^(bits-1) - 1)` of the cycles."""
