@@ -103,9 +103,8 @@ def _pairs(params) -> list[tuple[Array, Array | None]]:
     out = []
     for p in params:
         w, b = p if isinstance(p, tuple | list) else (p, None)
-        out.append(
-            (jnp.asarray(w, jnp.float32), None if b is None else jnp.asarray(b, jnp.float32))
-        )
+        b = None if b is None else jnp.asarray(b, jnp.float32)
+        out.append((jnp.asarray(w, jnp.float32), b))
     return out
 
 
@@ -167,7 +166,9 @@ def train_hwa(
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.int32)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must hold the same examples; got {x.shape}, {y.shape}")
+        raise ValueError(
+            f"x and y must hold the same examples; got {x.shape}, {y.shape}"
+        )
     if batch_size > x.shape[0]:
         raise ValueError(
             f"batch_size must be in [1, {x.shape[0]}] (the examples); got {batch_size}"
