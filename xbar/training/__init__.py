@@ -17,3 +17,18 @@ from .hwa import (
     noise_scaled as noise_scaled,
     train_hwa as train_hwa,
 )
+from .onchip import (
+    AbstractOnChipAlgorithm as AbstractOnChipAlgorithm,
+    AnalogSGD as AnalogSGD,
+    MixedPrecision as MixedPrecision,
+    OnChipResult as OnChipResult,
+    TikiTaka as TikiTaka,
+    pulse_step as pulse_step,
+    symmetry_point as symmetry_point,
+    train_onchip as train_onchip,
+)
+from .pulses import (
+    AbstractPulseRule as AbstractPulseRule,
+    NeuroSimPulses as NeuroSimPulses,
+    StochasticPulses as StochasticPulses,
+)
