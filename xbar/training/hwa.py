@@ -201,20 +201,21 @@ def train_hwa(
             out.append((jnp.clip(w, -c, c), b))
         return out
 
-    def batch_step(carry, inp):
+    def batch_step(carry, inp, x, y):
         p, s = carry
         idx, k = inp
         loss, g = jax.value_and_grad(loss_fn)(p, x[idx], y[idx], k)
         updates, s = optimizer.update(g, s, p)
         return (clip(optax.apply_updates(p, updates)), s), loss
 
+    # Data are arguments, not closure constants (XLA would constant-fold them).
     @jax.jit
-    def run(p, s, k):
+    def run(p, s, k, x, y):
         def epoch(carry, ke):
             k_perm, k_steps = jax.random.split(ke)
             perm = jax.random.permutation(k_perm, x.shape[0])[: n_batches * batch_size]
             carry, losses = jax.lax.scan(
-                batch_step,
+                lambda c, i: batch_step(c, i, x, y),
                 carry,
                 (perm.reshape(n_batches, -1), jax.random.split(k_steps, n_batches)),
             )
@@ -226,5 +227,5 @@ def train_hwa(
     # optax mixes Python floats with its int32 step count; allow standard
     # promotion here even where a test suite runs JAX in strict mode.
     with jax.numpy_dtype_promotion("standard"):
-        p, losses = run(pairs, optimizer.init(pairs), key)
+        p, losses = run(pairs, optimizer.init(pairs), key, x, y)
     return HWAResult(params=list(p), losses=losses)

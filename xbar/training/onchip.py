@@ -394,6 +394,84 @@ def _errors(layers, x, y, key):
     return loss, [jax.lax.stop_gradient(v) for v in xs], ds
 
 
+@eqx.filter_jit
+def _train_loop(
+    states, algorithm, x, y, xe, ye, key, lr, epochs: int, batch_size: int,
+    sequential: bool, pair_updates: bool,
+):
+    """The epochs of `train_onchip` as one compiled function: compiled once per
+    structure (device class, layer shapes, algorithm, options), not per card
+    or seed (device parameters, data and keys are traced arguments)."""
+    arrays, static = eqx.partition(states, eqx.is_array)
+    n_b = x.shape[0] // batch_size
+
+    def update(sts, xs, ds, step, keys):
+        out, pulses, cost = [], 0.0, 0.0
+        for i, st in enumerate(sts):
+            kk = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys)
+            st, (p, c) = algorithm.apply(
+                st, xs[i], ds[i], lr, step, kk, pair_updates=pair_updates
+            )
+            b = st.layer.bias
+            assert b is not None
+            st = eqx.tree_at(lambda s: s.layer.bias, st, b - lr * jnp.sum(ds[i], 0))
+            out.append(st)
+            pulses, cost = pulses + p, cost + c
+        return out, pulses, cost
+
+    def batch_step(carry, inp, x, y):
+        arr, step = carry
+        idx, k = inp
+        sts = eqx.combine(arr, static)
+        k_fw, k_up = jax.random.split(k)
+        loss, xs, ds = _errors([s.layer for s in sts], x[idx], y[idx], k_fw)
+        keys = jax.random.split(k_up, batch_size)
+        if sequential:
+
+            def one(c, e):
+                sts_, st_ = c
+                sts_ = eqx.combine(sts_, static)
+                xs_e = [v[e][None] for v in xs]
+                ds_e = [v[e][None] for v in ds]
+                sts_, p, cst = update(sts_, xs_e, ds_e, st_, keys[e][None])
+                return (eqx.partition(sts_, eqx.is_array)[0], st_ + 1), (p, cst)
+
+            (arr, step), (p, cst) = jax.lax.scan(
+                one, (eqx.partition(sts, eqx.is_array)[0], step), jnp.arange(batch_size)
+            )
+            p, cst = jnp.sum(p), jnp.sum(cst)
+        else:
+            sts, p, cst = update(sts, xs, ds, step, keys)
+            arr, step = eqx.partition(sts, eqx.is_array)[0], step + 1
+        return (arr, step), (jnp.mean(loss), p, cst)
+
+    def run(arr, k, x, y, xe, ye):
+        def epoch(carry, ke):
+            k_perm, k_steps, k_eval = jax.random.split(ke, 3)
+            perm = jax.random.permutation(k_perm, x.shape[0])[: n_b * batch_size]
+            carry, (loss, p, c) = jax.lax.scan(
+                lambda c, i: batch_step(c, i, x, y),
+                carry,
+                (perm.reshape(n_b, -1), jax.random.split(k_steps, n_b)),
+            )
+            layers = [s.layer for s in eqx.combine(carry[0], static)]
+            logits = forward(layers, xe, k_eval)
+            acc = (
+                jnp.mean(jnp.argmax(logits, -1) == ye)
+                if ye.ndim == 1
+                else jnp.asarray(jnp.nan, jnp.float32)
+            )
+            ev = jnp.mean(_loss(logits, ye))
+            return carry, (acc, ev, jnp.mean(loss), jnp.sum(p), jnp.sum(c))
+
+        (arr, _), out = jax.lax.scan(
+            epoch, (arr, jnp.asarray(0, jnp.int32)), jax.random.split(k, epochs)
+        )
+        return arr, out
+
+    return run(arrays, key, x, y, xe, ye), static
+
+
 def train_onchip(
     params: Sequence[tuple[ArrayLike, ArrayLike | None] | ArrayLike],
     config: AnalogConfig | AbstractDevice | Sequence[AnalogConfig | AbstractDevice],
@@ -489,80 +567,15 @@ def train_onchip(
         algorithm.init(lay, key=k)
         for lay, k in zip(layers, jax.random.split(k_alg, len(layers)))
     ]
-    arrays, static = eqx.partition(states, eqx.is_array)
-    n_b = x.shape[0] // batch_size
     have_eval = x_eval is not None and y_eval is not None
     xe = jnp.asarray(x_eval if have_eval else x[:1], jnp.float32)
     ye = jnp.asarray(y_eval if have_eval else y[:1]).astype(y.dtype)
     lr = jnp.asarray(learning_rate, jnp.float32)
-
-    def update(sts, xs, ds, step, keys):
-        out, pulses, cost = [], 0.0, 0.0
-        for i, st in enumerate(sts):
-            kk = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys)
-            st, (p, c) = algorithm.apply(
-                st, xs[i], ds[i], lr, step, kk, pair_updates=pair_updates
-            )
-            b = st.layer.bias
-            assert b is not None
-            st = eqx.tree_at(lambda s: s.layer.bias, st, b - lr * jnp.sum(ds[i], 0))
-            out.append(st)
-            pulses, cost = pulses + p, cost + c
-        return out, pulses, cost
-
-    def batch_step(carry, inp):
-        arr, step = carry
-        idx, k = inp
-        sts = eqx.combine(arr, static)
-        k_fw, k_up = jax.random.split(k)
-        loss, xs, ds = _errors([s.layer for s in sts], x[idx], y[idx], k_fw)
-        keys = jax.random.split(k_up, batch_size)
-        if sequential:
-
-            def one(c, e):
-                sts_, st_ = c
-                sts_ = eqx.combine(sts_, static)
-                xs_e = [v[e][None] for v in xs]
-                ds_e = [v[e][None] for v in ds]
-                sts_, p, cst = update(sts_, xs_e, ds_e, st_, keys[e][None])
-                return (eqx.partition(sts_, eqx.is_array)[0], st_ + 1), (p, cst)
-
-            (arr, step), (p, cst) = jax.lax.scan(
-                one, (eqx.partition(sts, eqx.is_array)[0], step), jnp.arange(batch_size)
-            )
-            p, cst = jnp.sum(p), jnp.sum(cst)
-        else:
-            sts, p, cst = update(sts, xs, ds, step, keys)
-            arr, step = eqx.partition(sts, eqx.is_array)[0], step + 1
-        return (arr, step), (jnp.mean(loss), p, cst)
-
-    @jax.jit
-    def run(arr, k):
-        def epoch(carry, ke):
-            k_perm, k_steps, k_eval = jax.random.split(ke, 3)
-            perm = jax.random.permutation(k_perm, x.shape[0])[: n_b * batch_size]
-            carry, (loss, p, c) = jax.lax.scan(
-                batch_step,
-                carry,
-                (perm.reshape(n_b, -1), jax.random.split(k_steps, n_b)),
-            )
-            layers = [s.layer for s in eqx.combine(carry[0], static)]
-            logits = forward(layers, xe, k_eval)
-            acc = (
-                jnp.mean(jnp.argmax(logits, -1) == ye)
-                if ye.ndim == 1
-                else jnp.asarray(jnp.nan, jnp.float32)
-            )
-            ev = jnp.mean(_loss(logits, ye))
-            return carry, (acc, ev, jnp.mean(loss), jnp.sum(p), jnp.sum(c))
-
-        (arr, _), out = jax.lax.scan(
-            epoch, (arr, jnp.asarray(0, jnp.int32)), jax.random.split(k, epochs)
-        )
-        return arr, out
-
     with jax.numpy_dtype_promotion("standard"):
-        arr, (acc, ev, loss, pulses, cost) = run(arrays, k_run)
+        (arr, (acc, ev, loss, pulses, cost)), static = _train_loop(
+            states, algorithm, x, y, xe, ye, k_run, lr, epochs, batch_size,
+            sequential, pair_updates,
+        )
     sts = eqx.combine(arr, static)
     energy = cost * (float(v_write_V) ** 2 * float(t_write_s))
     return OnChipResult(
