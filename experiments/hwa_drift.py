@@ -128,7 +128,9 @@ def evaluate(params, x, y, *, repeats, key, layout):
     return out
 
 
-def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures") -> dict:
+def run(
+    *, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures"
+) -> dict:
     t_start = time.time()
     cfg = {
         "card": CARD,
@@ -149,12 +151,14 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures")
     }
     key = jax.random.key(seed)
     x_tr, y_tr, x_te, y_te = mnist_subset(n_test=1000, seed=seed)
-    x_tr, y_tr = jnp.asarray(x_tr[: cfg["n_train"]]), jnp.asarray(y_tr[: cfg["n_train"]])
-    x_te, y_te = jnp.asarray(x_te[: cfg["n_eval"]]), jnp.asarray(y_te[: cfg["n_eval"]])
+    n, m = cfg["n_train"], cfg["n_eval"]
+    x_tr, y_tr = jnp.asarray(x_tr[:n]), jnp.asarray(y_tr[:n])
+    x_te, y_te = jnp.asarray(x_te[:m]), jnp.asarray(y_te[:m])
     results = {}
     for name in cfg["nets"]:
         layout = NETS[name]
-        k_init, k_float, k_hwa, k_eval = jax.random.split(jax.random.fold_in(key, len(name)), 4)
+        k_net = jax.random.fold_in(key, len(name))
+        k_init, k_float, k_hwa, k_eval = jax.random.split(k_net, 4)
         xs = x_tr.reshape((-1,) + layout["input_shape"])
         t0 = time.time()
         p_float = train_float(

@@ -91,7 +91,8 @@ def asymmetry(dev, key) -> float:
     )
     up = jnp.mean(dev.update(st, jnp.ones(2000), key=k3).g - st.g)
     dn = jnp.mean(st.g - dev.update(st, -jnp.ones(2000), key=k3).g)
-    return float(jnp.abs(up - dn) / jnp.maximum(0.5 * (jnp.abs(up) + jnp.abs(dn)), 1e-30))
+    mean = jnp.maximum(0.5 * (jnp.abs(up) + jnp.abs(dn)), 1e-30)
+    return float(jnp.abs(up - dn) / mean)
 
 
 def write_pulse(name: str) -> tuple[float, float, str]:
@@ -109,15 +110,21 @@ def configs(dev, pair: bool):
     dac = xbar.DAC(bits=8)
     return [
         xbar.AnalogConfig(
-            dev, mapping=xbar.Mapping(tile_rows=400, tile_cols=100, cells=cells), dac=dac
+            dev,
+            mapping=xbar.Mapping(tile_rows=400, tile_cols=100, cells=cells),
+            dac=dac,
         ),
         xbar.AnalogConfig(
-            dev, mapping=xbar.Mapping(tile_rows=100, tile_cols=10, cells=cells), dac=dac
+            dev,
+            mapping=xbar.Mapping(tile_rows=100, tile_cols=10, cells=cells),
+            dac=dac,
         ),
     ]
 
 
-def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures") -> dict:
+def run(
+    *, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures"
+) -> dict:
     t_start = time.time()
     cfg = {
         "sizes": [400, 100, 10],
@@ -257,7 +264,9 @@ def plot(results_path: Path, png_path: Path) -> None:
     ax = axes[1]
     names = list(res["results"])
     e = [np.mean(res["results"][n]["write_energy_J"]) for n in names]
-    acc = [100 * np.mean(np.asarray(res["results"][n]["accuracy"])[:, -1]) for n in names]
+    acc = [
+        100 * np.mean(np.asarray(res["results"][n]["accuracy"])[:, -1]) for n in names
+    ]
     ax.barh(names, e, color="tab:blue")
     for i, a in enumerate(acc):
         ax.text(e[i], i, f" {a:.0f} %", va="center", fontsize=7)

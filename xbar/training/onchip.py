@@ -272,6 +272,8 @@ class TikiTaka(AbstractOnChipAlgorithm):
         layer = st.layer
         dev = layer.crossbar.device
         assert st.fast is not None and st.buffer is not None
+        ref = st.fast_ref
+        assert ref is not None
         n = to_cells(layer, jnp.sum(self.example_counts(st, xs, ds, lr, keys), axis=0))
         k_a = jax.random.fold_in(keys[0], 1)
         fast = dev.update(st.fast, n, key=k_a)
@@ -282,7 +284,7 @@ class TikiTaka(AbstractOnChipAlgorithm):
             lay, h = args
             col = (step // self.transfer_every) % layer.in_features
             g_a, _ = dev.read_stats(fast, layer.t_read_s)
-            w_a = from_cells(layer, g_a - st.fast_ref) / layer.g_per_w.reshape(-1)[0]
+            w_a = from_cells(layer, g_a - ref) / layer.g_per_w.reshape(-1)[0]
             onehot = jnp.arange(layer.in_features) == col
             h = h + jnp.where(onehot[None], self.transfer_lr * w_a, 0.0)
             m = float(self.max_transfer_pulses)
