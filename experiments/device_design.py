@@ -94,7 +94,7 @@ def run(
         "hwa_epochs": 1 if quick else 2,
         "n_eval": 100 if quick else 500,
         "repeats": 2 if quick else 4,
-        "temperature": 0.5,
+        "temperature": 0.1,
         "drift_scales": [1.0, 4.0] if quick else [0.5, 1.0, 2.0, 4.0, 8.0],
         "grid_sigma_scales": [1.0, 8.0] if quick else [0.5, 1, 2, 4, 8, 16, 32],
         "gd_steps": 3 if quick else 15,
