@@ -15,7 +15,7 @@ py=${PYTHON:-python}
 mkdir -p "$out"
 deadline=$((SECONDS + budget))
 # name:cap_seconds
-for item in network:150 mvm:90 first_call:60 normals:60 spiking:180 device_models:120 solver:240 sweep:300; do
+for item in network:150 mvm:90 first_call:60 normals:60 spiking:180 device_models:120 solver:240 sweep:300 training:240; do
   name=${item%%:*}
   cap=${item##*:}
   left=$((deadline - SECONDS))

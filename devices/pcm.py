@@ -77,7 +77,10 @@ def _q_s_from_log(lg):
 
 def pcm_q_s(g_hat):
     """Relative 1/f read-noise amplitude Q_s = min(0.0088 / max(g^^0.65, 1e-3), 0.2)."""
-    return jnp.minimum(0.0088 / jnp.maximum(jnp.abs(g_hat) ** 0.65, 1e-3), 0.2)
+    # The power of a floor below the 1e-3 one (1e-7^0.65 = 2.8e-5), so the value
+    # is the same and the gradient at g^ = 0 is 0 instead of NaN (0 x inf).
+    g_safe = jnp.maximum(jnp.abs(g_hat), 1e-7)
+    return jnp.minimum(0.0088 / jnp.maximum(g_safe**0.65, 1e-3), 0.2)
 
 
 class PCM(AbstractDevice):

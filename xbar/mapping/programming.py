@@ -4,6 +4,15 @@ device's programming noise, or write-verify with its pulse physics.
 Each policy is a final module with one method, `program(device, g_pos,
 g_neg, key=, circuit=)`, returning the programmed `Crossbar`. Cells start
 from fresh devices (`device.init`: device-to-device draws).
+
+The gradient rule of programming (the same for every device and policy, see
+`straight_through`): the programmed conductance has the value the device
+produced, its derivative with respect to the target is that of the target
+clipped to the window (1 inside, 0 outside: straight through nearest-level
+quantization, noise and verify loops), and its derivative with respect to
+the device's parameters is the device's own expression evaluated at the
+realised target (programming-noise scale, level positions, window), so a
+card parameter can be designed by gradient.
 """
 
 from __future__ import annotations
@@ -21,6 +30,22 @@ from xbar.circuits.ideal import AbstractCircuit, IdealCircuit
 from xbar.mapping.write_verify import write_verify
 
 
+def straight_through(
+    device: AbstractDevice, state: AbstractDeviceState, g_target
+) -> AbstractDeviceState:
+    """`state` (programmed from `stop_gradient(g_target)`) whose conductance
+    passes the target's gradient straight through: value `state.g`,
+    derivative 1 inside the window (bounds included) and 0 outside with
+    respect to the target, plus whatever `state.g` carries with respect to the
+    device's parameters."""
+    t = jnp.broadcast_to(g_target, state.g.shape)
+    # A mask, not jnp.clip: clip's derivative is 1/2 at a bound, and targets
+    # sit exactly on g_min (an idle cell, a zero digit) or g_max (full scale).
+    inside = (t >= device.g_min) & (t <= device.g_max)
+    g = state.g + jnp.where(inside, t - jax.lax.stop_gradient(t), 0.0)
+    return eqx.tree_at(lambda s: s.g, state, g)
+
+
 def _without_neg(xb: Crossbar) -> Crossbar:
     """A single-device scheme's crossbar: the G- array has conductance 0 (no
     device, no current, no noise)."""
@@ -35,7 +60,16 @@ class AbstractProgramming(eqx.Module):
     def program_cells(
         self, device: AbstractDevice, g_target, *, key: PRNGKeyArray
     ) -> AbstractDeviceState:
-        """Fresh cells (any shape) programmed to `g_target` (S)."""
+        """Fresh cells (any shape) programmed to `g_target` (S), which the
+        caller passes without gradient (`program` adds the straight-through
+        path)."""
+
+    def program_straight_through(
+        self, device: AbstractDevice, g_target, *, key: PRNGKeyArray
+    ) -> AbstractDeviceState:
+        """`program_cells` under the gradient rule of the module docstring."""
+        state = self.program_cells(device, jax.lax.stop_gradient(g_target), key=key)
+        return straight_through(device, state, g_target)
 
     def program(
         self,
@@ -50,8 +84,10 @@ class AbstractProgramming(eqx.Module):
         schemes) leaves the G- array empty."""
         circuit = IdealCircuit() if circuit is None else circuit
         k_p, k_n = jax.random.split(key)
-        pos = self.program_cells(device, g_pos, key=k_p)
-        neg = self.program_cells(device, g_pos if g_neg is None else g_neg, key=k_n)
+        pos = self.program_straight_through(device, g_pos, key=k_p)
+        neg = self.program_straight_through(
+            device, g_pos if g_neg is None else g_neg, key=k_n
+        )
         xb = Crossbar(device, pos, neg, circuit)
         return xb if g_neg is not None else _without_neg(xb)
 
@@ -90,6 +126,12 @@ class WriteVerify(AbstractProgramming):
                 raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
 
     def program_cells(self, device, g_target, *, key):
+        # The verify loop is a while_loop (no reverse-mode derivative): the
+        # device enters it without gradient; `program` passes the target's
+        # gradient straight through, and no card parameter gets one here.
+        device = jax.tree.map(
+            lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, device
+        )
         k_init, k_wv = jax.random.split(key)
         state = device.init(g_target.shape, key=k_init)
         tol = self.tol_fraction * (device.g_max - device.g_min)

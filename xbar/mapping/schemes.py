@@ -26,6 +26,7 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -33,6 +34,7 @@ from jaxtyping import Array, Float
 from devices.base import AbstractDevice, check_range, option
 from xbar.circuits.ideal import PRECISION
 from xbar.mapping.tiling import check_tile_shape, check_weight, grid_shape, to_tiles
+from xbar.periphery.converters import round_ste
 
 
 class AbstractCellScheme(eqx.Module):
@@ -302,10 +304,13 @@ class Mapping(eqx.Module):
             g_per_w = dg / w_max
         else:
             full = 2.0**self.weight_bits - 1.0
-            q = jnp.round(jnp.abs(wt) / w_max * full)
+            q = round_ste(jnp.abs(wt) / w_max * full)
             s = jnp.arange(ns, dtype=jnp.float32).reshape(1, 1, 1, 1, -1)
             b = self.bits_per_slice
-            digits = jnp.mod(jnp.floor(q[..., None] / 2.0 ** (b * s)), 2.0**b)
+            q0 = jax.lax.stop_gradient(q)[..., None]
+            digits = jnp.mod(jnp.floor(q0 / 2.0 ** (b * s)), 2.0**b)
+            # Straight through: the shift-added digits carry q's gradient.
+            digits = digits + (q[..., None] - q0) / (ns * 2.0 ** (b * s))
             levels = 2.0**b - 1.0
             g_per_w = full * dg / (levels * w_max)
         g_pos, g_neg, fill = self.cells.targets(

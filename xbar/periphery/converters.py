@@ -63,6 +63,13 @@ def round_ste(x: Array) -> Array:
     return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
+def clip_unit(u: Array, bound: ArrayLike = 1.0) -> Array:
+    """`clip(u, -bound, bound)` whose derivative is 1 inside the range and on
+    its bounds and 0 beyond (`jnp.clip`'s is 1/2 on a bound, where the
+    largest input of an abs-max-scaled vector always sits)."""
+    return jnp.where(jnp.abs(u) <= bound, u, jnp.sign(u) * bound)
+
+
 def quantize_signed(u: Array, bits: ArrayLike) -> Array:
     """Clip `u` to [-1, 1] and round to the 2^bits - 1 levels symmetric about 0.
 
@@ -70,12 +77,12 @@ def quantize_signed(u: Array, bits: ArrayLike) -> Array:
     straight-through inside the range and zero where clipped.
     """
     n = magnitude_levels(bits)
-    return round_ste(jnp.clip(u, -1.0, 1.0) * n) / n
+    return round_ste(clip_unit(u) * n) / n
 
 
 def _levels(u: Array, bits) -> Array:
     """`u` clipped to [-1, 1] and, with `bits`, rounded to the signed levels."""
-    return jnp.clip(u, -1.0, 1.0) if bits is None else quantize_signed(u, bits)
+    return clip_unit(u) if bits is None else quantize_signed(u, bits)
 
 
 class AbstractDAC(eqx.Module):
@@ -205,10 +212,15 @@ class BitSerialDAC(AbstractDAC):
     def planes(self, u):
         """`sign(u) * bit_c(|q(u)| n)` in {-1, 0, 1}, c = 0 (LSB) .. bits - 2."""
         n = self.magnitude_levels()
-        m = jnp.round(jnp.abs(quantize_signed(u, self.bits)) * n)
+        q = quantize_signed(u, self.bits)
+        m = jnp.round(jnp.abs(q) * n)
         c = jnp.arange(self.n_cycles, dtype=jnp.float32).reshape((-1,) + (1,) * u.ndim)
         bit = jnp.mod(jnp.floor(m[None] / 2.0**c), 2.0)
-        return jax.lax.stop_gradient(jnp.sign(u)[None] * bit)
+        # Straight through: every plane carries the gradient of q(u); the
+        # plane weights sum to 1, so `combine(planes)` has the gradient of q.
+        return jax.lax.stop_gradient(jnp.sign(u)[None] * bit) + (
+            q - jax.lax.stop_gradient(q)
+        )[None]
 
     def plane_weights(self) -> Float[Array, " cycles"]:
         """Shift-add weights `2^c / (2^(bits-1) - 1)` of the cycles."""
@@ -246,11 +258,7 @@ class TwoPhaseDAC(AbstractDAC):
         return 2
 
     def planes(self, u):
-        q = (
-            jnp.clip(u, -1.0, 1.0)
-            if self.bits is None
-            else quantize_signed(u, self.bits)
-        )
+        q = clip_unit(u) if self.bits is None else quantize_signed(u, self.bits)
         return jnp.stack([jnp.maximum(q, 0.0), jnp.maximum(-q, 0.0)])
 
     def combine(self, d):
@@ -392,7 +400,7 @@ class ADC(eqx.Module):
         if i_max.ndim != i.ndim:  # per-tile / per-column full scale
             i_max = jnp.broadcast_to(i_max, jnp.broadcast_shapes(i_max.shape, i.shape))
         if self.bits is None:
-            return jnp.clip(i, -i_max, i_max)
+            return clip_unit(i, i_max)
         u = i / i_max
         if key is not None and self.noise_lsb is not None:
             u = u + self.noise_lsb * self.lsb * jax.random.normal(key, u.shape, u.dtype)
@@ -402,5 +410,5 @@ class ADC(eqx.Module):
         code = jnp.searchsorted(self.thresholds, jax.lax.stop_gradient(u), side="right")
         q = code.astype(jnp.float32) / n - 1.0
         # Straight-through: value of the non-ideal level, gradient of the clip.
-        uc = jnp.clip(u, -1.0, 1.0)
+        uc = clip_unit(u)
         return (uc + jax.lax.stop_gradient(q - uc)) * i_max

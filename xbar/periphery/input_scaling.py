@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -29,7 +30,11 @@ class AbsMaxScaling(AbstractInputScaling):
     all-zero vector keeps scale 1."""
 
     def scale(self, x):
-        s = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
+        # No gradient through the scale: `(W (x / s)) s` does not depend on s
+        # without quantization, and under jit the derivative of a max can be
+        # inf (XLA recomputes x inside a fusion with other rounding, so no
+        # element equals the max and the tie count is 0).
+        s = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
         return jnp.where(s > 0, s, 1.0)
 
 

@@ -1,0 +1,136 @@
+"""Training on analog hardware vs float training steps (same process).
+
+1. One hardware-aware training step of the MLP 784-256-10, batch 64: program
+   the weights onto fresh RRAM cells (card rram_ag_asi_jo2010, 256 x 256
+   tiles, 8-bit DAC), read them with noise, straight-through gradient, Adam
+   update; against the same step in float32 (target: at most 3x).
+2. One on-chip update of the same MLP with 64 examples (forward, backward
+   errors, stochastic pulse trains BL 31, one device update per example,
+   RRAM): the time of a 2-epoch run minus a 1-epoch run of `train_onchip` on
+   64 examples with batch 64, so programming and compilation cancel; against
+   a float SGD step of batch 64 (target: at most 5x).
+3. Peak resident memory of the process.
+
+Prints one JSON object per line.
+
+    python benchmarks/training.py           # 20 repeats
+    python benchmarks/training.py --quick   # 2 repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+from timing import best_times
+
+import devices
+import xbar
+from xbar.training import AnalogSGD, StochasticPulses, train_onchip
+
+
+def _mlp(key):
+    k1, k2 = jax.random.split(key)
+    return [
+        (jax.random.normal(k1, (256, 784)) / 28.0, jnp.zeros(256)),
+        (jax.random.normal(k2, (10, 256)) / 16.0, jnp.zeros(10)),
+    ]
+
+
+def _float_loss(p, x, y):
+    h = jax.nn.relu(x @ p[0][0].T + p[0][1][None])
+    logits = h @ p[1][0].T + p[1][1][None]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    repeats = 2 if args.quick else 20
+    k_w, k_x, k_run = jax.random.split(jax.random.key(0), 3)
+    params = _mlp(k_w)
+    x = jax.random.uniform(k_x, (64, 784), jnp.float32)
+    y = jnp.arange(64, dtype=jnp.int32) % 10
+    device = devices.RRAM.from_card()
+    config = xbar.AnalogConfig(device, dac=xbar.DAC(bits=8))
+    opt = optax.adam(1e-3)
+    rows = []
+
+    def hwa_loss(p, x, y, k):
+        k_p, k_r = jax.random.split(k)
+        net = xbar.AnalogNetwork.from_weights(p, config, key=k_p)
+        logits = net(x, key=k_r)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    def stepper(loss):
+        @jax.jit
+        def step(p, s, x, y, k):
+            with jax.numpy_dtype_promotion("standard"):
+                g = jax.grad(loss)(p, x, y, k)
+                u, s = opt.update(g, s, p)
+                return optax.apply_updates(p, u), s
+
+        return step
+
+    hwa_step = stepper(hwa_loss)
+    float_step = stepper(lambda p, x, y, k: _float_loss(p, x, y))
+    with jax.numpy_dtype_promotion("standard"):
+        s0 = opt.init(params)
+    t_f, t_h = best_times(
+        [
+            (float_step, (params, s0, x, y, k_run)),
+            (hwa_step, (params, s0, x, y, k_run)),
+        ],
+        repeats=repeats,
+    )
+    rows.append({
+        "name": "hwa_step_mlp_784_256_10_batch64",
+        "value": t_h * 1e3, "unit": "ms", "baseline": t_f * 1e3,
+        "baseline_name": "float32 Adam step", "ratio": t_h / t_f, "target": 3.0,
+        "backend": jax.default_backend(),
+    })
+
+    sgd_step = jax.jit(
+        lambda p, x, y: jax.tree.map(
+            lambda a, g: a - 0.05 * g, p, jax.grad(_float_loss)(p, x, y)
+        )
+    )
+    on_cfg = xbar.AnalogConfig(
+        device, mapping=xbar.Mapping(cells=xbar.BalancedPair()), dac=xbar.DAC(bits=8)
+    )
+
+    def onchip(epochs):
+        return train_onchip(
+            params, on_cfg, x, y, algorithm=AnalogSGD(StochasticPulses(bl=31)),
+            learning_rate=0.05, epochs=epochs, key=k_run, batch_size=64,
+            weight_range=1.0,
+        ).loss
+
+    t_s, t_1, t_2 = best_times(
+        [(sgd_step, (params, x, y)), (onchip, (1,)), (onchip, (2,))],
+        repeats=max(2, repeats // 4),
+    )
+    t_on = max(t_2 - t_1, 1e-9)
+    rows.append({
+        "name": "onchip_update_stochastic_rram_64_examples",
+        "value": t_on * 1e3, "unit": "ms", "baseline": t_s * 1e3,
+        "baseline_name": "float32 SGD step, batch 64", "ratio": t_on / t_s,
+        "target": 5.0, "sequential": True, "bl": 31,
+        "one_epoch_call_ms": t_1 * 1e3, "backend": jax.default_backend(),
+    })
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append({"name": "peak_rss", "value": rss_mib, "unit": "MiB",
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    for r in rows:
+        print(json.dumps(r))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
