@@ -3,13 +3,14 @@
 
 The reference read is the all-ones input right after programming and at the
 read time, without the fast per-read noise (the slow deviation a cell holds
-since its last write is part of what it conducts, so the reference sees it); the outputs are multiplied by the ratio of the two.
-The global factor (aihwkit's GlobalDriftCompensation) compares the summed
-magnitudes of the converted columns' signed reads. The per-column factor
-compares each column's *total* conductance (G+ and G- read as the two
-physical columns they are, before the subtraction): a signed column sum can
-be close to zero (a column whose weights cancel), and a ratio of two small,
-noisy numbers would multiply that output by anything.
+since its last write is part of what it conducts, so the reference sees it);
+the outputs are multiplied by the ratio of the two. The global factor
+(aihwkit's GlobalDriftCompensation) compares the summed magnitudes of the
+converted columns' signed reads. The per-column factor compares each column's
+*total* conductance (G+ and G- read as the two physical columns they are,
+before the subtraction): a signed column sum can be close to zero (a column
+whose weights cancel), and a ratio of two small, noisy numbers would multiply
+that output by anything.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from xbar.mapping.schemes import Mapping
 def reference_read(
     crossbar: Crossbar, mapping: Mapping, t_s, in_features: int
 ) -> Float[Array, "tr tc used"]:
-    """Column currents per volt (without the fast per-read noise) of an all-ones input on the layer's
-    `in_features` rows (padding rows are never driven), as the ADCs see them
-    (reference column subtracted), `t_s` seconds after programming."""
+    """Column currents per volt (without the fast per-read noise) of an all-ones
+    input on the layer's `in_features` rows (padding rows are never driven), as the
+    ADCs see them (reference column subtracted), `t_s` seconds after programming."""
     g = crossbar.differential_g(t_s)  # (tr, tc, R, C)
     tr, _, rows, _ = g.shape
     driven = (np.arange(tr * rows) < in_features).reshape(tr, 1, rows, 1)
@@ -40,11 +41,11 @@ def reference_read(
 def total_read(
     crossbar: Crossbar, mapping: Mapping, t_s, in_features: int
 ) -> Float[Array, "tr tc used"]:
-    """Total conductance (without the fast per-read noise) `sum_i (G+_ij + G-_ij)` (S) of every
-    converted column over the layer's `in_features` driven rows, `t_s`
-    seconds after programming: the two physical columns of a pair read with
-    an all-ones input, added instead of subtracted (single-device schemes
-    hold zeros in G-). Always >= 0, and > 0 unless every cell is at 0 S."""
+    """Total conductance `sum_i (G+_ij + G-_ij)` (S, without the fast per-read
+    noise) of every converted column over the layer's `in_features` driven rows,
+    `t_s` seconds after programming: the two physical columns of a pair read with an
+    all-ones input, added instead of subtracted (single-device schemes hold zeros in
+    G-). Always >= 0, and > 0 unless every cell is at 0 S."""
     g_p, _, g_n, _ = crossbar.read_stats(t_s)
     tr, _, rows, _ = g_p.shape
     driven = (np.arange(tr * rows) < in_features).reshape(tr, 1, rows, 1)
