@@ -16,7 +16,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 
 def _ray():
@@ -118,8 +118,12 @@ class RayCluster:
         if not todo:
             return 0
         ray = self._init()
+        from ray.exceptions import RayActorError
+
         actor_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=0)(_Worker)
-        payload = ray.put(ray.cloudpickle.dumps(
+        from ray import cloudpickle
+
+        payload = ray.put(cloudpickle.dumps(  # pyright: ignore[reportPrivateImportUsage]
             (spec, fn, tuple(args), design, chunk_size, meta, vmap_rows)
         ))
         sys_path = [*self.sys_path, *[p for p in sys.path if p and os.path.isdir(p)]]
@@ -146,7 +150,7 @@ class RayCluster:
             w, c = running.pop(ref)
             try:
                 chunk, n_failed, traces = ray.get(ref)
-            except ray.exceptions.RayActorError:
+            except RayActorError:
                 # The worker died: its chunk goes back to the queue, a fresh
                 # worker takes its place.
                 self.worker_restarts += 1
@@ -164,5 +168,5 @@ class RayCluster:
             idle.append(w)
             record(chunk, None, n_failed)
         for w in idle:
-            ray.kill(w)
+            ray.kill(cast(Any, w))
         return max_traces
