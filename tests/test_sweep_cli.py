@@ -1,6 +1,7 @@
 """The `xbar` command line: a sweep from a TOML file into its store, a rerun
 that skips it, a figure redrawn from the store alone, the PCM drift study."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_cli_sweep_rerun_and_plot(tmp_path, capsys):
      ("[[axes]]\nkind = \"zip\"\nfields = { a_ltp = [1.0, 2.0], a_ltd = [1.0] }",
       "axes\\[1\\]: the fields of a Zip axis must have equal lengths")],
 )
-def test_cli_malformed_config(tmp_path, extra, match):
+def test_cli_malformed_config(tmp_path, extra, match, capsys):
     cfg = _toml(tmp_path, "")
     text = cfg.read_text()
     if extra.startswith("[[axes]]"):
@@ -80,8 +81,13 @@ def test_cli_malformed_config(tmp_path, extra, match):
     else:
         text = extra + "\n" + text
     cfg.write_text(text)
-    with pytest.raises(ValueError, match=match):
+    # The command line reports the ValueError in one line and exits with 2
+    # (no traceback), before any point runs.
+    with pytest.raises(SystemExit) as exc:
         main(["sweep", str(cfg), "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xbar sweep: error: ") and re.search(match, err)
     assert not (tmp_path / "st" / "chunks").exists() or not any(
         (tmp_path / "st" / "chunks").iterdir())
 

@@ -93,7 +93,16 @@ def main(argv=None) -> int:
     pp.add_argument("store", type=Path)
     pp.add_argument("-o", "--out", type=Path, default=None, help="PNG path")
     args = p.parse_args(argv)
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError) as err:
+        # A missing file or a malformed sweep is the user's input, not a bug:
+        # say what is wrong in one line (the sweep validates before computing,
+        # so nothing already in the store is lost).
+        p.exit(2, f"xbar {args.command}: error: {err}\n")
 
+
+def _run(args) -> int:
     if args.command == "plot":
         print(plot_store(args.store, args.out))
         return 0
