@@ -152,57 +152,25 @@ def main(argv=None) -> list[dict]:
         "backend": jax.default_backend(),
         "device": device_name,
     }
+    def timed(suffix, t, target=2.0, **extra):
+        """One timing row: ms per step and the ratio to the jnp.dot loop."""
+        return {
+            "name": f"spiking_{size}_{device_name}_{suffix}",
+            "value": t / n_steps * 1e3,
+            "ratio": t / t_dot,
+            **extra,
+            **{**common, "target": target},
+        }
+
+    grid = list(net_tiled.layers[0].crossbar.grid)
     rows = [
-        {
-            "name": f"spiking_{size}_{device_name}_tiles256_read_noise",
-            "value": t_noisy / n_steps * 1e3,
-            "ratio": t_noisy / t_dot,
-            "tiles": list(net_tiled.layers[0].crossbar.grid),
-            **{**common, "target": 3.0},
-        },
-        {
-            "name": f"spiking_{size}_{device_name}_tiles256_noise_free",
-            "value": t_mean / n_steps * 1e3,
-            "ratio": t_mean / t_dot,
-            **common,
-        },
-        {
-            "name": f"spiking_{size}_{device_name}_tiles256_read_noise_read_every10",
-            "value": t_cached / n_steps * 1e3,
-            "ratio": t_cached / t_dot,
-            **{**common, "target": 3.0},
-        },
-        {
-            "name": f"spiking_{size}_{device_name}_tiles256_noise_free_read_every10",
-            "value": t_cached_mean / n_steps * 1e3,
-            "ratio": t_cached_mean / t_dot,
-            **common,
-        },
-        {
-            "name": f"spiking_{size}_{device_name}_read_noise_read_every{every}",
-            "value": t_slow / n_steps * 1e3,
-            "ratio": t_slow / t_dot,
-            **{**common, "target": 3.0},
-        },
-        {
-            "name": f"spiking_{size}_{device_name}_noise_free_read_every{every}",
-            "value": t_slow_mean / n_steps * 1e3,
-            "ratio": t_slow_mean / t_dot,
-            **common,
-        },
-        *(
-            [
-                {
-                    "name": f"spiking_{size}_{device_name}_one_tile_noise_free",
-                    "value": t_one[0] / n_steps * 1e3,
-                    "ratio": t_one[0] / t_dot,
-                    "tiles": [1, 1],
-                    **common,
-                }
-            ]
-            if t_one
-            else []
-        ),
+        timed("tiles256_read_noise", t_noisy, 3.0, tiles=grid),
+        timed("tiles256_noise_free", t_mean),
+        timed("tiles256_read_noise_read_every10", t_cached, 3.0),
+        timed("tiles256_noise_free_read_every10", t_cached_mean),
+        timed(f"read_noise_read_every{every}", t_slow, 3.0),
+        timed(f"noise_free_read_every{every}", t_slow_mean),
+        *([timed("one_tile_noise_free", t_one[0], tiles=[1, 1])] if t_one else []),
         {
             "name": "mean_spikes_per_neuron_crossbar_vs_dot",
             "value": float(c_mean.mean()),
