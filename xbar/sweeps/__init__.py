@@ -10,12 +10,11 @@ Sweeps take any function of pytrees, so nothing of the simulator is needed
 here.
 """
 
+from .chunking import bytes_per_row as bytes_per_row, chunk_size_for as chunk_size_for
 from .cluster import RayCluster as RayCluster
 from .engine import (
     ChunkRunner as ChunkRunner,
     SweepResult as SweepResult,
-    bytes_per_row as bytes_per_row,
-    chunk_size_for as chunk_size_for,
     run_sweep as run_sweep,
 )
 from .provenance import (

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import socket
 import time
@@ -30,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .chunking import bytes_per_row, chunk_size_for
 from .provenance import git_dirty, git_revision, package_versions
 from .spec import Design, SweepSpec, replace_fields
 from .store import Store
@@ -117,13 +117,6 @@ class ChunkRunner:
         return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
 
 
-def _itemsize(dtype) -> int:
-    try:
-        return np.dtype(dtype).itemsize
-    except TypeError:  # PRNG key dtypes
-        return 8
-
-
 _RUNNERS: dict[tuple, ChunkRunner] = {}
 
 
@@ -141,49 +134,6 @@ def runner_for(fn: Callable, paths: Sequence[str], common_keys: bool,
             _RUNNERS.clear()
         r = _RUNNERS[key] = ChunkRunner(fn, paths, common_keys, vmap_rows, n_split)
         return r
-
-
-def _aval_bytes(jaxpr) -> int:
-    total = 0
-    for eqn in jaxpr.eqns:
-        for v in eqn.outvars:
-            shape = getattr(getattr(v, "aval", None), "shape", None)
-            dtype = getattr(getattr(v, "aval", None), "dtype", None)
-            if shape is not None and dtype is not None:
-                total += math.prod(shape) * _itemsize(dtype)
-        for p in eqn.params.values():
-            sub = getattr(p, "jaxpr", None)
-            if sub is not None and hasattr(sub, "eqns"):
-                total += _aval_bytes(sub)
-            elif hasattr(p, "eqns"):
-                total += _aval_bytes(p)
-    return total
-
-
-def bytes_per_row(spec: SweepSpec, fn: Callable, args: Sequence = ()) -> int:
-    """An upper bound on the memory one row needs: the sum of the sizes of
-    every intermediate of `fn` (traced abstractly, nothing runs)."""
-    def one(base, key, *a):
-        return fn(base, key, *a)
-
-    closed = jax.make_jaxpr(one)(spec.base, jax.random.key(0), *args)
-    return max(_aval_bytes(closed.jaxpr), 1)
-
-
-def chunk_size_for(
-    n_rows: int, per_row: int, memory_budget: float | int, n_devices: int = 1,
-    vmap_rows: int | None = None,
-) -> int:
-    """Rows per chunk: as many as fit `memory_budget` bytes (per device), at
-    least one per device, at most all rows, a multiple of `n_devices`. Rows
-    looped `vmap_rows` at a time hold only that many in memory at once: then
-    chunks of 64 groups per device (progress and restart granularity)."""
-    if vmap_rows is None:
-        c = max(1, int(memory_budget // max(per_row, 1))) * n_devices
-    else:
-        c = 64 * vmap_rows * n_devices
-    c = min(c, n_rows + (-n_rows) % n_devices)
-    return max(n_devices, c - c % n_devices)
 
 
 def fingerprint(spec: SweepSpec, name: str) -> str:
