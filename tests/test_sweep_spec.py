@@ -280,6 +280,20 @@ def test_store_round_trips_every_value_and_resumes(tmp_path):
     assert (third.n_chunks_run, third.n_chunks_skipped) == (1, 2)
     for k in ("row", "sigma_read", "metric.rel_rms", "metric.g_mean"):
         np.testing.assert_array_equal(third.columns[k], before[k])
+    # The manifest records the code that started the store; resuming it with
+    # other code (here: a forged older revision and jax version) warns, names
+    # what changed, and still keeps every finished chunk.
+    assert manifest["code"]["git_revision"] == rev
+    mpath = store / "sweep.json"
+    forged = json.loads(mpath.read_text())
+    forged["code"]["git_revision"] = "0" * 40
+    forged["code"]["versions"]["jax"] = "0.0.1"
+    mpath.write_text(json.dumps(forged))
+    Store(store).chunk_path(2).unlink()
+    changed = r"started by other code \(git revision 0{40} ->.*package versions of jax"
+    with pytest.warns(UserWarning, match=changed):
+        fourth = run_sweep(spec, sweep_tasks.cells, store=store, name="t")
+    assert (fourth.n_chunks_run, fourth.n_chunks_skipped) == (1, 2)
     # Another sweep into the same store is refused.
     other = SweepSpec(spec.base, axes=spec.axes, n_repeats=3, seed=11)
     with pytest.raises(ValueError, match="holds a different sweep"):
