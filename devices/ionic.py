@@ -11,11 +11,14 @@ from .base import (
     AbstractDevice,
     Scalar,
     VolatileState,
+    add_cycles,
     after_write,
+    check_switches,
     check_time,
     decay,
     noisy_target,
     param,
+    pin_stuck,
 )
 from .cards import from_card
 
@@ -36,6 +39,11 @@ class IonicState(VolatileState):
             cell's last write.
         age_s: seconds since the cell's last pulse write (None: this
             model's reads do not depend on time, so `init` keeps no clock).
+        g_lo, g_hi: the cell's window as fabricated (`window_d2d`; None:
+            the nominal range).
+        cycles: full-swing write cycles since fabrication (`endurance`).
+        stuck: stuck-at map, +1 at the upper bound, -1 at the lower, 0
+            healthy (`faults`).
     """
 
     q: Float[Array, "*cells"]
@@ -45,6 +53,10 @@ class IonicState(VolatileState):
     gamma_dn: Float[Array, "*cells"]
     xi_slow: Float[Array, "*cells"] | None = None
     age_s: Float[Array, "*cells"] | None = None
+    g_lo: Float[Array, "*cells"] | None = None
+    g_hi: Float[Array, "*cells"] | None = None
+    cycles: Float[Array, "*cells"] | None = None
+    stuck: Float[Array, "*cells"] | None = None
 
 
 def linear_step_response(x0, n, dx, gamma, x_ref):
@@ -112,6 +124,17 @@ class IonicSynapse(AbstractDevice):
             `sigma_c2c dx`, whichever is larger).
         vol_step: volatile step per pulse, fraction of the range, in [0, 1].
         tau_s: volatile time constant (s), > 0.
+        sigma_gmin_d2d, sigma_gmax_d2d: device-to-device spread of the
+            window's edges (aihwkit's w_min_dtod, w_max_dtod): relative to
+            their distance from the weight zero `x_ref`, in [0, 1); need
+            `window_d2d=True` (static). The soft bounds of the steps stay
+            the nominal ones (aihwkit's mean_bound_reference); each cell is
+            clipped to its own window.
+        p_stuck_on, p_stuck_off, faults, endurance_cycles, endurance_beta,
+            endurance: stuck-at faults and endurance closure, as every
+            family (docs/devices.md, "Variability"); the window closes
+            towards `x_ref`; a pulse is `dx / 2` of a cycle (`1 / dx`
+            pulses sweep the window).
 
     References: the cards `ionic_*` and docs/devices.md.
     """
@@ -131,6 +154,23 @@ class IonicSynapse(AbstractDevice):
     tau_s: Scalar = param(1.0, gt=0.0, unit="s")
     sigma_updown_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
+    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
+    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
+    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
+    endurance_beta: Scalar = param(1.0, ge=0.0)
+    faults: bool = eqx.field(static=True, default=False)
+    window_d2d: bool = eqx.field(static=True, default=False)
+    endurance: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):  # each field's own range: AbstractDevice
+        check_switches(self)
+
+    def window_ref(self):
+        """The weight zero, `g_min + x_ref (g_max - g_min)`: aihwkit's window
+        spread is relative to w_max and w_min, measured from it."""
+        return self.g_min + self.x_ref * (self.g_max - self.g_min)
 
     @classmethod
     def from_card(cls, name: str = "ionic_ecram_tang2018", **overrides):
@@ -144,25 +184,34 @@ class IonicSynapse(AbstractDevice):
         gain = self.dx * jnp.abs(1.0 + self.sigma_d2d * xi[0])
         asym = self.sigma_updown_d2d * xi[1]
         z = jnp.zeros(shape, jnp.float32)
-        return IonicState(
+        g_lo, g_hi, stuck, cycles = self.draw_cells(shape, key)
+        state = IonicState(
             g=g, w=g, q=z,
             dx_up=gain * jnp.abs(1.0 + asym),
             dx_dn=gain * jnp.abs(1.0 - asym),
             gamma_up=self.gamma_up * jnp.exp(self.sigma_gamma_d2d * xi[2]),
             gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
             xi_slow=z,  # no write clock: reads do not depend on time
+            g_lo=g_lo, g_hi=g_hi, cycles=cycles, stuck=stuck,
         )
+        if g_lo is None and stuck is None:
+            return state
+        return self._with(state, jnp.broadcast_to(self.window(state)[0], shape), z)
 
     def _with(self, state: IonicState, w, q):
-        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * q,
-                     self.g_min, self.g_max)
+        lo, hi = self.window(state)  # nominal range, or each cell's own
+        w = pin_stuck(w, state.stuck, lo, hi)
+        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * q, lo, hi)
+        g = pin_stuck(g, state.stuck, lo, hi)
         return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
 
     def program(self, state: IonicState, g_target, *, key: PRNGKeyArray) -> IonicState:
         k_prog, k_slow = jax.random.split(key)
         sigma = jnp.maximum(self.sigma_prog, self.sigma_c2c * self.dx)
-        w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
+        lo, hi = self.window(state)
+        w = noisy_target(g_target, state.g.shape, lo, hi,
                          sigma * (self.g_max - self.g_min), k_prog)
+        state = self._worn(state, jnp.abs(w - state.w) / (2.0 * (hi - lo)))
         state = self._with(state, w, jnp.zeros_like(w))
         return _with_slow(state, jax.random.normal(k_slow, w.shape, jnp.float32),
                           state.age_s)
@@ -170,7 +219,10 @@ class IonicSynapse(AbstractDevice):
     def update(self, state: IonicState, pulses, *, key: PRNGKeyArray) -> IonicState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         span = self.g_max - self.g_min
-        x0 = jnp.clip((state.w - self.g_min) / span, 0.0, 1.0)
+        state = self._worn(state, jnp.abs(n) * self.dx / 2.0)
+        lo, hi = self.window(state)
+        x_lo, x_hi = (lo - self.g_min) / span, (hi - self.g_min) / span
+        x0 = jnp.clip((state.w - self.g_min) / span, x_lo, x_hi)
         up = n > 0
         dx = jnp.where(up, state.dx_up, state.dx_dn)
         gamma = jnp.where(up, state.gamma_up, state.gamma_dn)
@@ -179,10 +231,17 @@ class IonicSynapse(AbstractDevice):
         noise = self.sigma_c2c * jnp.abs(x - x0) / jnp.sqrt(m)
         k_c2c, k_slow = jax.random.split(key)
         x = x + noise * jax.random.normal(k_c2c, x.shape, jnp.float32)
-        w = self.g_min + jnp.clip(x, 0.0, 1.0) * span
-        w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
+        w = self.g_min + jnp.clip(x, x_lo, x_hi) * span
+        w = jnp.where(n == 0, state.w, jnp.clip(w, lo, hi))
         age, xi = after_write(state, n, k_slow)
         return _with_slow(self._with(state, w, state.q + n), xi, age)
+
+    def _worn(self, state: IonicState, d_cycles) -> IonicState:
+        """`state` with `d_cycles` more write cycles counted (`endurance`)."""
+        cycles = add_cycles(state, d_cycles)
+        if cycles is None:
+            return state
+        return eqx.tree_at(lambda s: s.cycles, state, cycles)
 
     def relax(self, state: IonicState, dt_s) -> IonicState:
         state = self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
@@ -201,4 +260,6 @@ def _with_slow(state: IonicState, xi_slow, age_s) -> IonicState:
     """`state` with new slow read draws and ages (fields that may be None)."""
     return IonicState(g=state.g, w=state.w, q=state.q, dx_up=state.dx_up,
                       dx_dn=state.dx_dn, gamma_up=state.gamma_up,
-                      gamma_dn=state.gamma_dn, xi_slow=xi_slow, age_s=age_s)
+                      gamma_dn=state.gamma_dn, xi_slow=xi_slow, age_s=age_s,
+                      g_lo=state.g_lo, g_hi=state.g_hi, cycles=state.cycles,
+                      stuck=state.stuck)

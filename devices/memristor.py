@@ -11,8 +11,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .base import (
     AbstractDeviceState,
     Scalar,
+    add_cycles,
     after_write,
     cell_age,
+    check_switches,
     concrete,
     fresh_age,
     option,
@@ -36,6 +38,10 @@ class RRAMState(AbstractDeviceState):
             spread, slow read noise), drawn at the cell's last write.
         age_s: seconds since the cell's last pulse write, advanced by `relax`
             (`AGE_FROM_PROGRAMMING` when not pulsed since programming).
+        g_lo, g_hi: the cell's conductance window as fabricated
+            (`window_d2d`; None: the nominal `[g_min, g_max]`).
+        cycles: full-swing write cycles since fabrication (`endurance`;
+            None: not counted).
     """
 
     g: Float[Array, "*cells"]
@@ -44,6 +50,9 @@ class RRAMState(AbstractDeviceState):
     stuck: Float[Array, "*cells"] | None = None
     xi_slow: Float[Array, "*cells"] | None = None
     age_s: Float[Array, "*cells"] | None = None
+    g_lo: Float[Array, "*cells"] | None = None
+    g_hi: Float[Array, "*cells"] | None = None
+    cycles: Float[Array, "*cells"] | None = None
 
 
 class RRAM(AbstractNLDevice):
@@ -94,6 +103,12 @@ class RRAM(AbstractNLDevice):
         sigma_read_slow: slow relative read deviation, >= 0.
         iv: the cell's I-V, `LinearIV()` (default) or `SinhIV(v0)`.
         faults: whether `init` draws the stuck-at map (static).
+        sigma_gmin_d2d, sigma_gmax_d2d, endurance_cycles, endurance_beta,
+            window_d2d, endurance: device-to-device window and endurance
+            closure, as every family (docs/devices.md, "Variability"): the
+            window spreads about and closes towards its middle; a pulse is
+            `1 / (2 p_max)` of a cycle, a programming write the swing it
+            writes over twice the cell's window.
 
     References:
         P.-Y. Chen, X. Peng, S. Yu, "NeuroSim: a circuit-level macro model for
@@ -114,6 +129,12 @@ class RRAM(AbstractNLDevice):
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
     iv: AbstractIV = option("iv", AbstractIV, LinearIV())
     faults: bool = eqx.field(static=True, default=False)
+    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
+    endurance_beta: Scalar = param(1.0, ge=0.0)
+    window_d2d: bool = eqx.field(static=True, default=False)
+    endurance: bool = eqx.field(static=True, default=False)
 
     @property
     def linear_iv(self) -> bool:  # type: ignore[override]
@@ -126,6 +147,7 @@ class RRAM(AbstractNLDevice):
                 "p_stuck_on + p_stuck_off must be in [0, 1]; "
                 f"got p_stuck_on={on}, p_stuck_off={off}"
             )
+        check_switches(self)
         if (on is not None and np.any(on > 0) or off is not None and np.any(off > 0)) \
                 and not self.faults:
             raise ValueError(
@@ -142,32 +164,33 @@ class RRAM(AbstractNLDevice):
 
     def init(self, shape, *, key: PRNGKeyArray) -> RRAMState:
         a_ltp, a_ltd = self.draw_nonlinearity(shape, key)
-        stuck = None
-        if self.faults:
-            # Fresh key for the fault map, so switching faults on leaves the
-            # a_ltp/a_ltd draws unchanged.
-            u = jax.random.uniform(jax.random.fold_in(key, 7), shape, jnp.float32)
-            stuck = jnp.where(
-                u < self.p_stuck_on, 1.0,
-                jnp.where(u < self.p_stuck_on + self.p_stuck_off, -1.0, 0.0),
-            ).astype(jnp.float32)
+        # Fresh keys for the fault map and the window (`draw_cells`), so
+        # switching them on leaves the a_ltp/a_ltd draws unchanged.
+        g_lo, g_hi, stuck, cycles = self.draw_cells(shape, key)
         state = RRAMState(g=jnp.full(shape, self.g_min, jnp.float32),
                           a_ltp=a_ltp, a_ltd=a_ltd, stuck=stuck,
                           xi_slow=jnp.zeros(shape, jnp.float32),
-                          age_s=fresh_age(shape))
-        return self._pin(state, state.g)
+                          age_s=fresh_age(shape), g_lo=g_lo, g_hi=g_hi,
+                          cycles=cycles)
+        g = jnp.broadcast_to(self.window(state)[0], shape)
+        return self._pin(state, g)
 
-    def _pin(self, state: RRAMState, g, xi_slow=None, age_s=None) -> RRAMState:
-        """`state` with conductance `g` (and, if given, new slow draws and
-        ages), stuck cells held at their bound."""
-        if state.stuck is not None:
-            g = jnp.where(state.stuck > 0, self.g_max,
-                          jnp.where(state.stuck < 0, self.g_min, g))
-        return RRAMState(
+    def _pin(self, state: RRAMState, g, xi_slow=None, age_s=None,
+             cycles=None) -> RRAMState:
+        """`state` with conductance `g` (and, if given, new slow draws, ages
+        and cycle counts), stuck cells held at their (per-cell) bound."""
+        state = RRAMState(
             g=g, a_ltp=state.a_ltp, a_ltd=state.a_ltd, stuck=state.stuck,
             xi_slow=state.xi_slow if xi_slow is None else xi_slow,
             age_s=state.age_s if age_s is None else age_s,
+            g_lo=state.g_lo, g_hi=state.g_hi,
+            cycles=state.cycles if cycles is None else cycles,
         )
+        if state.stuck is not None:
+            lo, hi = self.window(state)
+            g = jnp.where(state.stuck > 0, hi, jnp.where(state.stuck < 0, lo, g))
+            state = eqx.tree_at(lambda s: s.g, state, g)
+        return state
 
     def prog_sigma(self, g) -> Float[Array, "*cells"]:
         """Programming-error std (S) of a verified write that ends at `g`:
@@ -186,25 +209,32 @@ class RRAM(AbstractNLDevice):
         return nl_curve(p, self.p_max_ltp, self.a_ltp, self.g_min, self.g_max)
 
     def program(self, state: RRAMState, g_target, *, key: PRNGKeyArray) -> RRAMState:
-        g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max)
+        lo, hi = self.window(state)  # nominal range, or each cell's own
+        g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), lo, hi)
         # Nearest (in conductance) whole-pulse level of the cell's own LTP curve:
         # the closer of the two levels that bracket the target. Rounding the
         # pulse number instead would pick the farther level on a curved response.
-        p = nl_curve_inverse(g_t, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        p = nl_curve_inverse(g_t, self.p_max_ltp, state.a_ltp, lo, hi)
         p_lo = jnp.clip(jnp.floor(p), 0.0, self.p_max_ltp)
         p_hi = jnp.clip(p_lo + 1.0, 0.0, self.p_max_ltp)
-        g_lo = nl_curve(p_lo, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
-        g_hi = nl_curve(p_hi, self.p_max_ltp, state.a_ltp, self.g_min, self.g_max)
+        g_lo = nl_curve(p_lo, self.p_max_ltp, state.a_ltp, lo, hi)
+        g_hi = nl_curve(p_hi, self.p_max_ltp, state.a_ltp, lo, hi)
         g = jnp.where(g_hi - g_t < g_t - g_lo, g_hi, g_lo)
         k_prog, k_slow = jax.random.split(key)
         g = g + self.prog_sigma(g) * jax.random.normal(k_prog, g.shape, jnp.float32)
         xi = jax.random.normal(k_slow, g.shape, jnp.float32)
-        return self._pin(state, jnp.maximum(g, 0.0), xi, fresh_age(g.shape))
+        g = jnp.maximum(g, 0.0)
+        cycles = add_cycles(state, jnp.abs(g - state.g) / (2.0 * (hi - lo)))
+        return self._pin(state, g, xi, fresh_age(g.shape), cycles)
 
     def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         k_move, k_slow = jax.random.split(key)
-        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, k_move)
+        cycles = add_cycles(state, self.nl_cycles(n))
+        if cycles is not None:  # the window closes with this write's wear
+            state = eqx.tree_at(lambda s: s.cycles, state, cycles)
+        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, k_move,
+                         window=self.window(state))
         age, xi = after_write(state, n, k_slow)
         return self._pin(state, g, xi, age)
 

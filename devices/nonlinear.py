@@ -102,12 +102,20 @@ class AbstractNLDevice(AbstractDevice):
         return (self.a_ltp * jnp.abs(1.0 + self.sigma_d2d * xi1),
                 self.a_ltd * jnp.abs(1.0 + self.sigma_d2d * xi2))
 
-    def nl_move(self, g, n, a_ltp, a_ltd, key: PRNGKeyArray):
+    def nl_move(self, g, n, a_ltp, a_ltd, key: PRNGKeyArray, window=None):
         """`n` pulses from `g` (+ up the LTP curve, - down the LTD curve) with
         the cells' own `a_ltp`, `a_ltd`: `nl_pulse_update` with this device's
-        range, pulse counts and C2C noise."""
+        range, pulse counts and C2C noise. `window` = per-cell `(lo, hi)`
+        (device-to-device window, endurance closure) replaces the nominal
+        range: each cell's curves then span its own window."""
         up = n > 0
         p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
         a = jnp.where(up, a_ltp, a_ltd)
-        return nl_pulse_update(g, n, p_max, a, self.g_min, self.g_max,
-                               self.sigma_c2c, key)
+        lo, hi = (self.g_min, self.g_max) if window is None else window
+        return nl_pulse_update(g, n, p_max, a, lo, hi, self.sigma_c2c, key)
+
+    def nl_cycles(self, n):
+        """Full-swing write cycles of a write of `n` pulses: each LTP pulse
+        is `1 / (2 p_max_ltp)` of a cycle, each LTD pulse `1 / (2 p_max_ltd)`
+        (a full potentiation then a full depression is one cycle)."""
+        return jnp.abs(n) / (2.0 * jnp.where(n > 0, self.p_max_ltp, self.p_max_ltd))

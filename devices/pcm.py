@@ -11,10 +11,13 @@ from .base import (
     AbstractDevice,
     AbstractDeviceState,
     Scalar,
+    add_cycles,
     after_write,
     cell_age,
+    check_switches,
     fresh_age,
     param,
+    pin_stuck,
     written,
 )
 from .cards import from_card
@@ -36,6 +39,11 @@ class PCMState(AbstractDeviceState):
             evaluation): every read at one time sees the same deviation.
         age_s: seconds since the cell's last pulse write, advanced by `relax`
             (`AGE_FROM_PROGRAMMING` when not pulsed since programming).
+        g_lo, g_hi: the cell's window as fabricated (`window_d2d`; None:
+            the nominal range).
+        cycles: full-swing write cycles since fabrication (`endurance`).
+        stuck: stuck-at map, +1 at the upper bound, -1 at the lower, 0
+            healthy (`faults`).
     """
 
     g: Float[Array, "*cells"]
@@ -43,6 +51,10 @@ class PCMState(AbstractDeviceState):
     q_s: Float[Array, "*cells"]
     xi_slow: Float[Array, "*cells"] | None = None
     age_s: Float[Array, "*cells"] | None = None
+    g_lo: Float[Array, "*cells"] | None = None
+    g_hi: Float[Array, "*cells"] | None = None
+    cycles: Float[Array, "*cells"] | None = None
+    stuck: Float[Array, "*cells"] | None = None
 
 
 def pcm_prog_sigma(g_hat, c0, c1, c2, g_max):
@@ -121,6 +133,13 @@ class PCM(AbstractDevice):
         gradual_reset: whether RESET pulses are gradual (static).
         p_max_set, a_set: SET pulse response (E-NL); sigma_c2c: SET C2C noise
             per sqrt(pulse), fraction of the range.
+        p_stuck_on, p_stuck_off, faults, sigma_gmin_d2d, sigma_gmax_d2d,
+            endurance_cycles, endurance_beta, window_d2d, endurance:
+            stuck-at faults, device-to-device window and endurance closure,
+            as every family (docs/devices.md, "Variability"). PCM's window
+            spreads about and closes towards g_min (aihwkit's PCM preset:
+            weights in [0, w_max], w_min_dtod = 0); a SET pulse is
+            `1 / (2 p_max_set)` of a cycle, an abrupt RESET half a cycle.
 
     References:
         V. Joshi et al., "Accurate deep neural network inference using
@@ -146,6 +165,22 @@ class PCM(AbstractDevice):
     p_max_reset: Scalar = param(100.0, gt=0.0, unit="pulses")
     a_reset: Scalar = param(-1.0, nonzero=True)
     gradual_reset: bool = eqx.field(static=True, default=False)
+    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
+    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
+    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
+    endurance_beta: Scalar = param(1.0, ge=0.0)
+    faults: bool = eqx.field(static=True, default=False)
+    window_d2d: bool = eqx.field(static=True, default=False)
+    endurance: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):  # each field's own range: AbstractDevice
+        check_switches(self)
+
+    def window_ref(self):
+        """PCM is unipolar: its window spreads about and closes towards g_min."""
+        return self.g_min
 
     @classmethod
     def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
@@ -155,13 +190,18 @@ class PCM(AbstractDevice):
     # -- state ---------------------------------------------------------------
 
     def init(self, shape, *, key: PRNGKeyArray) -> PCMState:
-        del key
+        g_lo, g_hi, stuck, cycles = self.draw_cells(shape, key)
         g = jnp.full(shape, self.g_min, jnp.float32)
+        if g_lo is not None or stuck is not None:
+            cells = PCMState(g=g, nu=g, q_s=g, g_lo=g_lo, g_hi=g_hi, stuck=stuck)
+            lo, hi = self.window(cells)
+            g = pin_stuck(jnp.broadcast_to(lo, shape), stuck, lo, hi)
         g_hat = g / self.g_max
         mu, _ = pcm_nu_stats(g_hat)
         z = jnp.zeros(shape, jnp.float32)
         return PCMState(g=g, nu=self.drift_scale * mu, q_s=pcm_q_s(g_hat),
-                        xi_slow=z, age_s=fresh_age(shape))
+                        xi_slow=z, age_s=fresh_age(shape), g_lo=g_lo, g_hi=g_hi,
+                        cycles=cycles, stuck=stuck)
 
     def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None):
         """Drift exponents `drift_scale |N(mu(g^), sigma(g^))|` for normalized
@@ -173,8 +213,9 @@ class PCM(AbstractDevice):
 
     def program(self, state: PCMState, g_target, *, key: PRNGKeyArray) -> PCMState:
         k_prog, k_nu, k_slow = jax.random.split(key, 3)
+        lo, hi = self.window(state)  # nominal range, or each cell's own
         g_t = jnp.broadcast_to(
-            jnp.clip(jnp.asarray(g_target, jnp.float32), self.g_min, self.g_max),
+            jnp.clip(jnp.asarray(g_target, jnp.float32), lo, hi),
             state.g.shape,
         )
         g_hat_t = g_t / self.g_max
@@ -182,35 +223,57 @@ class PCM(AbstractDevice):
             g_hat_t, self.prog_c0, self.prog_c1, self.prog_c2, self.g_max
         )
         g = g_t + sig * jax.random.normal(k_prog, g_t.shape, jnp.float32)
-        g = jnp.maximum(g, 0.0)
+        g = pin_stuck(jnp.maximum(g, 0.0), state.stuck, lo, hi)
         return PCMState(g=g, nu=self.draw_nu(g_hat_t, k_nu),
                         q_s=pcm_q_s(g / self.g_max),
                         xi_slow=jax.random.normal(k_slow, g.shape, jnp.float32),
-                        age_s=fresh_age(g.shape))
+                        age_s=fresh_age(g.shape), g_lo=state.g_lo,
+                        g_hi=state.g_hi, stuck=state.stuck,
+                        cycles=add_cycles(state,
+                                          jnp.abs(g - state.g) / (2.0 * (hi - lo))))
 
     def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
         k_c2c, k_nu, k_slow = jax.random.split(key, 3)
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
+        cycles = add_cycles(state, self.pulse_cycles(n))
+        if cycles is not None:  # the window closes with this write's wear
+            state = eqx.tree_at(lambda s: s.cycles, state, cycles)
+        lo, hi = self.window(state)
         # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min, or
         # walks down the partial-RESET curve (gradual_reset).
         if self.gradual_reset:
             up = n > 0
             g = nl_pulse_update(
                 state.g, n, jnp.where(up, self.p_max_set, self.p_max_reset),
-                jnp.where(up, self.a_set, self.a_reset), self.g_min, self.g_max,
+                jnp.where(up, self.a_set, self.a_reset), lo, hi,
                 self.sigma_c2c, k_c2c)
         else:
-            g = self._abrupt(state.g, n, k_c2c)
+            g = self._abrupt(state.g, n, k_c2c, lo, hi)
+        g = pin_stuck(g, state.stuck, lo, hi)
         lg = _log_g_hat(g / self.g_max)  # one log for nu and Q_s
         nu = written(state.nu, self.draw_nu(None, k_nu, log_g_hat=lg), n)
         q_s = written(state.q_s, _q_s_from_log(lg), n)
         age, xi = after_write(state, n, k_slow)
-        return PCMState(g=g, nu=nu, q_s=q_s, xi_slow=xi, age_s=age)
+        return PCMState(g=g, nu=nu, q_s=q_s, xi_slow=xi, age_s=age,
+                        g_lo=state.g_lo, g_hi=state.g_hi, cycles=state.cycles,
+                        stuck=state.stuck)
 
-    def _abrupt(self, g0, n, key):
+    def _abrupt(self, g0, n, key, lo=None, hi=None):
+        lo = self.g_min if lo is None else lo
+        hi = self.g_max if hi is None else hi
         g = nl_pulse_update(g0, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
-                            self.g_min, self.g_max, self.sigma_c2c, key)
-        return jnp.where(n < 0, self.g_min, g)
+                            lo, hi, self.sigma_c2c, key)
+        return jnp.where(n < 0, lo, g)
+
+    def pulse_cycles(self, n):
+        """Full-swing write cycles of a write of `n` pulses: a SET pulse is
+        `1 / (2 p_max_set)` of a cycle; a RESET is half a cycle (abrupt) or
+        `1 / (2 p_max_reset)` per pulse (`gradual_reset`)."""
+        if self.gradual_reset:
+            down = jnp.abs(n) / (2.0 * self.p_max_reset)
+        else:
+            down = jnp.where(n < 0, 0.5, 0.0)
+        return jnp.where(n > 0, n / (2.0 * self.p_max_set), down)
 
     def drift_factor(self, state: PCMState, t_s):
         """((t + t0) / t0)^-nu for every cell, `t` its age when read `t_s`

@@ -10,11 +10,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .base import (
     Scalar,
     VolatileState,
+    add_cycles,
     after_write,
+    check_switches,
     check_time,
     decay,
     noisy_target,
     param,
+    pin_stuck,
 )
 from .cards import from_card
 from .nonlinear import AbstractNLDevice
@@ -35,6 +38,11 @@ class PerovskiteState(VolatileState):
             cell's last write.
         age_s: seconds since the cell's last pulse write (None: this
             model's reads do not depend on time, so `init` keeps no clock).
+        g_lo, g_hi: the cell's window as fabricated (`window_d2d`; None:
+            the nominal range).
+        cycles: full-swing write cycles since fabrication (`endurance`).
+        stuck: stuck-at map, +1 at the upper bound, -1 at the lower, 0
+            healthy (`faults`).
     """
 
     q_e: Float[Array, "*cells"]
@@ -43,6 +51,10 @@ class PerovskiteState(VolatileState):
     a_ltd: Float[Array, "*cells"]
     xi_slow: Float[Array, "*cells"] | None = None
     age_s: Float[Array, "*cells"] | None = None
+    g_lo: Float[Array, "*cells"] | None = None
+    g_hi: Float[Array, "*cells"] | None = None
+    cycles: Float[Array, "*cells"] | None = None
+    stuck: Float[Array, "*cells"] | None = None
 
 
 def paired_pulse_facilitation(dt_s, c1, tau_s):
@@ -79,6 +91,12 @@ class Perovskite(AbstractNLDevice):
         sigma_read_slow: slow relative read deviation (drawn at each write,
             the same for every read until the next), >= 0; `sigma_read` is
             the fast (per-read) part.
+        p_stuck_on, p_stuck_off, faults, sigma_gmin_d2d, sigma_gmax_d2d,
+            endurance_cycles, endurance_beta, window_d2d, endurance:
+            stuck-at faults, device-to-device window and endurance closure,
+            as every family (docs/devices.md, "Variability"): the window
+            spreads about and closes towards its middle; an electrical pulse
+            is `1 / (2 p_max)` of a cycle, a light pulse `opt_step` of them.
 
     References: the cards `perovskite_*` and docs/devices.md.
     """
@@ -88,6 +106,18 @@ class Perovskite(AbstractNLDevice):
     opt_step: Scalar = param(0.0, ge=0.0)
     opt_vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
+    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
+    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
+    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
+    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
+    endurance_beta: Scalar = param(1.0, ge=0.0)
+    faults: bool = eqx.field(static=True, default=False)
+    window_d2d: bool = eqx.field(static=True, default=False)
+    endurance: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):  # each field's own range: AbstractDevice
+        check_switches(self)
 
     @classmethod
     def from_card(cls, name: str = "perovskite_mapbi3_poddar", **overrides):
@@ -96,24 +126,37 @@ class Perovskite(AbstractNLDevice):
 
     def init(self, shape, *, key: PRNGKeyArray) -> PerovskiteState:
         a_ltp, a_ltd = self.draw_nonlinearity(shape, key)
+        g_lo, g_hi, stuck, cycles = self.draw_cells(shape, key)
         g = jnp.full(shape, self.g_min, jnp.float32)
         z = jnp.zeros(shape, jnp.float32)
         # No write clock (age_s): nothing in a read depends on the time since
         # a write; the volatile part decays under relax.
-        return PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd,
-                               xi_slow=z)
+        state = PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd,
+                                xi_slow=z, g_lo=g_lo, g_hi=g_hi, cycles=cycles,
+                                stuck=stuck)
+        if g_lo is None and stuck is None:
+            return state
+        return self._with(state, jnp.broadcast_to(self.window(state)[0], shape),
+                          z, z)
 
     def volatile(self, state) -> Float[Array, "*cells"]:
         """The volatile conductance v (S) of every cell."""
         q = self.vol_step * state.q_e + self.opt_vol_step * state.q_o
         return (self.g_max - self.g_min) * q
 
-    def _with(self, state: PerovskiteState, w, q_e, q_o, xi_slow=None, age_s=None):
+    def _with(self, state: PerovskiteState, w, q_e, q_o, xi_slow=None, age_s=None,
+              cycles=None):
         state = PerovskiteState(
             g=state.g, w=w, q_e=q_e, q_o=q_o, a_ltp=state.a_ltp, a_ltd=state.a_ltd,
             xi_slow=state.xi_slow if xi_slow is None else xi_slow,
-            age_s=state.age_s if age_s is None else age_s)
-        g = jnp.clip(w + self.volatile(state), self.g_min, self.g_max)
+            age_s=state.age_s if age_s is None else age_s,
+            g_lo=state.g_lo, g_hi=state.g_hi,
+            cycles=state.cycles if cycles is None else cycles, stuck=state.stuck)
+        lo, hi = self.window(state)  # nominal range, or each cell's own
+        if state.stuck is not None:  # stuck cells: w and g held at a bound
+            state = eqx.tree_at(lambda s: s.w, state, pin_stuck(w, state.stuck, lo, hi))
+        g = pin_stuck(jnp.clip(state.w + self.volatile(state), lo, hi),
+                      state.stuck, lo, hi)
         return eqx.tree_at(lambda s: s.g, state, g)
 
     def program(
@@ -122,21 +165,34 @@ class Perovskite(AbstractNLDevice):
         # A verified write ends no more precisely than its last pulse's C2C.
         k_prog, k_slow = jax.random.split(key)
         sigma = jnp.maximum(self.sigma_prog, self.sigma_c2c)
-        w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
+        lo, hi = self.window(state)
+        w = noisy_target(g_target, state.g.shape, lo, hi,
                          sigma * (self.g_max - self.g_min), k_prog)
         z = jnp.zeros_like(w)
+        cycles = add_cycles(state, jnp.abs(w - state.w) / (2.0 * (hi - lo)))
         return self._with(state, w, z, z,
-                          jax.random.normal(k_slow, w.shape, jnp.float32))
+                          jax.random.normal(k_slow, w.shape, jnp.float32),
+                          cycles=cycles)
 
     def _move(self, state: PerovskiteState, n, key):
-        """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
-        return self.nl_move(state.w, n, state.a_ltp, state.a_ltd, key)
+        """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with
+        C2C, within each cell's window (closed by the state's cycles)."""
+        return self.nl_move(state.w, n, state.a_ltp, state.a_ltd, key,
+                            window=self.window(state))
+
+    def _worn(self, state: PerovskiteState, n) -> PerovskiteState:
+        """`state` with the wear of `n` pulse-equivalents counted (`endurance`)."""
+        cycles = add_cycles(state, self.nl_cycles(n))
+        if cycles is None:
+            return state
+        return eqx.tree_at(lambda s: s.cycles, state, cycles)
 
     def update(
         self, state: PerovskiteState, pulses, *, key: PRNGKeyArray
     ) -> PerovskiteState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         k_move, k_slow = jax.random.split(key)
+        state = self._worn(state, n)
         w = self._move(state, n, k_move)
         age, xi = after_write(state, n, k_slow)
         return self._with(state, w, state.q_e + n, state.q_o, xi, age)
@@ -149,6 +205,7 @@ class Perovskite(AbstractNLDevice):
             jnp.maximum(jnp.asarray(light_pulses, jnp.float32), 0.0), state.g.shape
         )
         k_move, k_slow = jax.random.split(key)
+        state = self._worn(state, self.opt_step * m)
         w = self._move(state, self.opt_step * m, k_move)
         age, xi = after_write(state, m, k_slow)
         return self._with(state, w, state.q_e, state.q_o + m, xi, age)
