@@ -222,6 +222,33 @@ def decay(v, dt_s, tau_s):
     return v * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
 
 
+# Boltzmann constant (eV/K) and the room temperature the cards' time
+# constants refer to unless a card says otherwise (K).
+BOLTZMANN_EV_PER_K = 8.617333262e-5
+ROOM_TEMPERATURE_K = 300.0
+
+
+def arrhenius_factor(ea_ev, temperature_k, t_ref_k):
+    """How much faster a thermally activated process runs at `temperature_k`
+    than at `t_ref_k`: `exp(Ea / k_B (1 / T_ref - 1 / T))` (1 at T = T_ref,
+    and for Ea = 0).
+
+    A cell held at T for `t` seconds has relaxed as far as one held at T_ref
+    for `factor * t` seconds (time-temperature equivalence of an Arrhenius
+    rate), so a model written for T_ref takes `factor * t` as its time, and a
+    volatile time constant becomes `tau / factor`.
+    """
+    return jnp.exp(ea_ev / BOLTZMANN_EV_PER_K * (1.0 / t_ref_k - 1.0 / temperature_k))
+
+
+def decay2(q, q2, dt_s, tau_s, tau2_s, factor=1.0):
+    """`(q exp(-f dt / tau), q2 exp(-f dt / tau2))`: the two components of a
+    double-exponential volatile part relaxing for `dt_s` at Arrhenius factor
+    `f` (both Markovian, so relaxing by dt1 then dt2 equals dt1 + dt2)."""
+    dt = factor * jnp.asarray(dt_s, jnp.float32)
+    return q * jnp.exp(-dt / tau_s), q2 * jnp.exp(-dt / tau2_s)
+
+
 def _format_value(v) -> str:
     """A field value for `AbstractDevice.__repr__`: scalars by value, arrays
     by dtype and shape, anything else by its repr."""

@@ -8,12 +8,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     AbstractDevice,
     Scalar,
     VolatileState,
     after_write,
+    arrhenius_factor,
     check_time,
     decay,
+    decay2,
     noisy_target,
     param,
 )
@@ -36,6 +39,8 @@ class IonicState(VolatileState):
             cell's last write.
         age_s: seconds since the cell's last pulse write (None: this
             model's reads do not depend on time, so `init` keeps no clock).
+        q2: pulse count of the second (time constant `tau2_s`) volatile
+            component (None: a state built without it, read as `q`).
     """
 
     q: Float[Array, "*cells"]
@@ -45,6 +50,7 @@ class IonicState(VolatileState):
     gamma_dn: Float[Array, "*cells"]
     xi_slow: Float[Array, "*cells"] | None = None
     age_s: Float[Array, "*cells"] | None = None
+    q2: Float[Array, "*cells"] | None = None
 
 
 def linear_step_response(x0, n, dx, gamma, x_ref):
@@ -112,6 +118,17 @@ class IonicSynapse(AbstractDevice):
             `sigma_c2c dx`, whichever is larger).
         vol_step: volatile step per pulse, fraction of the range, in [0, 1].
         tau_s: volatile time constant (s), > 0.
+        temperature_k: device temperature (K), in [200, 500]; 300 K (the
+            default) is the reference, where nothing changes.
+        t_ref_k: temperature at which `tau_s`, `tau2_s` hold (K).
+        ea_ev: activation energy of the volatile decay (ion back-diffusion)
+            (eV), in [0, 3]: both time constants become `tau /
+            arrhenius_factor(ea_ev, temperature_k, t_ref_k)`.
+        frac_tau2, tau2_s: double-exponential volatile decay: a fraction
+            `frac_tau2` in [0, 1] of every pulse's volatile conductance decays
+            with `tau2_s` (s), so a pulse's volatile part relaxes as
+            `(1 - f) exp(-t / tau) + f exp(-t / tau2)`; 0 (the default) is
+            the single exponential.
 
     References: the cards `ionic_*` and docs/devices.md.
     """
@@ -131,6 +148,11 @@ class IonicSynapse(AbstractDevice):
     tau_s: Scalar = param(1.0, gt=0.0, unit="s")
     sigma_updown_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
+    frac_tau2: Scalar = param(0.0, ge=0.0, le=1.0)
+    tau2_s: Scalar = param(1.0, gt=0.0, unit="s")
 
     @classmethod
     def from_card(cls, name: str = "ionic_ecram_tang2018", **overrides):
@@ -151,19 +173,25 @@ class IonicSynapse(AbstractDevice):
             gamma_up=self.gamma_up * jnp.exp(self.sigma_gamma_d2d * xi[2]),
             gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
             xi_slow=z,  # no write clock: reads do not depend on time
+            q2=z,
         )
 
-    def _with(self, state: IonicState, w, q):
-        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * q,
+    def _with(self, state: IonicState, w, q, q2=None):
+        # (1 - f) q + f q2: exactly q when frac_tau2 = 0 (or without q2).
+        qv = q if q2 is None else q + self.frac_tau2 * (q2 - q)
+        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * qv,
                      self.g_min, self.g_max)
-        return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
+        if q2 is None:
+            return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
+        return eqx.tree_at(lambda s: (s.g, s.w, s.q, s.q2), state, (g, w, q, q2))
 
     def program(self, state: IonicState, g_target, *, key: PRNGKeyArray) -> IonicState:
         k_prog, k_slow = jax.random.split(key)
         sigma = jnp.maximum(self.sigma_prog, self.sigma_c2c * self.dx)
         w = noisy_target(g_target, state.g.shape, self.g_min, self.g_max,
                          sigma * (self.g_max - self.g_min), k_prog)
-        state = self._with(state, w, jnp.zeros_like(w))
+        z = jnp.zeros_like(w)
+        state = self._with(state, w, z, None if state.q2 is None else z)
         return _with_slow(state, jax.random.normal(k_slow, w.shape, jnp.float32),
                           state.age_s)
 
@@ -182,10 +210,17 @@ class IonicSynapse(AbstractDevice):
         w = self.g_min + jnp.clip(x, 0.0, 1.0) * span
         w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
         age, xi = after_write(state, n, k_slow)
-        return _with_slow(self._with(state, w, state.q + n), xi, age)
+        q2 = None if state.q2 is None else state.q2 + n
+        return _with_slow(self._with(state, w, state.q + n, q2), xi, age)
 
     def relax(self, state: IonicState, dt_s) -> IonicState:
-        state = self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
+        af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+        if state.q2 is None:
+            state = self._with(state, state.w, decay(
+                state.q, af * jnp.asarray(dt_s, jnp.float32), self.tau_s))
+        else:
+            q, q2 = decay2(state.q, state.q2, dt_s, self.tau_s, self.tau2_s, af)
+            state = self._with(state, state.w, q, q2)
         if state.age_s is None:
             return state
         return eqx.tree_at(lambda s: s.age_s, state,
@@ -201,4 +236,5 @@ def _with_slow(state: IonicState, xi_slow, age_s) -> IonicState:
     """`state` with new slow read draws and ages (fields that may be None)."""
     return IonicState(g=state.g, w=state.w, q=state.q, dx_up=state.dx_up,
                       dx_dn=state.dx_dn, gamma_up=state.gamma_up,
-                      gamma_dn=state.gamma_dn, xi_slow=xi_slow, age_s=age_s)
+                      gamma_dn=state.gamma_dn, xi_slow=xi_slow, age_s=age_s,
+                      q2=state.q2)

@@ -9,9 +9,11 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     AbstractDeviceState,
     Scalar,
     after_write,
+    arrhenius_factor,
     cell_age,
     concrete,
     fresh_age,
@@ -94,6 +96,12 @@ class RRAM(AbstractNLDevice):
         sigma_read_slow: slow relative read deviation, >= 0.
         iv: the cell's I-V, `LinearIV()` (default) or `SinhIV(v0)`.
         faults: whether `init` draws the stuck-at map (static).
+        temperature_k: device temperature (K), in [200, 500]; the default
+            (300 K) is the reference, where nothing changes.
+        t_ref_k: temperature of the retention data (K), in [200, 500].
+        ea_ev: activation energy of retention (eV), in [0, 3]: `t` seconds
+            at T relax as far as `exp(ea_ev / k_B (1 / t_ref_k - 1 / T)) t`
+            at t_ref_k (mean shift and spread); 0: no temperature dependence.
 
     References:
         P.-Y. Chen, X. Peng, S. Yu, "NeuroSim: a circuit-level macro model for
@@ -114,6 +122,9 @@ class RRAM(AbstractNLDevice):
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
     iv: AbstractIV = option("iv", AbstractIV, LinearIV())
     faults: bool = eqx.field(static=True, default=False)
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
 
     @property
     def linear_iv(self) -> bool:  # type: ignore[override]
@@ -220,7 +231,10 @@ class RRAM(AbstractNLDevice):
         if self._active("retention_m") or self._active("sigma_retention_0") \
                 or self._active("sigma_retention_ln"):
             span = self.g_max - self.g_min
-            lt = jnp.log1p(t / self.retention_t0_s)
+            # Retention is thermally activated: t s at temperature_k relax
+            # as far as arrhenius_factor * t at t_ref_k (1 at T = t_ref_k).
+            af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+            lt = jnp.log1p(af * t / self.retention_t0_s)
             g = jnp.maximum(g + self.retention_m * span * lt, 0.0)
             g = self._pin(state, g).g
             spread = span * (self.sigma_retention_0 + self.sigma_retention_ln * lt)

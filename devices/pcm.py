@@ -8,10 +8,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     AbstractDevice,
     AbstractDeviceState,
     Scalar,
     after_write,
+    arrhenius_factor,
     cell_age,
     fresh_age,
     param,
@@ -119,6 +121,14 @@ class PCM(AbstractDevice):
         p_max_reset, a_reset: partial-RESET pulse response (E-NL, used when
             `gradual_reset`); a_reset < 0 gives the usual convex descent.
         gradual_reset: whether RESET pulses are gradual (static).
+        temperature_k: device temperature (K), in [200, 500]; the default
+            (300 K) is the reference, where nothing changes.
+        t_ref_k: temperature of the drift data (K), in [200, 500].
+        ea_ev: activation energy of the structural relaxation (eV), in
+            [0, 3]: drift at T runs `arrhenius_factor` times faster (see
+            `thermal_drift`); 0 means drift does not depend on T.
+        nu_temp_coeff: relative change of the drift exponent per kelvin
+            (1/K), in [-0.02, 0.02].
         p_max_set, a_set: SET pulse response (E-NL); sigma_c2c: SET C2C noise
             per sqrt(pulse), fraction of the range.
 
@@ -146,6 +156,10 @@ class PCM(AbstractDevice):
     p_max_reset: Scalar = param(100.0, gt=0.0, unit="pulses")
     a_reset: Scalar = param(-1.0, nonzero=True)
     gradual_reset: bool = eqx.field(static=True, default=False)
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
+    nu_temp_coeff: Scalar = param(0.0, ge=-0.02, le=0.02, unit="1/K")
 
     @classmethod
     def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
@@ -215,12 +229,28 @@ class PCM(AbstractDevice):
     def drift_factor(self, state: PCMState, t_s):
         """((t + t0) / t0)^-nu for every cell, `t` its age when read `t_s`
         seconds after programming (`cell_age`)."""
-        t = cell_age(state, t_s)
-        return jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
+        t, nu = self.thermal_drift(state, cell_age(state, t_s))
+        return jnp.exp(-nu * jnp.log1p(t / self.t0_s))
+
+    def thermal_drift(self, state: PCMState, t):
+        """`(t_eq, nu_T)`: the drift time and exponents at `temperature_k`.
+
+        Structural relaxation is thermally activated: `t` seconds at T drift
+        as far as `arrhenius_factor(ea_ev, T, t_ref_k) t` at the reference
+        temperature (the card's drift data), and the exponent scales as
+        `nu (1 + nu_temp_coeff (T - t_ref_k))` (floored at 0). Both are the
+        identity at T = t_ref_k. The cell is taken to have been at T since its
+        last write.
+        """
+        af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+        k = jnp.maximum(1.0 + self.nu_temp_coeff * (self.temperature_k - self.t_ref_k),
+                        0.0)
+        return af * t, state.nu * k
 
     def read_parts(self, state: PCMState, t_s=0.0):
         t = cell_age(state, t_s)
-        g_d = state.g * jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
+        t_eq, nu = self.thermal_drift(state, t)
+        g_d = state.g * jnp.exp(-nu * jnp.log1p(t_eq / self.t0_s))
         log_term = jnp.log((t + self.t0_s + self.t_read_s) / (2.0 * self.t_read_s))
         abs_g = jnp.abs(g_d)
         slow = self.sigma_read_scale * abs_g * state.q_s * jnp.sqrt(log_term)

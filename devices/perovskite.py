@@ -8,11 +8,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     Scalar,
     VolatileState,
     after_write,
+    arrhenius_factor,
     check_time,
     decay,
+    decay2,
     noisy_target,
     param,
 )
@@ -35,6 +38,9 @@ class PerovskiteState(VolatileState):
             cell's last write.
         age_s: seconds since the cell's last pulse write (None: this
             model's reads do not depend on time, so `init` keeps no clock).
+        q_e2, q_o2: the pulse counts of the second (time constant `tau2_s`)
+            volatile component (None: a state built without them, read as
+            `q_e`, `q_o`).
     """
 
     q_e: Float[Array, "*cells"]
@@ -43,6 +49,8 @@ class PerovskiteState(VolatileState):
     a_ltd: Float[Array, "*cells"]
     xi_slow: Float[Array, "*cells"] | None = None
     age_s: Float[Array, "*cells"] | None = None
+    q_e2: Float[Array, "*cells"] | None = None
+    q_o2: Float[Array, "*cells"] | None = None
 
 
 def paired_pulse_facilitation(dt_s, c1, tau_s):
@@ -79,6 +87,17 @@ class Perovskite(AbstractNLDevice):
         sigma_read_slow: slow relative read deviation (drawn at each write,
             the same for every read until the next), >= 0; `sigma_read` is
             the fast (per-read) part.
+        temperature_k: device temperature (K), in [200, 500]; 300 K (the
+            default) is the reference, where nothing changes.
+        t_ref_k: temperature at which `tau_s`, `tau2_s` hold (K).
+        ea_ev: activation energy of the volatile decay (ion migration back)
+            (eV), in [0, 3]: both time constants become `tau /
+            arrhenius_factor(ea_ev, temperature_k, t_ref_k)`.
+        frac_tau2, tau2_s: double-exponential volatile decay: a fraction
+            `frac_tau2` in [0, 1] of every pulse's volatile conductance decays
+            with `tau2_s` (s) instead of `tau_s`, so a pulse's volatile part
+            relaxes as `(1 - f) exp(-t / tau) + f exp(-t / tau2)`; 0 (the
+            default) is the single exponential.
 
     References: the cards `perovskite_*` and docs/devices.md.
     """
@@ -88,6 +107,11 @@ class Perovskite(AbstractNLDevice):
     opt_step: Scalar = param(0.0, ge=0.0)
     opt_vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
+    frac_tau2: Scalar = param(0.0, ge=0.0, le=1.0)
+    tau2_s: Scalar = param(1.0, gt=0.0, unit="s")
 
     @classmethod
     def from_card(cls, name: str = "perovskite_mapbi3_poddar", **overrides):
@@ -101,18 +125,26 @@ class Perovskite(AbstractNLDevice):
         # No write clock (age_s): nothing in a read depends on the time since
         # a write; the volatile part decays under relax.
         return PerovskiteState(g=g, w=g, q_e=z, q_o=z, a_ltp=a_ltp, a_ltd=a_ltd,
-                               xi_slow=z)
+                               xi_slow=z, q_e2=z, q_o2=z)
 
     def volatile(self, state) -> Float[Array, "*cells"]:
         """The volatile conductance v (S) of every cell."""
         q = self.vol_step * state.q_e + self.opt_vol_step * state.q_o
+        if state.q_e2 is not None and state.q_o2 is not None:
+            # (1 - f) q + f q2: exactly q when frac_tau2 = 0.
+            q2 = self.vol_step * state.q_e2 + self.opt_vol_step * state.q_o2
+            q = q + self.frac_tau2 * (q2 - q)
         return (self.g_max - self.g_min) * q
 
-    def _with(self, state: PerovskiteState, w, q_e, q_o, xi_slow=None, age_s=None):
+    def _with(self, state: PerovskiteState, w, q_e, q_o, xi_slow=None, age_s=None,
+              q2=None):
+        # q2 = (q_e2, q_o2) of the second volatile component; None keeps the
+        # state's own.
+        q_e2, q_o2 = (state.q_e2, state.q_o2) if q2 is None else q2
         state = PerovskiteState(
             g=state.g, w=w, q_e=q_e, q_o=q_o, a_ltp=state.a_ltp, a_ltd=state.a_ltd,
             xi_slow=state.xi_slow if xi_slow is None else xi_slow,
-            age_s=state.age_s if age_s is None else age_s)
+            age_s=state.age_s if age_s is None else age_s, q_e2=q_e2, q_o2=q_o2)
         g = jnp.clip(w + self.volatile(state), self.g_min, self.g_max)
         return eqx.tree_at(lambda s: s.g, state, g)
 
@@ -126,7 +158,8 @@ class Perovskite(AbstractNLDevice):
                          sigma * (self.g_max - self.g_min), k_prog)
         z = jnp.zeros_like(w)
         return self._with(state, w, z, z,
-                          jax.random.normal(k_slow, w.shape, jnp.float32))
+                          jax.random.normal(k_slow, w.shape, jnp.float32),
+                          q2=_q2_or_none(state, z, z))
 
     def _move(self, state: PerovskiteState, n, key):
         """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
@@ -139,7 +172,8 @@ class Perovskite(AbstractNLDevice):
         k_move, k_slow = jax.random.split(key)
         w = self._move(state, n, k_move)
         age, xi = after_write(state, n, k_slow)
-        return self._with(state, w, state.q_e + n, state.q_o, xi, age)
+        return self._with(state, w, state.q_e + n, state.q_o, xi, age,
+                          q2=_q2_or_none(state, _add(state.q_e2, n), state.q_o2))
 
     def illuminate(
         self, state: PerovskiteState, light_pulses, *, key: PRNGKeyArray
@@ -151,15 +185,35 @@ class Perovskite(AbstractNLDevice):
         k_move, k_slow = jax.random.split(key)
         w = self._move(state, self.opt_step * m, k_move)
         age, xi = after_write(state, m, k_slow)
-        return self._with(state, w, state.q_e, state.q_o + m, xi, age)
+        return self._with(state, w, state.q_e, state.q_o + m, xi, age,
+                          q2=_q2_or_none(state, state.q_e2, _add(state.q_o2, m)))
 
     def relax(self, state: PerovskiteState, dt_s) -> PerovskiteState:
         age = None if state.age_s is None else state.age_s + jnp.asarray(
             dt_s, jnp.float32)
-        return self._with(state, state.w, decay(state.q_e, dt_s, self.tau_s),
-                          decay(state.q_o, dt_s, self.tau_s), age_s=age)
+        af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+        if state.q_e2 is None or state.q_o2 is None:
+            q_e, q_o = (decay(q, af * jnp.asarray(dt_s, jnp.float32), self.tau_s)
+                        for q in (state.q_e, state.q_o))
+            return self._with(state, state.w, q_e, q_o, age_s=age)
+        q_e, q_e2 = decay2(state.q_e, state.q_e2, dt_s, self.tau_s, self.tau2_s, af)
+        q_o, q_o2 = decay2(state.q_o, state.q_o2, dt_s, self.tau_s, self.tau2_s, af)
+        return self._with(state, state.w, q_e, q_o, age_s=age, q2=(q_e2, q_o2))
 
     def read_parts(self, state: PerovskiteState, t_s=0.0):
         check_time(t_s)
         a = jnp.abs(state.g)
         return state.g, self.sigma_read_slow * a, self.sigma_read * a
+
+
+def _add(q, n):
+    """`q + n`, or None for a state without that component."""
+    return None if q is None else q + n
+
+
+def _q2_or_none(state: PerovskiteState, q_e2, q_o2):
+    """`(q_e2, q_o2)` for a state with a second volatile component, else
+    `(None, None)` (a hand-built state keeps its structure)."""
+    if state.q_e2 is None or state.q_o2 is None:
+        return (None, None)
+    return (q_e2, q_o2)
