@@ -195,19 +195,22 @@ def written(old, new, n):
     return jnp.where(n == 0, old, new)
 
 
-def after_write(state, n, key: PRNGKeyArray):
+def after_write(state, n, key: PRNGKeyArray, *, new_xi=None):
     """`(age_s, xi_slow)` after a pulse write of `n` pulses per cell: written
     cells restart their clock (age 0) and draw a new slow read deviation; the
     others keep theirs. (The draw is made even where a device's slow read
     part is 0: skipping it on concrete zeros would make a jitted call, where
-    the parameters are traced, draw differently from an eager one.)"""
+    the parameters are traced, draw differently from an eager one.)
+    `new_xi`: the new deviations, if the caller drew them (e.g. with the C2C
+    noise from one `devices.rng.normal_pair` call); `key` is then unused."""
     age = getattr(state, "age_s", None)
     xi = getattr(state, "xi_slow", None)
     shape = state.g.shape
     # States without a clock (devices whose reads do not depend on time) keep
     # none.
     age = None if age is None else written(age, 0.0, n)
-    new_xi = jax.random.normal(key, shape, jnp.float32)
+    if new_xi is None:
+        new_xi = jax.random.normal(key, shape, jnp.float32)
     xi = new_xi if xi is None else written(xi, new_xi, n)
     return age, xi
 

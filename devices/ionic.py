@@ -21,6 +21,7 @@ from .base import (
     param,
 )
 from .cards import from_card
+from .rng import normal_pair
 
 
 class IonicState(VolatileState):
@@ -205,11 +206,12 @@ class IonicSynapse(AbstractDevice):
         x = linear_step_response(x0, n, dx, gamma, self.x_ref)
         m = jnp.maximum(jnp.abs(n), 1.0)
         noise = self.sigma_c2c * jnp.abs(x - x0) / jnp.sqrt(m)
-        k_c2c, k_slow = jax.random.split(key)
-        x = x + noise * jax.random.normal(k_c2c, x.shape, jnp.float32)
+        # C2C noise and the new slow deviation from one hash (devices.rng).
+        z_c2c, z_slow = normal_pair(key, x.shape)
+        x = x + noise * z_c2c
         w = self.g_min + jnp.clip(x, 0.0, 1.0) * span
         w = jnp.where(n == 0, state.w, jnp.clip(w, self.g_min, self.g_max))
-        age, xi = after_write(state, n, k_slow)
+        age, xi = after_write(state, n, key, new_xi=z_slow)
         q2 = None if state.q2 is None else state.q2 + n
         return _with_slow(self._with(state, w, state.q + n, q2), xi, age)
 

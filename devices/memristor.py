@@ -23,6 +23,7 @@ from .base import (
 from .cards import from_card
 from .iv import AbstractIV, LinearIV
 from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
+from .rng import normal_pair
 
 
 class RRAMState(AbstractDeviceState):
@@ -214,9 +215,11 @@ class RRAM(AbstractNLDevice):
 
     def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        k_move, k_slow = jax.random.split(key)
-        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, k_move)
-        age, xi = after_write(state, n, k_slow)
+        # C2C noise and the new slow deviation: two independent normals from
+        # one hash per cell (devices.rng; cheaper than two jax.random draws).
+        z_c2c, z_slow = normal_pair(key, state.g.shape)
+        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, key, xi=z_c2c)
+        age, xi = after_write(state, n, key, new_xi=z_slow)
         return self._pin(state, g, xi, age)
 
     def _active(self, name: str) -> bool:

@@ -21,6 +21,7 @@ from .base import (
 )
 from .cards import from_card
 from .nonlinear import nl_pulse_update
+from .rng import normal, normal_pair
 
 G_REF_PCM = 25e-6  # S: the g_max the aihwkit polynomials were fitted at
 
@@ -177,12 +178,14 @@ class PCM(AbstractDevice):
         return PCMState(g=g, nu=self.drift_scale * mu, q_s=pcm_q_s(g_hat),
                         xi_slow=z, age_s=fresh_age(shape))
 
-    def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None):
+    def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None, xi=None):
         """Drift exponents `drift_scale |N(mu(g^), sigma(g^))|` for normalized
-        targets g^ (`drift_scale = 0`: no drift at all, as in aihwkit)."""
+        targets g^ (`drift_scale = 0`: no drift at all, as in aihwkit);
+        `xi`: the standard normal draws, if the caller drew them."""
         lg = _log_g_hat(g_hat) if log_g_hat is None else log_g_hat
         mu, sig = _nu_stats_from_log(lg)
-        xi = jax.random.normal(key, lg.shape, jnp.float32)
+        if xi is None:
+            xi = jax.random.normal(key, lg.shape, jnp.float32)
         return self.drift_scale * jnp.abs(mu + self.sigma_nu_scale * sig * xi)
 
     def program(self, state: PCMState, g_target, *, key: PRNGKeyArray) -> PCMState:
@@ -203,8 +206,13 @@ class PCM(AbstractDevice):
                         age_s=fresh_age(g.shape))
 
     def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
-        k_c2c, k_nu, k_slow = jax.random.split(key, 3)
+        k_pair, k_slow = jax.random.split(key)
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
+        # Three independent normals per cell (C2C, drift exponent, slow
+        # deviation) from two unrolled hashes (devices.rng), cheaper than
+        # three jax.random draws.
+        z_c2c, z_nu = normal_pair(k_pair, n.shape)
+        z_slow = normal(k_slow, n.shape)
         # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min, or
         # walks down the partial-RESET curve (gradual_reset).
         if self.gradual_reset:
@@ -212,18 +220,18 @@ class PCM(AbstractDevice):
             g = nl_pulse_update(
                 state.g, n, jnp.where(up, self.p_max_set, self.p_max_reset),
                 jnp.where(up, self.a_set, self.a_reset), self.g_min, self.g_max,
-                self.sigma_c2c, k_c2c)
+                self.sigma_c2c, k_pair, xi=z_c2c)
         else:
-            g = self._abrupt(state.g, n, k_c2c)
+            g = self._abrupt(state.g, n, k_pair, xi=z_c2c)
         lg = _log_g_hat(g / self.g_max)  # one log for nu and Q_s
-        nu = written(state.nu, self.draw_nu(None, k_nu, log_g_hat=lg), n)
+        nu = written(state.nu, self.draw_nu(None, k_pair, log_g_hat=lg, xi=z_nu), n)
         q_s = written(state.q_s, _q_s_from_log(lg), n)
-        age, xi = after_write(state, n, k_slow)
+        age, xi = after_write(state, n, k_slow, new_xi=z_slow)
         return PCMState(g=g, nu=nu, q_s=q_s, xi_slow=xi, age_s=age)
 
-    def _abrupt(self, g0, n, key):
+    def _abrupt(self, g0, n, key, xi=None):
         g = nl_pulse_update(g0, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
-                            self.g_min, self.g_max, self.sigma_c2c, key)
+                            self.g_min, self.g_max, self.sigma_c2c, key, xi=xi)
         return jnp.where(n < 0, self.g_min, g)
 
     def drift_factor(self, state: PCMState, t_s):

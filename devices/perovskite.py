@@ -21,6 +21,7 @@ from .base import (
 )
 from .cards import from_card
 from .nonlinear import AbstractNLDevice
+from .rng import normal_pair
 
 
 class PerovskiteState(VolatileState):
@@ -161,17 +162,18 @@ class Perovskite(AbstractNLDevice):
                           jax.random.normal(k_slow, w.shape, jnp.float32),
                           q2=_q2_or_none(state, z, z))
 
-    def _move(self, state: PerovskiteState, n, key):
+    def _move(self, state: PerovskiteState, n, key, xi=None):
         """Non-volatile E-NL move by n pulse-equivalents (+ LTP, - LTD), with C2C."""
-        return self.nl_move(state.w, n, state.a_ltp, state.a_ltd, key)
+        return self.nl_move(state.w, n, state.a_ltp, state.a_ltd, key, xi=xi)
 
     def update(
         self, state: PerovskiteState, pulses, *, key: PRNGKeyArray
     ) -> PerovskiteState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        k_move, k_slow = jax.random.split(key)
-        w = self._move(state, n, k_move)
-        age, xi = after_write(state, n, k_slow)
+        # C2C noise and the new slow deviation from one hash (devices.rng).
+        z_c2c, z_slow = normal_pair(key, state.g.shape)
+        w = self._move(state, n, key, xi=z_c2c)
+        age, xi = after_write(state, n, key, new_xi=z_slow)
         return self._with(state, w, state.q_e + n, state.q_o, xi, age,
                           q2=_q2_or_none(state, _add(state.q_e2, n), state.q_o2))
 
@@ -182,9 +184,9 @@ class Perovskite(AbstractNLDevice):
         m = jnp.broadcast_to(
             jnp.maximum(jnp.asarray(light_pulses, jnp.float32), 0.0), state.g.shape
         )
-        k_move, k_slow = jax.random.split(key)
-        w = self._move(state, self.opt_step * m, k_move)
-        age, xi = after_write(state, m, k_slow)
+        z_c2c, z_slow = normal_pair(key, state.g.shape)
+        w = self._move(state, self.opt_step * m, key, xi=z_c2c)
+        age, xi = after_write(state, m, key, new_xi=z_slow)
         return self._with(state, w, state.q_e, state.q_o + m, xi, age,
                           q2=_q2_or_none(state, state.q_e2, _add(state.q_o2, m)))
 

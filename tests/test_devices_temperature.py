@@ -13,8 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 import devices
+from devices import rng
+from xbar.circuits import noise
 
 K_B = 8.617333262e-5  # eV/K (CODATA 2018), typed here independently
 
@@ -223,3 +226,63 @@ def test_temperature_is_sweepable_under_jit():
         want = v0 * math.exp(-0.1 * af64(float(dev.ea_ev), t_k) / float(dev.tau_s))
         assert v == pytest.approx(want, rel=1e-4)
     assert len(traces) == 1
+
+
+# -- the write-path normals (devices.rng) ------------------------------------------
+# Sampling tolerances: 5 standard errors of the statistic.
+
+
+def test_rng_is_the_read_noise_generator():
+    """devices.rng is xbar.circuits.noise's hash, radius and cosine, bitwise
+    when both are compiled (that module's tests check them against JAX's
+    threefry2x32_p and float64)."""
+    key = jax.random.key(11)
+    want = jax.jit(noise.normal, static_argnums=1)(key, (4096,))
+    np.testing.assert_array_equal(np.asarray(rng.normal(key, (4096,))),
+                                  np.asarray(want))
+    w = jnp.arange(0, 2**32 - 1, 2**20 + 7, dtype=jnp.uint32)
+    for name in ("cos_turns", "radius"):
+        np.testing.assert_array_equal(np.asarray(jax.jit(getattr(rng, name))(w)),
+                                      np.asarray(jax.jit(getattr(noise, name))(w)))
+
+
+def test_normal_pair_is_two_independent_standard_normals():
+    n = 1 << 16
+    a, b = (np.asarray(x, np.float64) for x in rng.normal_pair(jax.random.key(4), (n,)))
+    for z in (a, b):
+        assert abs(z.mean()) < 5 / math.sqrt(n)
+        assert abs(z.var() - 1) < 5 * math.sqrt(2 / n)
+        assert stats.kstest(z[:20000], "norm").pvalue > 1e-3
+    # Independent, not only uncorrelated: the squares (which share R^2 in
+    # Box-Muller) are uncorrelated too, and the joint radius is chi2(2).
+    assert abs(np.corrcoef(a, b)[0, 1]) < 5 / math.sqrt(n)
+    assert abs(np.corrcoef(a * a, b * b)[0, 1]) < 5 / math.sqrt(n)
+    assert stats.kstest((a * a + b * b)[:20000], "chi2", args=(2,)).pvalue > 1e-3
+
+
+def test_pcm_write_draws_are_independent(getkey):
+    """One PCM SET write draws three normals per cell from two hashes: the C2C
+    noise of the step, the drift exponent's deviation and the slow read
+    deviation. Each is N(0, 1) and the three are mutually uncorrelated."""
+    dev = devices.PCM.from_card()
+    n = 20000
+    s0 = dev.init((n,), key=getkey())
+    pulses = jnp.full((n,), 60.0)
+    s = jax.jit(lambda s, p, k: dev.update(s, p, key=k))(s0, pulses, getkey())
+    span = float(dev.g_max - dev.g_min)
+    det = np.asarray(devices.nl_step(s0.g, pulses, dev.p_max_set, dev.a_set,
+                                     dev.g_min, dev.g_max), np.float64)
+    g = np.asarray(s.g, np.float64)
+    ok = (g > float(dev.g_min)) & (g < float(dev.g_max))  # not clipped
+    z_c2c = (g - det) / (float(dev.sigma_c2c) * span * math.sqrt(60.0))
+    mu, sig = (np.asarray(x, np.float64) for x in devices.pcm_nu_stats(s.g / dev.g_max))
+    z_nu = (np.asarray(s.nu, np.float64) - mu) / sig  # mu / sig >= 5: |.| inactive
+    z_slow = np.asarray(s.xi_slow, np.float64)
+    zs = [z[ok] for z in (z_c2c, z_nu, z_slow)]
+    m = int(ok.sum())
+    assert m > 0.9 * n
+    for z in zs:
+        assert stats.kstest(z, "norm").pvalue > 1e-4
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert abs(np.corrcoef(zs[i], zs[j])[0, 1]) < 5 / math.sqrt(m)
