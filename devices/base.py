@@ -244,7 +244,7 @@ def arrhenius_factor(ea_ev, temperature_k, t_ref_k):
     return jnp.exp(ea_ev / BOLTZMANN_EV_PER_K * (1.0 / t_ref_k - 1.0 / temperature_k))
 
 
-def decay2(q, q2, dt_s, tau_s, tau2_s, factor=1.0):
+def decay2(q, q2, dt_s, tau_s, tau2_s, factor):
     """`(q exp(-f dt / tau), q2 exp(-f dt / tau2))`: the two components of a
     double-exponential volatile part relaxing for `dt_s` at Arrhenius factor
     `f` (both Markovian, so relaxing by dt1 then dt2 equals dt1 + dt2)."""
