@@ -148,6 +148,8 @@ def temperature_rows(chosen, cfg, key, quick: bool):
         if fam not in names or (fam in ("Perovskite", "Ionic (droplet)")
                                 and fam != vol):
             continue
+        if quick and fam != vol:  # tests: one compile (the volatile panel)
+            continue
         base = makes[fam]()
         volatile = float(getattr(base, "vol_step", 0.0)) > 0
         curves = {}
