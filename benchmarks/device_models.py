@@ -26,6 +26,10 @@ import devices
 # one): every write redraws the written cells' slow read deviation besides
 # the C2C noise, and PCM also the drift exponent.
 NORMALS_PER_UPDATE = {"RRAM": 2, "PCM": 3, "Perovskite": 2, "Ionic": 2}
+# Threefry hashes per cell that produce them: the writes draw from
+# devices.rng, two independent Box-Muller normals per unrolled hash (the
+# baseline's jax.random.normal hashes once per normal, not fused).
+HASHES_PER_UPDATE = {"RRAM": 1, "PCM": 2, "Perovskite": 1, "Ionic": 1}
 
 FAMILIES = {
     "RRAM": lambda: devices.RRAM.from_card("rram_ag_asi_jo2010"),
@@ -94,6 +98,7 @@ def main(argv=None) -> list[dict]:
                 "ratio": t / tb,
                 "target": 2.0,
                 "normals_per_cell": NORMALS_PER_UPDATE[name] if op == "update" else 1,
+                "hashes_per_cell": HASHES_PER_UPDATE[name] if op == "update" else 1,
                 "backend": jax.default_backend(),
             })
     for r in rows:

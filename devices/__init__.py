@@ -1,9 +1,12 @@
 """Device models of memristive cells and their literature cards."""
 
 from .base import (
+    BOLTZMANN_EV_PER_K as BOLTZMANN_EV_PER_K,
+    ROOM_TEMPERATURE_K as ROOM_TEMPERATURE_K,
     AbstractDevice as AbstractDevice,
     AbstractDeviceState as AbstractDeviceState,
     VolatileState as VolatileState,
+    arrhenius_factor as arrhenius_factor,
 )
 from .cached import (
     CachedRead as CachedRead,

@@ -195,19 +195,22 @@ def written(old, new, n):
     return jnp.where(n == 0, old, new)
 
 
-def after_write(state, n, key: PRNGKeyArray):
+def after_write(state, n, key: PRNGKeyArray, *, new_xi=None):
     """`(age_s, xi_slow)` after a pulse write of `n` pulses per cell: written
     cells restart their clock (age 0) and draw a new slow read deviation; the
     others keep theirs. (The draw is made even where a device's slow read
     part is 0: skipping it on concrete zeros would make a jitted call, where
-    the parameters are traced, draw differently from an eager one.)"""
+    the parameters are traced, draw differently from an eager one.)
+    `new_xi`: the new deviations, if the caller drew them (e.g. with the C2C
+    noise from one `devices.rng.normal_pair` call); `key` is then unused."""
     age = getattr(state, "age_s", None)
     xi = getattr(state, "xi_slow", None)
     shape = state.g.shape
     # States without a clock (devices whose reads do not depend on time) keep
     # none.
     age = None if age is None else written(age, 0.0, n)
-    new_xi = jax.random.normal(key, shape, jnp.float32)
+    if new_xi is None:
+        new_xi = jax.random.normal(key, shape, jnp.float32)
     xi = new_xi if xi is None else written(xi, new_xi, n)
     return age, xi
 
@@ -220,6 +223,33 @@ def decay(v, dt_s, tau_s):
     equals relaxing by dt1 + dt2).
     """
     return v * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
+
+
+# Boltzmann constant (eV/K) and the room temperature the cards' time
+# constants refer to unless a card says otherwise (K).
+BOLTZMANN_EV_PER_K = 8.617333262e-5
+ROOM_TEMPERATURE_K = 300.0
+
+
+def arrhenius_factor(ea_ev, temperature_k, t_ref_k):
+    """How much faster a thermally activated process runs at `temperature_k`
+    than at `t_ref_k`: `exp(Ea / k_B (1 / T_ref - 1 / T))` (1 at T = T_ref,
+    and for Ea = 0).
+
+    A cell held at T for `t` seconds has relaxed as far as one held at T_ref
+    for `factor * t` seconds (time-temperature equivalence of an Arrhenius
+    rate), so a model written for T_ref takes `factor * t` as its time, and a
+    volatile time constant becomes `tau / factor`.
+    """
+    return jnp.exp(ea_ev / BOLTZMANN_EV_PER_K * (1.0 / t_ref_k - 1.0 / temperature_k))
+
+
+def decay2(q, q2, dt_s, tau_s, tau2_s, factor):
+    """`(q exp(-f dt / tau), q2 exp(-f dt / tau2))`: the two components of a
+    double-exponential volatile part relaxing for `dt_s` at Arrhenius factor
+    `f` (both Markovian, so relaxing by dt1 then dt2 equals dt1 + dt2)."""
+    dt = factor * jnp.asarray(dt_s, jnp.float32)
+    return q * jnp.exp(-dt / tau_s), q2 * jnp.exp(-dt / tau2_s)
 
 
 def _format_value(v) -> str:

@@ -8,19 +8,23 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     AbstractDevice,
     Scalar,
     VolatileState,
     add_cycles,
     after_write,
+    arrhenius_factor,
     check_switches,
     check_time,
     decay,
+    decay2,
     noisy_target,
     param,
     pin_stuck,
 )
 from .cards import from_card
+from .rng import normal_pair
 
 
 class IonicState(VolatileState):
@@ -44,6 +48,8 @@ class IonicState(VolatileState):
         cycles: full-swing write cycles since fabrication (`endurance`).
         stuck: stuck-at map, +1 at the upper bound, -1 at the lower, 0
             healthy (`faults`).
+        q2: pulse count of the second (time constant `tau2_s`) volatile
+            component (None: a state built without it, read as `q`).
     """
 
     q: Float[Array, "*cells"]
@@ -57,6 +63,7 @@ class IonicState(VolatileState):
     g_hi: Float[Array, "*cells"] | None = None
     cycles: Float[Array, "*cells"] | None = None
     stuck: Float[Array, "*cells"] | None = None
+    q2: Float[Array, "*cells"] | None = None
 
 
 def linear_step_response(x0, n, dx, gamma, x_ref):
@@ -135,6 +142,17 @@ class IonicSynapse(AbstractDevice):
             family (docs/devices.md, "Variability"); the window closes
             towards `x_ref`; a pulse is `dx / 2` of a cycle (`1 / dx`
             pulses sweep the window).
+        temperature_k: device temperature (K), in [200, 500]; 300 K (the
+            default) is the reference, where nothing changes.
+        t_ref_k: temperature at which `tau_s`, `tau2_s` hold (K).
+        ea_ev: activation energy of the volatile decay (ion back-diffusion)
+            (eV), in [0, 3]: both time constants become `tau /
+            arrhenius_factor(ea_ev, temperature_k, t_ref_k)`.
+        frac_tau2, tau2_s: double-exponential volatile decay: a fraction
+            `frac_tau2` in [0, 1] of every pulse's volatile conductance decays
+            with `tau2_s` (s), so a pulse's volatile part relaxes as
+            `(1 - f) exp(-t / tau) + f exp(-t / tau2)`; 0 (the default) is
+            the single exponential.
 
     References: the cards `ionic_*` and docs/devices.md.
     """
@@ -163,6 +181,12 @@ class IonicSynapse(AbstractDevice):
     faults: bool = eqx.field(static=True, default=False)
     window_d2d: bool = eqx.field(static=True, default=False)
     endurance: bool = eqx.field(static=True, default=False)
+
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
+    frac_tau2: Scalar = param(0.0, ge=0.0, le=1.0)
+    tau2_s: Scalar = param(1.0, gt=0.0, unit="s")
 
     def __check_init__(self):  # each field's own range: AbstractDevice
         check_switches(self)
@@ -193,17 +217,22 @@ class IonicSynapse(AbstractDevice):
             gamma_dn=self.gamma_dn * jnp.exp(self.sigma_gamma_d2d * xi[3]),
             xi_slow=z,  # no write clock: reads do not depend on time
             g_lo=g_lo, g_hi=g_hi, cycles=cycles, stuck=stuck,
+            q2=z,
         )
         if g_lo is None and stuck is None:
             return state
         return self._with(state, jnp.broadcast_to(self.window(state)[0], shape), z)
 
-    def _with(self, state: IonicState, w, q):
+    def _with(self, state: IonicState, w, q, q2=None):
         lo, hi = self.window(state)  # nominal range, or each cell's own
         w = pin_stuck(w, state.stuck, lo, hi)
-        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * q, lo, hi)
+        # (1 - f) q + f q2: exactly q when frac_tau2 = 0 (or without q2).
+        qv = q if q2 is None else q + self.frac_tau2 * (q2 - q)
+        g = jnp.clip(w + self.vol_step * (self.g_max - self.g_min) * qv, lo, hi)
         g = pin_stuck(g, state.stuck, lo, hi)
-        return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
+        if q2 is None:
+            return eqx.tree_at(lambda s: (s.g, s.w, s.q), state, (g, w, q))
+        return eqx.tree_at(lambda s: (s.g, s.w, s.q, s.q2), state, (g, w, q, q2))
 
     def program(self, state: IonicState, g_target, *, key: PRNGKeyArray) -> IonicState:
         k_prog, k_slow = jax.random.split(key)
@@ -212,7 +241,8 @@ class IonicSynapse(AbstractDevice):
         w = noisy_target(g_target, state.g.shape, lo, hi,
                          sigma * (self.g_max - self.g_min), k_prog)
         state = self._worn(state, jnp.abs(w - state.w) / (2.0 * (hi - lo)))
-        state = self._with(state, w, jnp.zeros_like(w))
+        z = jnp.zeros_like(w)
+        state = self._with(state, w, z, None if state.q2 is None else z)
         return _with_slow(state, jax.random.normal(k_slow, w.shape, jnp.float32),
                           state.age_s)
 
@@ -229,12 +259,14 @@ class IonicSynapse(AbstractDevice):
         x = linear_step_response(x0, n, dx, gamma, self.x_ref)
         m = jnp.maximum(jnp.abs(n), 1.0)
         noise = self.sigma_c2c * jnp.abs(x - x0) / jnp.sqrt(m)
-        k_c2c, k_slow = jax.random.split(key)
-        x = x + noise * jax.random.normal(k_c2c, x.shape, jnp.float32)
+        # C2C noise and the new slow deviation from one hash (devices.rng).
+        z_c2c, z_slow = normal_pair(key, x.shape)
+        x = x + noise * z_c2c
         w = self.g_min + jnp.clip(x, x_lo, x_hi) * span
         w = jnp.where(n == 0, state.w, jnp.clip(w, lo, hi))
-        age, xi = after_write(state, n, k_slow)
-        return _with_slow(self._with(state, w, state.q + n), xi, age)
+        age, xi = after_write(state, n, key, new_xi=z_slow)
+        q2 = None if state.q2 is None else state.q2 + n
+        return _with_slow(self._with(state, w, state.q + n, q2), xi, age)
 
     def _worn(self, state: IonicState, d_cycles) -> IonicState:
         """`state` with `d_cycles` more write cycles counted (`endurance`)."""
@@ -244,7 +276,13 @@ class IonicSynapse(AbstractDevice):
         return eqx.tree_at(lambda s: s.cycles, state, cycles)
 
     def relax(self, state: IonicState, dt_s) -> IonicState:
-        state = self._with(state, state.w, decay(state.q, dt_s, self.tau_s))
+        af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+        if state.q2 is None:
+            state = self._with(state, state.w, decay(
+                state.q, af * jnp.asarray(dt_s, jnp.float32), self.tau_s))
+        else:
+            q, q2 = decay2(state.q, state.q2, dt_s, self.tau_s, self.tau2_s, af)
+            state = self._with(state, state.w, q, q2)
         if state.age_s is None:
             return state
         return eqx.tree_at(lambda s: s.age_s, state,
@@ -262,4 +300,4 @@ def _with_slow(state: IonicState, xi_slow, age_s) -> IonicState:
                       dx_dn=state.dx_dn, gamma_up=state.gamma_up,
                       gamma_dn=state.gamma_dn, xi_slow=xi_slow, age_s=age_s,
                       g_lo=state.g_lo, g_hi=state.g_hi, cycles=state.cycles,
-                      stuck=state.stuck)
+                      stuck=state.stuck, q2=state.q2)

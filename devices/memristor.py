@@ -9,10 +9,12 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     AbstractDeviceState,
     Scalar,
     add_cycles,
     after_write,
+    arrhenius_factor,
     cell_age,
     check_switches,
     concrete,
@@ -23,6 +25,7 @@ from .base import (
 from .cards import from_card
 from .iv import AbstractIV, LinearIV
 from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
+from .rng import normal_pair
 
 
 class RRAMState(AbstractDeviceState):
@@ -109,6 +112,12 @@ class RRAM(AbstractNLDevice):
             window spreads about and closes towards its middle; a pulse is
             `1 / (2 p_max)` of a cycle, a programming write the swing it
             writes over twice the cell's window.
+        temperature_k: device temperature (K), in [200, 500]; the default
+            (300 K) is the reference, where nothing changes.
+        t_ref_k: temperature of the retention data (K), in [200, 500].
+        ea_ev: activation energy of retention (eV), in [0, 3]: `t` seconds
+            at T relax as far as `exp(ea_ev / k_B (1 / t_ref_k - 1 / T)) t`
+            at t_ref_k (mean shift and spread); 0: no temperature dependence.
 
     References:
         P.-Y. Chen, X. Peng, S. Yu, "NeuroSim: a circuit-level macro model for
@@ -135,6 +144,9 @@ class RRAM(AbstractNLDevice):
     endurance_beta: Scalar = param(1.0, ge=0.0)
     window_d2d: bool = eqx.field(static=True, default=False)
     endurance: bool = eqx.field(static=True, default=False)
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
 
     @property
     def linear_iv(self) -> bool:  # type: ignore[override]
@@ -229,13 +241,15 @@ class RRAM(AbstractNLDevice):
 
     def update(self, state: RRAMState, pulses, *, key: PRNGKeyArray) -> RRAMState:
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
-        k_move, k_slow = jax.random.split(key)
+        # C2C noise and the new slow deviation: two independent normals from
+        # one hash per cell (devices.rng; cheaper than two jax.random draws).
+        z_c2c, z_slow = normal_pair(key, state.g.shape)
         cycles = add_cycles(state, self.nl_cycles(n))
         if cycles is not None:  # the window closes with this write's wear
             state = eqx.tree_at(lambda s: s.cycles, state, cycles)
-        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, k_move,
-                         window=self.window(state))
-        age, xi = after_write(state, n, k_slow)
+        g = self.nl_move(state.g, n, state.a_ltp, state.a_ltd, key,
+                         window=self.window(state), xi=z_c2c)
+        age, xi = after_write(state, n, key, new_xi=z_slow)
         return self._pin(state, g, xi, age)
 
     def _active(self, name: str) -> bool:
@@ -250,7 +264,10 @@ class RRAM(AbstractNLDevice):
         if self._active("retention_m") or self._active("sigma_retention_0") \
                 or self._active("sigma_retention_ln"):
             span = self.g_max - self.g_min
-            lt = jnp.log1p(t / self.retention_t0_s)
+            # Retention is thermally activated: t s at temperature_k relax
+            # as far as arrhenius_factor * t at t_ref_k (1 at T = t_ref_k).
+            af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+            lt = jnp.log1p(af * t / self.retention_t0_s)
             g = jnp.maximum(g + self.retention_m * span * lt, 0.0)
             g = self._pin(state, g).g
             spread = span * (self.sigma_retention_0 + self.sigma_retention_ln * lt)

@@ -45,18 +45,24 @@ def nl_curve_inverse(g, p_max, a, g_min, g_max):
     return -big_a * jnp.log1p(-(g - g_min) / b)
 
 
-def nl_pulse_update(g, n, p_max, a, g_min, g_max, sigma_c2c, key: PRNGKeyArray):
+def nl_pulse_update(g, n, p_max, a, g_min, g_max, sigma_c2c, key: PRNGKeyArray,
+                    *, xi=None):
     """A write of `n` pulses along the E-NL curve, with cycle-to-cycle noise.
 
     From `g` clipped to the range, `nl_step` moves `n` pulses along the curve
     of `p_max`, `a` (pass the LTP or LTD values per cell: `n > 0` potentiates,
     `n < 0` depresses), then adds `N(0, sigma_c2c (g_max - g_min) sqrt|n|)`
     and clips to `[g_min, g_max]`. Cells with `n == 0` keep `g` unchanged.
+    `xi`: the standard normal draws of the C2C noise, if the caller drew them
+    (e.g. with another draw from one `devices.rng.normal_pair` call); `key`
+    is then unused.
     """
     g0 = jnp.clip(g, g_min, g_max)
     g_new = nl_step(g0, n, p_max, a, g_min, g_max)
     c2c = sigma_c2c * (g_max - g_min) * jnp.sqrt(jnp.abs(n))
-    g_new = g_new + c2c * jax.random.normal(key, g_new.shape, jnp.float32)
+    if xi is None:
+        xi = jax.random.normal(key, g_new.shape, jnp.float32)
+    g_new = g_new + c2c * xi
     return jnp.where(n == 0, g, jnp.clip(g_new, g_min, g_max))
 
 
@@ -102,7 +108,8 @@ class AbstractNLDevice(AbstractDevice):
         return (self.a_ltp * jnp.abs(1.0 + self.sigma_d2d * xi1),
                 self.a_ltd * jnp.abs(1.0 + self.sigma_d2d * xi2))
 
-    def nl_move(self, g, n, a_ltp, a_ltd, key: PRNGKeyArray, window=None):
+    def nl_move(self, g, n, a_ltp, a_ltd, key: PRNGKeyArray, window=None, *,
+                xi=None):
         """`n` pulses from `g` (+ up the LTP curve, - down the LTD curve) with
         the cells' own `a_ltp`, `a_ltd`: `nl_pulse_update` with this device's
         range, pulse counts and C2C noise. `window` = per-cell `(lo, hi)`
@@ -112,7 +119,7 @@ class AbstractNLDevice(AbstractDevice):
         p_max = jnp.where(up, self.p_max_ltp, self.p_max_ltd)
         a = jnp.where(up, a_ltp, a_ltd)
         lo, hi = (self.g_min, self.g_max) if window is None else window
-        return nl_pulse_update(g, n, p_max, a, lo, hi, self.sigma_c2c, key)
+        return nl_pulse_update(g, n, p_max, a, lo, hi, self.sigma_c2c, key, xi=xi)
 
     def nl_cycles(self, n):
         """Full-swing write cycles of a write of `n` pulses: each LTP pulse

@@ -8,11 +8,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .base import (
+    ROOM_TEMPERATURE_K,
     AbstractDevice,
     AbstractDeviceState,
     Scalar,
     add_cycles,
     after_write,
+    arrhenius_factor,
     cell_age,
     check_switches,
     fresh_age,
@@ -22,6 +24,7 @@ from .base import (
 )
 from .cards import from_card
 from .nonlinear import nl_pulse_update
+from .rng import normal, normal_pair
 
 G_REF_PCM = 25e-6  # S: the g_max the aihwkit polynomials were fitted at
 
@@ -131,6 +134,14 @@ class PCM(AbstractDevice):
         p_max_reset, a_reset: partial-RESET pulse response (E-NL, used when
             `gradual_reset`); a_reset < 0 gives the usual convex descent.
         gradual_reset: whether RESET pulses are gradual (static).
+        temperature_k: device temperature (K), in [200, 500]; the default
+            (300 K) is the reference, where nothing changes.
+        t_ref_k: temperature of the drift data (K), in [200, 500].
+        ea_ev: activation energy of the structural relaxation (eV), in
+            [0, 3]: drift at T runs `arrhenius_factor` times faster (see
+            `thermal_drift`); 0 means drift does not depend on T.
+        nu_temp_coeff: relative change of the drift exponent per kelvin
+            (1/K), in [-0.02, 0.02].
         p_max_set, a_set: SET pulse response (E-NL); sigma_c2c: SET C2C noise
             per sqrt(pulse), fraction of the range.
         p_stuck_on, p_stuck_off, faults, sigma_gmin_d2d, sigma_gmax_d2d,
@@ -181,6 +192,10 @@ class PCM(AbstractDevice):
     def window_ref(self):
         """PCM is unipolar: its window spreads about and closes towards g_min."""
         return self.g_min
+    temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
+    ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
+    nu_temp_coeff: Scalar = param(0.0, ge=-0.02, le=0.02, unit="1/K")
 
     @classmethod
     def from_card(cls, name: str = "pcm_joshi2020", **overrides) -> PCM:
@@ -203,12 +218,14 @@ class PCM(AbstractDevice):
                         xi_slow=z, age_s=fresh_age(shape), g_lo=g_lo, g_hi=g_hi,
                         cycles=cycles, stuck=stuck)
 
-    def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None):
+    def draw_nu(self, g_hat, key: PRNGKeyArray, *, log_g_hat=None, xi=None):
         """Drift exponents `drift_scale |N(mu(g^), sigma(g^))|` for normalized
-        targets g^ (`drift_scale = 0`: no drift at all, as in aihwkit)."""
+        targets g^ (`drift_scale = 0`: no drift at all, as in aihwkit);
+        `xi`: the standard normal draws, if the caller drew them."""
         lg = _log_g_hat(g_hat) if log_g_hat is None else log_g_hat
         mu, sig = _nu_stats_from_log(lg)
-        xi = jax.random.normal(key, lg.shape, jnp.float32)
+        if xi is None:
+            xi = jax.random.normal(key, lg.shape, jnp.float32)
         return self.drift_scale * jnp.abs(mu + self.sigma_nu_scale * sig * xi)
 
     def program(self, state: PCMState, g_target, *, key: PRNGKeyArray) -> PCMState:
@@ -233,12 +250,17 @@ class PCM(AbstractDevice):
                                           jnp.abs(g - state.g) / (2.0 * (hi - lo))))
 
     def update(self, state: PCMState, pulses, *, key: PRNGKeyArray) -> PCMState:
-        k_c2c, k_nu, k_slow = jax.random.split(key, 3)
+        k_pair, k_slow = jax.random.split(key)
         n = jnp.broadcast_to(jnp.asarray(pulses, jnp.float32), state.g.shape)
         cycles = add_cycles(state, self.pulse_cycles(n))
         if cycles is not None:  # the window closes with this write's wear
             state = eqx.tree_at(lambda s: s.cycles, state, cycles)
         lo, hi = self.window(state)
+        # Three independent normals per cell (C2C, drift exponent, slow
+        # deviation) from two unrolled hashes (devices.rng), cheaper than
+        # three jax.random draws.
+        z_c2c, z_nu = normal_pair(k_pair, n.shape)
+        z_slow = normal(k_slow, n.shape)
         # SET pulses climb the E-NL curve; a RESET (n < 0) drops to g_min, or
         # walks down the partial-RESET curve (gradual_reset).
         if self.gradual_reset:
@@ -246,23 +268,23 @@ class PCM(AbstractDevice):
             g = nl_pulse_update(
                 state.g, n, jnp.where(up, self.p_max_set, self.p_max_reset),
                 jnp.where(up, self.a_set, self.a_reset), lo, hi,
-                self.sigma_c2c, k_c2c)
+                self.sigma_c2c, k_pair, xi=z_c2c)
         else:
-            g = self._abrupt(state.g, n, k_c2c, lo, hi)
+            g = self._abrupt(state.g, n, k_pair, lo, hi, xi=z_c2c)
         g = pin_stuck(g, state.stuck, lo, hi)
         lg = _log_g_hat(g / self.g_max)  # one log for nu and Q_s
-        nu = written(state.nu, self.draw_nu(None, k_nu, log_g_hat=lg), n)
+        nu = written(state.nu, self.draw_nu(None, k_pair, log_g_hat=lg, xi=z_nu), n)
         q_s = written(state.q_s, _q_s_from_log(lg), n)
-        age, xi = after_write(state, n, k_slow)
+        age, xi = after_write(state, n, k_slow, new_xi=z_slow)
         return PCMState(g=g, nu=nu, q_s=q_s, xi_slow=xi, age_s=age,
                         g_lo=state.g_lo, g_hi=state.g_hi, cycles=state.cycles,
                         stuck=state.stuck)
 
-    def _abrupt(self, g0, n, key, lo=None, hi=None):
+    def _abrupt(self, g0, n, key, lo=None, hi=None, xi=None):
         lo = self.g_min if lo is None else lo
         hi = self.g_max if hi is None else hi
         g = nl_pulse_update(g0, jnp.maximum(n, 0.0), self.p_max_set, self.a_set,
-                            lo, hi, self.sigma_c2c, key)
+                            lo, hi, self.sigma_c2c, key, xi=xi)
         return jnp.where(n < 0, lo, g)
 
     def pulse_cycles(self, n):
@@ -278,12 +300,28 @@ class PCM(AbstractDevice):
     def drift_factor(self, state: PCMState, t_s):
         """((t + t0) / t0)^-nu for every cell, `t` its age when read `t_s`
         seconds after programming (`cell_age`)."""
-        t = cell_age(state, t_s)
-        return jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
+        t, nu = self.thermal_drift(state, cell_age(state, t_s))
+        return jnp.exp(-nu * jnp.log1p(t / self.t0_s))
+
+    def thermal_drift(self, state: PCMState, t):
+        """`(t_eq, nu_T)`: the drift time and exponents at `temperature_k`.
+
+        Structural relaxation is thermally activated: `t` seconds at T drift
+        as far as `arrhenius_factor(ea_ev, T, t_ref_k) t` at the reference
+        temperature (the card's drift data), and the exponent scales as
+        `nu (1 + nu_temp_coeff (T - t_ref_k))` (floored at 0). Both are the
+        identity at T = t_ref_k. The cell is taken to have been at T since its
+        last write.
+        """
+        af = arrhenius_factor(self.ea_ev, self.temperature_k, self.t_ref_k)
+        k = jnp.maximum(1.0 + self.nu_temp_coeff * (self.temperature_k - self.t_ref_k),
+                        0.0)
+        return af * t, state.nu * k
 
     def read_parts(self, state: PCMState, t_s=0.0):
         t = cell_age(state, t_s)
-        g_d = state.g * jnp.exp(-state.nu * jnp.log1p(t / self.t0_s))
+        t_eq, nu = self.thermal_drift(state, t)
+        g_d = state.g * jnp.exp(-nu * jnp.log1p(t_eq / self.t0_s))
         log_term = jnp.log((t + self.t0_s + self.t_read_s) / (2.0 * self.t_read_s))
         abs_g = jnp.abs(g_d)
         slow = self.sigma_read_scale * abs_g * state.q_s * jnp.sqrt(log_term)

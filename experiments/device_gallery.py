@@ -12,10 +12,14 @@ interface, Li 2025) draws, one row per family:
       deviation each cell holds (the same for every read at that time) and
       the fast white noise of one read.
 
-A last row shows the compact switching models' pinched hysteresis loops at
-three frequencies. Writes `figures/device_gallery.json` (configuration, seed,
-versions, git revision, every curve) and `figures/device_gallery.png`, which
-`--plot-only` redraws from the JSON alone.
+A further row shows the compact switching models' pinched hysteresis loops
+at three frequencies, and a last row the temperature dependence (field
+`temperature_k`, Arrhenius with each card's activation energy `ea_ev`): PCM
+drift and RRAM retention at 300, 330 and 360 K, and the perovskite's volatile
+decay at 280, 300 and 330 K next to the double-exponential option
+(`frac_tau2`, `tau2_s`) at 300 K. Writes `figures/device_gallery.json`
+(configuration, seed, versions, git revision, every curve) and
+`figures/device_gallery.png`, which `--plot-only` redraws from the JSON alone.
 
     python experiments/device_gallery.py           # ~20 s on 2 cores
     python experiments/device_gallery.py --quick   # seconds, for tests
@@ -103,6 +107,66 @@ def family_curves(dev, key, ts, n_cells: int, n_cycles: int, p_up: int,
     return g, tc, dev.read(st, day, key=k6) / held - 1.0, held / mean - 1.0
 
 
+# Temperature row: (family, temperatures in K, extra device keywords per
+# curve label). The volatile panel uses the perovskite, or the droplet synapse
+# when only it is drawn.
+TEMPERATURE_ROW = (
+    ("PCM", (300.0, 330.0, 360.0)),
+    ("RRAM", (300.0, 330.0, 360.0)),
+    ("Perovskite", (280.0, 300.0, 330.0)),
+    ("Ionic (droplet)", (280.0, 300.0, 330.0)),
+)
+# Double-exponential variant drawn at 300 K in the volatile panel.
+DOUBLE_EXP = {"frac_tau2": 0.3, "tau2_ratio": 30.0}
+
+
+@eqx.filter_jit
+def time_curve(dev, key, ts, n: int, burst: bool):
+    """g(t) / g(0) of `n` cells at times `ts` after programming mid-range, or
+    after a 10-pulse burst for volatile devices (`burst`), shaped (times, n):
+    panel (b) of `family_curves`, for one device (one compile per family:
+    the temperature is a traced field)."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    mid = 0.5 * (dev.g_min + dev.g_max)
+    st = dev.program(dev.init((n,), key=k1), jnp.full((n,), mid), key=k2)
+    if burst:
+        st = dev.update(st, jnp.full((n,), 10.0), key=k3)
+        return jax.vmap(lambda t: dev.relax(st, t).g / st.g)(ts)
+    g0 = dev.read_parts(st, 0.0)[0]
+    return jax.vmap(lambda t: dev.read_stats(st, t)[0] / g0)(ts)
+
+
+def temperature_rows(chosen, cfg, key, quick: bool):
+    """The temperature row's curves for the chosen families (JSON-ready)."""
+    names = [f for f, _, _ in chosen]
+    makes = {f: make for f, _, make in chosen}
+    vol = "Perovskite" if "Perovskite" in names else "Ionic (droplet)"
+    out = {}
+    n = 200 if quick else 2000
+    ts = jnp.asarray(cfg["times_s"], jnp.float32)
+    for fam, temps in TEMPERATURE_ROW:
+        if fam not in names or (fam in ("Perovskite", "Ionic (droplet)")
+                                and fam != vol):
+            continue
+        if quick and fam != vol:  # tests: one compile (the volatile panel)
+            continue
+        base = makes[fam]()
+        volatile = float(getattr(base, "vol_step", 0.0)) > 0
+        curves = {}
+        for t_k in temps:
+            dev = eqx.tree_at(lambda d: d.temperature_k, base, jnp.float32(t_k))
+            curves[f"{t_k:g} K"] = _band(time_curve(dev, key, ts, n, volatile))
+        if volatile:
+            dev = eqx.tree_at(
+                lambda d: (d.frac_tau2, d.tau2_s), base,
+                (jnp.float32(DOUBLE_EXP["frac_tau2"]),
+                 base.tau_s * DOUBLE_EXP["tau2_ratio"]))
+            curves["300 K, double exp."] = _band(time_curve(dev, key, ts, n, True))
+        out[fam] = {"ea_ev": float(base.ea_ev), "curves": curves,
+                    "tau_s": float(getattr(base, "tau_s", 0.0))}
+    return out
+
+
 def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
         families: tuple[str, ...] | None = None):
     """Compute every row (or only `families`, by name), save JSON, draw PNG."""
@@ -175,10 +239,14 @@ def run(*, quick: bool = False, seed: int = 0, out_dir: Path = ROOT / "figures",
              "i": np.asarray(i).tolist(), "area": float(a)}
             for f, v, i, a in zip(fs, vs, is_, areas)]
 
+    cfg["temperature_row"] = {
+        "temperatures_k": {f: list(t) for f, t in TEMPERATURE_ROW},
+        "double_exponential": DOUBLE_EXP}
+    temps = temperature_rows(chosen, cfg, jax.random.fold_in(key, 7), quick)
     out = {
         "experiment": "device_gallery", "config": cfg, "seed": seed,
         "quick": quick, "versions": package_versions(), "git_revision": git_revision(),
-        "results": {"families": rows, "compact": compact},
+        "results": {"families": rows, "compact": compact, "temperature": temps},
         "wall_s": time.time() - t_start,
     }
     write_json_atomic(Path(out_dir) / "device_gallery.json", out)
@@ -198,7 +266,9 @@ def plot(results_path: Path, png_path: Path, dpi: int = 110) -> None:
     fams = res["results"]["families"]
     cfg = res["config"]
     n = len(fams)
-    fig, axes = plt.subplots(n + 1, 3, figsize=(13, 2.6 * (n + 1)))
+    temps = res["results"].get("temperature", {})
+    extra = 1 if temps else 0  # the temperature row, last
+    fig, axes = plt.subplots(n + 1 + extra, 3, figsize=(13, 2.6 * (n + 1 + extra)))
     ts = np.asarray(cfg["times_s"])
     bins = np.asarray(cfg["read_bins"])
     centers = 0.5 * (bins[1:] + bins[:-1]) * 100
@@ -242,11 +312,11 @@ def plot(results_path: Path, png_path: Path, dpi: int = 110) -> None:
                      fontsize=8)
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
-    axes[-2][0].set_xlabel("pulse number")
-    axes[-2][1].set_xlabel("time since programming / burst (s)")
-    axes[-2][2].set_xlabel("read deviation (%)")
+    axes[-2 - extra][0].set_xlabel("pulse number")
+    axes[-2 - extra][1].set_xlabel("time since programming / burst (s)")
+    axes[-2 - extra][2].set_xlabel("read deviation (%)")
     comp = res["results"]["compact"]
-    for ax, (mname, loops) in zip(axes[-1][:2], comp.items()):
+    for ax, (mname, loops) in zip(axes[-1 - extra][:2], comp.items()):
         for lp in loops:
             unit = 1e3
             ax.plot(lp["v"], np.asarray(lp["i"]) * unit, lw=1,
@@ -255,7 +325,7 @@ def plot(results_path: Path, png_path: Path, dpi: int = 110) -> None:
         ax.set_ylabel("I (mA)")
         ax.set_title(f"{mname}: pinched loop shrinks as f rises", fontsize=8)
         ax.legend(fontsize=7)
-    ax = axes[-1][2]
+    ax = axes[-1 - extra][2]
     for mname, loops in comp.items():
         f = np.asarray([lp["f_hz"] for lp in loops])
         a = np.asarray([lp["area"] for lp in loops])
@@ -264,9 +334,32 @@ def plot(results_path: Path, png_path: Path, dpi: int = 110) -> None:
     ax.set_ylabel("loop area / area at f_lowest")
     ax.set_title("loop area vs frequency", fontsize=8)
     ax.legend(fontsize=7)
+    if temps:
+        _plot_temperature(axes[-1], temps, ts)
     fig.suptitle("Device gallery: pulse response, time dependence, read noise "
                  "(from the literature cards)", fontsize=10)
     save_figure(fig, png_path, dpi=dpi)
+
+
+def _plot_temperature(row, temps, ts) -> None:
+    """The temperature row: one panel per family, one curve per temperature."""
+    what = {"PCM": "PCM drift", "RRAM": "RRAM retention (as above)",
+            "Perovskite": "perovskite volatile decay",
+            "Ionic (droplet)": "droplet volatile decay"}
+    for ax, (fam, e) in zip(row, temps.items()):
+        for label, band in e["curves"].items():
+            line, = ax.plot(ts, band["mean"], lw=1.2, label=label,
+                            ls="--" if "double" in label else "-")
+            ax.fill_between(ts, band["p05"], band["p95"], alpha=0.15,
+                            color=line.get_color())
+        ax.set_xscale("log")
+        ax.set_xlabel("time since programming / burst (s)")
+        ax.set_ylabel("G(t) / G(0)")
+        ax.set_title(f"(T) {what.get(fam, fam)} vs temperature, card Ea "
+                     f"{e['ea_ev']:g} eV", fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in row[len(temps):]:
+        ax.set_visible(False)
 
 
 def main(argv=None) -> None:

@@ -6,6 +6,7 @@ come from a small set so that JAX compiles a bounded number of programs;
 examples are few (each one compiles) but span the combinations.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,3 +101,49 @@ def test_every_encoding_recombines_to_the_quantized_input(dac, bits, u):
     got = np.asarray(d.combine(planes), np.float64)
     want = np.asarray(xbar.quantize_signed(u, bits), np.float64)
     np.testing.assert_allclose(got, want, rtol=0, atol=4 * EPS32)
+
+
+_VOLATILE = {
+    "perovskite": lambda **kw: devices.Perovskite.from_card(**kw),
+    "ionic": lambda **kw: devices.IonicSynapse.from_card("ionic_droplet_li2025", **kw),
+}
+
+
+def _pulse_and_relax(dev, pulses, dts, key):
+    st0 = dev.init(pulses.shape[1:], key=key)
+
+    def step(s, inp):
+        n, dt, k = inp
+        s = dev.relax(dev.update(s, n, key=k), dt)
+        return s, s.g
+
+    keys = jax.random.split(key, pulses.shape[0])
+    s, gs = jax.lax.scan(step, st0, (pulses, dts, keys))
+    return gs, dev.relax(s, 1e12).g, s.w
+
+
+_pulse_and_relax_jit = eqx.filter_jit(_pulse_and_relax)
+
+
+@settings(SETTINGS, max_examples=12)  # one compile per family; 12 draws
+@given(
+    family=st.sampled_from(sorted(_VOLATILE)),
+    t_k=st.floats(200.0, 500.0),
+    frac=st.floats(0.0, 1.0),
+    tau2=st.floats(1e-3, 1e3),
+    seed=st.integers(0, 2**16),
+)
+def test_volatile_relaxation_at_any_temperature_stays_in_window(
+        family, t_k, frac, tau2, seed):
+    # Any temperature, double-exponential split and pulse train: conductances
+    # stay finite and in [g_min, g_max], and a long enough rest leaves only
+    # the non-volatile part (both components have decayed to exactly 0).
+    dev = _VOLATILE[family](temperature_k=t_k, frac_tau2=frac, tau2_s=tau2)
+    rng = np.random.default_rng(seed)
+    pulses = jnp.asarray(rng.integers(-6, 7, (10, 5)), jnp.float32)
+    dts = jnp.asarray(rng.exponential(0.05, 10), jnp.float32)
+    gs, g_rest, w = _pulse_and_relax_jit(dev, pulses, dts, jax.random.key(seed))
+    gs = np.asarray(gs)
+    assert np.all(np.isfinite(gs))
+    assert gs.min() >= np.float32(dev.g_min) and gs.max() <= np.float32(dev.g_max)
+    np.testing.assert_array_equal(np.asarray(g_rest), np.asarray(w))
