@@ -80,8 +80,11 @@ def test_hwa_with_noisy_pcm_drift_and_adc_is_finite_and_learns(getkey):
     )
     assert np.all(np.isfinite(np.asarray(out.losses)))
     assert out.losses[-1] < out.losses[0]
+    # The last step clipped at 2.5 std of the weights before that clip; the
+    # clip itself lowers the std by a few percent (a few tail weights move
+    # in), hence 1.1. Unclipped Gaussian-initialised layers reach ~3-4 std.
     for w, _ in out.params:
-        assert np.all(np.abs(w) <= 2.5 * np.std(w) + 1e-6)
+        assert np.max(np.abs(w)) <= 1.1 * 2.5 * np.std(w)
 
 
 @pytest.mark.parametrize(

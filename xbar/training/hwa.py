@@ -28,6 +28,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 from devices.base import AbstractDevice, check_range
 from xbar.nn.config import AnalogConfig
 from xbar.nn.network import AnalogNetwork, per_layer_configs
+from xbar.training.tabulated import FreshCells, TabulatedCells, TabulatedProgramming
 
 #: device fields that set the size of programming and read noise; `noise_scale`
 #: multiplies those a device has (PCM's are multipliers already).
@@ -86,6 +87,23 @@ def training_configs(
     return out
 
 
+def hwa_configs(
+    configs: Sequence[AnalogConfig], cells: TabulatedCells | FreshCells, *,
+    key: PRNGKeyArray,
+) -> list[AnalogConfig]:
+    """`configs` whose programming draws from each device's `CellTable` at the
+    config's `t_read_s` (`TabulatedCells`), or `configs` as they are
+    (`FreshCells`). Build once per training run; every
+    `AnalogNetwork.from_weights` with the result then draws fresh cells."""
+    if isinstance(cells, FreshCells):
+        return list(configs)
+    out = []
+    for c, kc in zip(configs, jax.random.split(key, len(configs))):
+        tab = cells.table(c.device, c.programming, c.t_read_s, key=kc)
+        out.append(eqx.tree_at(lambda c: c.programming, c, TabulatedProgramming(tab)))
+    return out
+
+
 class HWAResult(eqx.Module):
     """What `train_hwa` returns.
 
@@ -124,6 +142,7 @@ def train_hwa(
     input_shape: Sequence[int] | None = None,
     strides=1,
     paddings=0,
+    cells: TabulatedCells | FreshCells = TabulatedCells(),
 ) -> HWAResult:
     """Train a network of convolution and linear layers (ReLU between) with
     the analog forward in the loop, on cross-entropy of integer labels `y`.
@@ -151,10 +170,21 @@ def train_hwa(
             `+-clip_sigma * std(W)` (keeps outliers from taking the
             conductance range), > 0, or None for no clipping.
         input_shape, strides, paddings: as `AnalogNetwork.from_weights`.
+        cells: how each minibatch's cells are programmed: `TabulatedCells()`
+            (default: the device's programmed and drifted conductance
+            tabulated once per run, one normal per cell and step; see
+            `xbar.training.tabulated`) or `FreshCells()` (the device's own
+            `init` and `program` on every cell at every step, exact, ~10x
+            slower).
     """
     import optax
 
     check_optimizer(optimizer)
+    if not isinstance(cells, TabulatedCells | FreshCells):
+        raise ValueError(
+            "cells must be TabulatedCells(...) or FreshCells(); got "
+            f"cells={cells!r}"
+        )
     _positive_int("epochs", epochs)
     _positive_int("batch_size", batch_size)
     check_range("noise_scale", noise_scale, 0.0)
@@ -183,10 +213,10 @@ def train_hwa(
     )
     n_batches = x.shape[0] // batch_size
 
-    def loss_fn(p, xb, yb, k):
+    def loss_fn(p, cfgs, xb, yb, k):
         k_prog, k_read = jax.random.split(k)
         net = AnalogNetwork.from_weights(
-            p, configs, key=k_prog, input_shape=input_shape, strides=strides,
+            p, cfgs, key=k_prog, input_shape=input_shape, strides=strides,
             paddings=paddings,
         )
         logits = net(xb, key=k_read)
@@ -201,21 +231,24 @@ def train_hwa(
             out.append((jnp.clip(w, -c, c), b))
         return out
 
-    def batch_step(carry, inp, x, y):
+    def batch_step(carry, inp, cfgs, x, y):
         p, s = carry
         idx, k = inp
-        loss, g = jax.value_and_grad(loss_fn)(p, x[idx], y[idx], k)
+        loss, g = jax.value_and_grad(loss_fn)(p, cfgs, x[idx], y[idx], k)
         updates, s = optimizer.update(g, s, p)
         return (clip(optax.apply_updates(p, updates)), s), loss
 
     # Data are arguments, not closure constants (XLA would constant-fold them).
     @jax.jit
     def run(p, s, k, x, y):
+        # The table's own key; `k` keeps driving shuffles and steps.
+        cfgs = hwa_configs(configs, cells, key=jax.random.fold_in(k, 0x7AB))
+
         def epoch(carry, ke):
             k_perm, k_steps = jax.random.split(ke)
             perm = jax.random.permutation(k_perm, x.shape[0])[: n_batches * batch_size]
             carry, losses = jax.lax.scan(
-                lambda c, i: batch_step(c, i, x, y),
+                lambda c, i: batch_step(c, i, cfgs, x, y),
                 carry,
                 (perm.reshape(n_batches, -1), jax.random.split(k_steps, n_batches)),
             )
