@@ -9,10 +9,12 @@
    the step with `FreshCells` (every cell through `device.init` and
    `device.program`).
 2. One on-chip update of the same MLP with 64 examples (forward, backward
-   errors, stochastic pulse trains BL 31, one device update per example,
-   RRAM): the time of a 2-epoch run minus a 1-epoch run of `train_onchip` on
-   64 examples with batch 64, so programming and compilation cancel; against
-   a float SGD step of batch 64 (target: at most 5x).
+   errors, stochastic pulse trains BL 31, RRAM), batched (the 64 examples'
+   coincidences counted by one matrix product of their signed bit trains,
+   one device update; the target row) and sequential (one device update per
+   example, as a chip does): the time of a 2-epoch run minus a 1-epoch run of
+   `train_onchip`'s compiled loop on 64 programmed examples with batch 64;
+   against a float SGD step of batch 64 (target: at most 5x).
 3. Peak resident memory of the process.
 
 Prints one JSON object per line.
@@ -35,7 +37,8 @@ from timing import best_times
 
 import devices
 import xbar
-from xbar.training import AnalogSGD, StochasticPulses, train_onchip
+from xbar.training import AnalogSGD, StochasticPulses
+from xbar.training.onchip import _init_states, _train_loop
 from xbar.training.hwa import hwa_configs, training_configs
 from xbar.training.tabulated import TabulatedCells
 
@@ -127,25 +130,39 @@ def main(argv=None) -> list[dict]:
         device, mapping=xbar.Mapping(cells=xbar.BalancedPair()), dac=xbar.DAC(bits=8)
     )
 
-    def onchip(epochs):
-        return train_onchip(
-            params, on_cfg, x, y, algorithm=AnalogSGD(StochasticPulses(bl=31)),
-            learning_rate=0.05, epochs=epochs, key=k_run, batch_size=64,
-            weight_range=1.0,
-        ).loss
+    alg = AnalogSGD(StochasticPulses(bl=31))
+    states = _init_states(params, [on_cfg, on_cfg], alg, k_run, k_run, 1.0)
+    lr = jnp.asarray(0.05, jnp.float32)
 
-    t_s, t_1, t_2 = best_times(
-        [(sgd_step, (params, x, y)), (onchip, (1,)), (onchip, (2,))],
+    def onchip(epochs, sequential):
+        # The compiled epochs of `train_onchip` on already programmed cells:
+        # 1 epoch = one update step of 64 examples (+ a 1-example evaluation,
+        # which the 2-epoch minus 1-epoch difference cancels).
+        with jax.numpy_dtype_promotion("standard"):
+            (arr, out), _ = _train_loop(
+                states, alg, x, y, x[:1], y[:1], k_run, lr, epochs, 64,
+                sequential, False,
+            )
+        return out
+
+    t_s, t_b1, t_b2, t_q1, t_q2 = best_times(
+        [
+            (sgd_step, (params, x, y)),
+            (onchip, (1, False)), (onchip, (2, False)),
+            (onchip, (1, True)), (onchip, (2, True)),
+        ],
         repeats=max(2, repeats // 4),
     )
-    t_on = max(t_2 - t_1, 1e-9)
-    rows.append({
-        "name": "onchip_update_stochastic_rram_64_examples",
-        "value": t_on * 1e3, "unit": "ms", "baseline": t_s * 1e3,
-        "baseline_name": "float32 SGD step, batch 64", "ratio": t_on / t_s,
-        "target": 5.0, "sequential": True, "bl": 31,
-        "one_epoch_call_ms": t_1 * 1e3, "backend": jax.default_backend(),
-    })
+    for seq, t1, t2 in ((False, t_b1, t_b2), (True, t_q1, t_q2)):
+        t_on = max(t2 - t1, 1e-9)
+        rows.append({
+            "name": "onchip_update_stochastic_rram_64_examples"
+            + ("_sequential" if seq else "_batched"),
+            "value": t_on * 1e3, "unit": "ms", "baseline": t_s * 1e3,
+            "baseline_name": "float32 SGD step, batch 64", "ratio": t_on / t_s,
+            "target": 5.0, "sequential": seq, "bl": 31,
+            "one_epoch_call_ms": t1 * 1e3, "backend": jax.default_backend(),
+        })
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append({"name": "peak_rss", "value": rss_mib, "unit": "MiB",
                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
