@@ -1,10 +1,14 @@
 """Hardware-aware (HWA) training: the analog forward in the training loop.
 
 Every minibatch programs the current digital weights onto fresh cells of the
-configured device (programming noise, nearest-level quantization,
-device-to-device spread: `device.program` through the programming policy),
-reads them `t_inference_s` after programming (drift, read noise) through the
-layer's DAC, ADC and drift compensation, and differentiates the loss. The
+configured device, reads them `t_inference_s` after programming (drift, read
+noise) through the layer's DAC, ADC and drift compensation, and
+differentiates the loss. The cells are drawn (`cells=`) either from a table
+of the device's own programmed and drifted cells, one normal per cell
+(`TabulatedCells`, the default, see `xbar.training.tabulated`), or by the
+device model itself on every cell at every step (`FreshCells`: programming
+noise, nearest-level quantization, device-to-device spread through
+`device.program` and the programming policy; ~10x slower). The
 gradient follows the library's one rule: straight through programming,
 rounding and quantization (zero where a converter or the window clips),
 exact through everything else (`xbar.mapping.programming`). Noise can be
@@ -142,13 +146,13 @@ def train_hwa(
     input_shape: Sequence[int] | None = None,
     strides=1,
     paddings=0,
-    cells: TabulatedCells | FreshCells = TabulatedCells(),
+    cells=TabulatedCells(),
 ) -> HWAResult:
     """Train a network of convolution and linear layers (ReLU between) with
     the analog forward in the loop, on cross-entropy of integer labels `y`.
 
     Each minibatch programs the weights onto fresh cells with its own key
-    (programming noise, levels), reads them `t_inference_s` after programming
+    (as `cells` says), reads them `t_inference_s` after programming
     with read noise (one draw per example), and takes one optimizer step on
     the straight-through gradient. Epochs and minibatches are one `lax.scan`
     under one `jax.jit`; the result is a function of `key` alone.
