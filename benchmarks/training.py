@@ -38,8 +38,8 @@ from timing import best_times
 import devices
 import xbar
 from xbar.training import AnalogSGD, StochasticPulses
-from xbar.training.onchip import _init_states, _train_loop
 from xbar.training.hwa import hwa_configs, training_configs
+from xbar.training.onchip import _init_states, _train_loop
 from xbar.training.tabulated import TabulatedCells
 
 

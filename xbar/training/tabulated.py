@@ -222,7 +222,10 @@ class TabulatedCells(eqx.Module):
         gt, st = device.read_stats(state, t_s)
         m0, mt = jnp.mean(g0, 1), jnp.mean(gt, 1)
         cols = jnp.stack(
-            [m0 - targets, mt - targets, jnp.std(gt, 1), jnp.sqrt(jnp.mean(st * st, 1))],
+            [
+                m0 - targets, mt - targets, jnp.std(gt, 1),
+                jnp.sqrt(jnp.mean(st * st, 1)),
+            ],
             axis=1,
         )
         coef = fit @ cols
