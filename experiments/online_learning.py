@@ -12,7 +12,10 @@ SGD of the same network, step and initialisation. PCM depresses abruptly
 asymmetric cards (largest mid-window mismatch of one up and one down pulse,
 PCM and purely volatile cards excluded) are trained again with Tiki-Taka v2
 and mixed precision. Write energy: pulses x `V_w^2 G t_w` with each card's
-write pulse where it lists one, else the default (3.2 V, 300 us).
+write pulse where it lists one, else the default (3.2 V, 300 us). Read
+energy: the energy model (`xbar.analysis.energy`) prices the forward read of
+every layer and the backward read of the upper layer for every training
+example (`xbar.training.onchip.training_read_energy`).
 
 Writes `figures/online_learning.json` and `figures/online_learning.png`
 (`--plot-only` redraws it from the JSON).
@@ -191,6 +194,9 @@ def run(
                 for r in runs
             ],
             "write_pulse": {"V": v, "s": t, "source": src},
+            # Reads of training (forward, and backward through the upper
+            # layers), priced by xbar.analysis.energy on the trained layers.
+            "read_energy_J": [float(np.sum(r.read_energy_J)) for r in runs],
             "asymmetry": asym[name],
             "seconds": round(time.time() - t0, 1),
         }
@@ -230,7 +236,11 @@ def run(
         "algorithms": algos,
         **provenance(),
         "seconds": round(time.time() - t_start, 1),
-        "note": "2 shared CPU cores; write energy counts pulses only (no reads)",
+        "note": (
+            "2 shared CPU cores (load ~12-16 from other jobs); write energy: "
+            "pulses x V^2 G t; read energy: the energy model's price of the "
+            "forward and backward reads of every training example"
+        ),
     }
     out_dir = Path(out_dir)
     write_json_atomic(out_dir / "online_learning.json", out)
@@ -267,11 +277,18 @@ def plot(results_path: Path, png_path: Path) -> None:
     acc = [
         100 * np.mean(np.asarray(res["results"][n]["accuracy"])[:, -1]) for n in names
     ]
-    ax.barh(names, e, color="tab:blue")
+    pos = np.arange(len(names))
+    ax.barh(pos - 0.2, e, height=0.4, color="tab:blue", label="write pulses")
+    if all("read_energy_J" in res["results"][n] for n in names):
+        rd = [np.mean(res["results"][n]["read_energy_J"]) for n in names]
+        ax.barh(pos + 0.2, rd, height=0.4, color="tab:orange", label="reads")
+        e = [max(a, b) for a, b in zip(e, rd)]
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_yticks(pos, names)
     for i, a in enumerate(acc):
         ax.text(e[i], i, f" {a:.0f} %", va="center", fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("write energy of training (J), label: final accuracy")
+    ax.set_xlabel("energy of training (J), label: final accuracy")
     ax.set_title("(b) training energy per card", fontsize=9)
     ax.tick_params(axis="y", labelsize=7)
     ax = axes[2]

@@ -80,8 +80,11 @@ def test_hwa_with_noisy_pcm_drift_and_adc_is_finite_and_learns(getkey):
     )
     assert np.all(np.isfinite(np.asarray(out.losses)))
     assert out.losses[-1] < out.losses[0]
+    # The last step clipped at 2.5 std of the weights before that clip; the
+    # clip itself lowers the std by a few percent (a few tail weights move
+    # in), hence 1.1. Unclipped Gaussian-initialised layers reach ~3-4 std.
     for w, _ in out.params:
-        assert np.all(np.abs(w) <= 2.5 * np.std(w) + 1e-6)
+        assert np.max(np.abs(w)) <= 1.1 * 2.5 * np.std(w)
 
 
 @pytest.mark.parametrize(
@@ -103,3 +106,48 @@ def test_hwa_bad_input_names_the_field(kw, field, getkey):
     args.update(kw)
     with pytest.raises(ValueError, match=field):
         train_hwa(params, devices.Ideal(), x, y, **args)
+
+
+@pytest.mark.parametrize(
+    "make, t_s",
+    [
+        (lambda: devices.RRAM.from_card(), 0.0),
+        (lambda: devices.PCM.from_card(), 86400.0),
+    ],
+)
+def test_tabulated_cells_match_the_devices_own_programming(make, t_s, getkey):
+    # 20,000 cells with targets uniform over the window, programmed by the
+    # device itself (OneShot) and read at t_s, vs the same targets drawn from
+    # the table: in each quarter of the window the mean error (g - target) and
+    # the rms error agree. Tolerance: 3 standard errors of each bin's mean
+    # (5,000 cells) plus 2 % of the rms for the table's own sampling (65 x 512
+    # cells) and its degree-6 fit.
+    from xbar.mapping.programming import OneShot
+    from xbar.training.tabulated import TabulatedCells
+
+    dev = make()
+    n = 20_000
+    span = float(dev.g_max - dev.g_min)
+    t = dev.g_min + span * jax.random.uniform(getkey(), (n,))
+    exact, _ = dev.read_stats(OneShot().program_cells(dev, t, key=getkey()), t_s)
+    table = TabulatedCells().table(dev, OneShot(), t_s, key=getkey())
+    drawn = table.draw(t, getkey())[0].g
+    bins = np.minimum(((np.asarray(t) - float(dev.g_min)) / span * 4).astype(int), 3)
+    for b in range(4):
+        e = np.asarray(exact - t)[bins == b]
+        d = np.asarray(drawn - t)[bins == b]
+        rms = np.sqrt(np.mean(e**2))
+        se = np.std(e) / np.sqrt(e.size)
+        assert abs(d.mean() - e.mean()) <= 3 * se + 0.005 * span, (b, d.mean())
+        assert abs(np.sqrt(np.mean(d**2)) - rms) <= 0.05 * rms, (b, d.std(), e.std())
+
+
+def test_hwa_bad_cells_option_names_the_field(getkey):
+    from xbar.training.tabulated import TabulatedCells
+
+    x, y, params = _task(getkey)
+    with pytest.raises(ValueError, match="cells"):
+        train_hwa(params, devices.Ideal(), x, y, optimizer=optax.sgd(0.1), epochs=1,
+                  batch_size=32, key=getkey(), cells="fresh")
+    with pytest.raises(ValueError, match="levels"):
+        TabulatedCells(levels=1)

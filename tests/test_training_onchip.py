@@ -58,6 +58,14 @@ def test_ideal_device_pulse_training_is_quantized_float_sgd(getkey):
     np.testing.assert_allclose(out.layers[0].effective_weight(), w, atol=1e-4)
     np.testing.assert_allclose(out.layers[0].bias, b, atol=1e-5)
     assert float(out.pulses[0]) > 0 and float(out.write_energy_J[0]) > 0
+    # Reads priced by the energy model: a one-layer network reads its layer
+    # once per example (no backward read below it), so an epoch costs the 32
+    # examples times the layer's mean energy per input vector.
+    from xbar.analysis.energy import layer_counts
+
+    per_vector = layer_counts(out.layers[0], x)["energy_total_J"]
+    assert per_vector > 0
+    np.testing.assert_allclose(out.read_energy_J, [32 * per_vector], rtol=1e-5)
 
 
 def test_stochastic_trains_count_is_binomial(getkey):

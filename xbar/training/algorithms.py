@@ -165,13 +165,12 @@ class AbstractOnChipAlgorithm(eqx.Module):
         del key
         return LayerState(layer)
 
-    def example_counts(self, st: LayerState, xs, ds, lr, keys):
-        """Per-example pulse counts `(E, out, in)` for the weight change
-        `-lr delta x^T` in units of one pulse of the array the rule writes."""
+    def summed_counts(self, st: LayerState, xs, ds, lr, keys):
+        """Pulse counts `(out, in)` of examples `xs (E, in)`, `ds (E, out)`
+        summed, for the weight change `-lr delta x^T` of each in units of one
+        pulse of the array the rule writes."""
         scale = lr / weight_per_pulse(st.layer)
-        return jax.vmap(lambda x, d, k: self.rule.counts(x, d, scale, key=k))(
-            xs, ds, keys
-        )
+        return self.rule.summed_counts(xs, ds, scale, keys)
 
     @abc.abstractmethod
     def apply(self, st: LayerState, xs, ds, lr, step, keys, *, pair_updates: bool):
@@ -189,7 +188,7 @@ class AnalogSGD(AbstractOnChipAlgorithm):
     rule: AbstractPulseRule = option("rule", AbstractPulseRule, StochasticPulses())
 
     def apply(self, st, xs, ds, lr, step, keys, *, pair_updates):
-        n = jnp.sum(self.example_counts(st, xs, ds, lr, keys), axis=0)
+        n = self.summed_counts(st, xs, ds, lr, keys)
         k = jax.random.fold_in(keys[0], 1)
         layer, cost = apply_pulses(st.layer, n, key=k, pair_updates=pair_updates)
         return eqx.tree_at(lambda s: s.layer, st, layer), cost
@@ -244,7 +243,7 @@ class TikiTaka(AbstractOnChipAlgorithm):
         assert st.fast is not None and st.buffer is not None
         ref = st.fast_ref
         assert ref is not None
-        n = to_cells(layer, jnp.sum(self.example_counts(st, xs, ds, lr, keys), axis=0))
+        n = to_cells(layer, self.summed_counts(st, xs, ds, lr, keys))
         k_a = jax.random.fold_in(keys[0], 1)
         fast = dev.update(st.fast, n, key=k_a)
         cost_a = jnp.sum(jnp.abs(n) * st.fast.g)

@@ -1,10 +1,14 @@
 """Hardware-aware (HWA) training: the analog forward in the training loop.
 
 Every minibatch programs the current digital weights onto fresh cells of the
-configured device (programming noise, nearest-level quantization,
-device-to-device spread: `device.program` through the programming policy),
-reads them `t_inference_s` after programming (drift, read noise) through the
-layer's DAC, ADC and drift compensation, and differentiates the loss. The
+configured device, reads them `t_inference_s` after programming (drift, read
+noise) through the layer's DAC, ADC and drift compensation, and
+differentiates the loss. The cells are drawn (`cells=`) either from a table
+of the device's own programmed and drifted cells, one normal per cell
+(`TabulatedCells`, the default, see `xbar.training.tabulated`), or by the
+device model itself on every cell at every step (`FreshCells`: programming
+noise, nearest-level quantization, device-to-device spread through
+`device.program` and the programming policy; ~10x slower). The
 gradient follows the library's one rule: straight through programming,
 rounding and quantization (zero where a converter or the window clips),
 exact through everything else (`xbar.mapping.programming`). Noise can be
@@ -28,6 +32,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 from devices.base import AbstractDevice, check_range
 from xbar.nn.config import AnalogConfig
 from xbar.nn.network import AnalogNetwork, per_layer_configs
+from xbar.training.tabulated import FreshCells, TabulatedCells, TabulatedProgramming
 
 #: device fields that set the size of programming and read noise; `noise_scale`
 #: multiplies those a device has (PCM's are multipliers already).
@@ -86,6 +91,23 @@ def training_configs(
     return out
 
 
+def hwa_configs(
+    configs: Sequence[AnalogConfig], cells: TabulatedCells | FreshCells, *,
+    key: PRNGKeyArray,
+) -> list[AnalogConfig]:
+    """`configs` whose programming draws from each device's `CellTable` at the
+    config's `t_read_s` (`TabulatedCells`), or `configs` as they are
+    (`FreshCells`). Build once per training run; every
+    `AnalogNetwork.from_weights` with the result then draws fresh cells."""
+    if isinstance(cells, FreshCells):
+        return list(configs)
+    out = []
+    for c, kc in zip(configs, jax.random.split(key, len(configs))):
+        tab = cells.table(c.device, c.programming, c.t_read_s, key=kc)
+        out.append(eqx.tree_at(lambda c: c.programming, c, TabulatedProgramming(tab)))
+    return out
+
+
 class HWAResult(eqx.Module):
     """What `train_hwa` returns.
 
@@ -124,12 +146,13 @@ def train_hwa(
     input_shape: Sequence[int] | None = None,
     strides=1,
     paddings=0,
+    cells=TabulatedCells(),
 ) -> HWAResult:
     """Train a network of convolution and linear layers (ReLU between) with
     the analog forward in the loop, on cross-entropy of integer labels `y`.
 
     Each minibatch programs the weights onto fresh cells with its own key
-    (programming noise, levels), reads them `t_inference_s` after programming
+    (as `cells` says), reads them `t_inference_s` after programming
     with read noise (one draw per example), and takes one optimizer step on
     the straight-through gradient. Epochs and minibatches are one `lax.scan`
     under one `jax.jit`; the result is a function of `key` alone.
@@ -151,10 +174,21 @@ def train_hwa(
             `+-clip_sigma * std(W)` (keeps outliers from taking the
             conductance range), > 0, or None for no clipping.
         input_shape, strides, paddings: as `AnalogNetwork.from_weights`.
+        cells: how each minibatch's cells are programmed: `TabulatedCells()`
+            (default: the device's programmed and drifted conductance
+            tabulated once per run, one normal per cell and step; see
+            `xbar.training.tabulated`) or `FreshCells()` (the device's own
+            `init` and `program` on every cell at every step, exact, ~10x
+            slower).
     """
     import optax
 
     check_optimizer(optimizer)
+    if not isinstance(cells, TabulatedCells | FreshCells):
+        raise ValueError(
+            "cells must be TabulatedCells(...) or FreshCells(); got "
+            f"cells={cells!r}"
+        )
     _positive_int("epochs", epochs)
     _positive_int("batch_size", batch_size)
     check_range("noise_scale", noise_scale, 0.0)
@@ -183,10 +217,10 @@ def train_hwa(
     )
     n_batches = x.shape[0] // batch_size
 
-    def loss_fn(p, xb, yb, k):
+    def loss_fn(p, cfgs, xb, yb, k):
         k_prog, k_read = jax.random.split(k)
         net = AnalogNetwork.from_weights(
-            p, configs, key=k_prog, input_shape=input_shape, strides=strides,
+            p, cfgs, key=k_prog, input_shape=input_shape, strides=strides,
             paddings=paddings,
         )
         logits = net(xb, key=k_read)
@@ -201,21 +235,24 @@ def train_hwa(
             out.append((jnp.clip(w, -c, c), b))
         return out
 
-    def batch_step(carry, inp, x, y):
+    def batch_step(carry, inp, cfgs, x, y):
         p, s = carry
         idx, k = inp
-        loss, g = jax.value_and_grad(loss_fn)(p, x[idx], y[idx], k)
+        loss, g = jax.value_and_grad(loss_fn)(p, cfgs, x[idx], y[idx], k)
         updates, s = optimizer.update(g, s, p)
         return (clip(optax.apply_updates(p, updates)), s), loss
 
     # Data are arguments, not closure constants (XLA would constant-fold them).
     @jax.jit
     def run(p, s, k, x, y):
+        # The table's own key; `k` keeps driving shuffles and steps.
+        cfgs = hwa_configs(configs, cells, key=jax.random.fold_in(k, 0x7AB))
+
         def epoch(carry, ke):
             k_perm, k_steps = jax.random.split(ke)
             perm = jax.random.permutation(k_perm, x.shape[0])[: n_batches * batch_size]
             carry, losses = jax.lax.scan(
-                lambda c, i: batch_step(c, i, x, y),
+                lambda c, i: batch_step(c, i, cfgs, x, y),
                 carry,
                 (perm.reshape(n_batches, -1), jax.random.split(k_steps, n_batches)),
             )

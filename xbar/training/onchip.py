@@ -69,6 +69,8 @@ class OnChipResult(eqx.Module):
         loss: mean training loss of every epoch.
         pulses: pulses applied in every epoch (all layers and arrays).
         write_energy_J: energy of those pulses, `V_w^2 G t_w` each.
+        read_energy_J: energy of the reads of every epoch (see
+            `training_read_energy`), priced on the trained layers.
     """
 
     layers: tuple[AnalogLinear, ...]
@@ -77,6 +79,29 @@ class OnChipResult(eqx.Module):
     loss: Array
     pulses: Array
     write_energy_J: Array
+    read_energy_J: Array
+
+
+def training_read_energy(layers, x, model=None) -> dict:
+    """Energy (J) of the array reads of on-chip training per example, priced
+    by the energy model (`xbar.analysis.energy.network_counts`: DACs, cells,
+    ADCs, accumulation, buffers, interconnect) on the layers' own periphery
+    and conductances, with inputs `x` (a sample of training vectors).
+
+    One training example reads every layer forward once and every layer but
+    the first once more backward (its error through the transposed array,
+    what the straight-through backward of the simulation stands for); the
+    backward read of a layer is priced as its forward read (the same cells,
+    a transposed drive: an approximation). Returns `forward_J`, `backward_J`
+    and `total_J` per example."""
+    from xbar.analysis.energy import network_counts
+    from xbar.nn.network import AnalogNetwork
+
+    net = AnalogNetwork(layers=tuple(layers), input_shape=(layers[0].in_features,))
+    rows = network_counts(net, jnp.asarray(x, jnp.float32), model)
+    per_layer = [float(r["energy_total_J"]) for r in rows]
+    fwd, bwd = sum(per_layer), sum(per_layer[1:])
+    return {"forward_J": fwd, "backward_J": bwd, "total_J": fwd + bwd}
 
 
 def forward(layers, x, key):
@@ -116,6 +141,26 @@ def _errors(layers, x, y, key):
     es = [jnp.zeros((x.shape[0], lay.out_features), jnp.float32) for lay in layers]
     ds, (loss, xs) = jax.grad(run, has_aux=True)(es)
     return loss, [jax.lax.stop_gradient(v) for v in xs], ds
+
+
+@eqx.filter_jit
+def _init_states(pairs, configs, algorithm, k_prog, k_alg, weight_range):
+    """The chip's starting point, compiled (programming every cell op by op
+    costs ~10x more): each layer programmed, the algorithm's state built."""
+    layers = [
+        program_layer(
+            w,
+            jnp.zeros(w.shape[0]) if b is None else b,
+            c,
+            key=k,
+            weight_range=weight_range,
+        )
+        for (w, b), c, k in zip(pairs, configs, jax.random.split(k_prog, len(pairs)))
+    ]
+    return [
+        algorithm.init(lay, key=k)
+        for lay, k in zip(layers, jax.random.split(k_alg, len(layers)))
+    ]
 
 
 @eqx.filter_jit
@@ -214,6 +259,8 @@ def train_onchip(
     y_eval: ArrayLike | None = None,
     v_write_V: float = 3.2,
     t_write_s: float = 3e-4,
+    energy_model=None,
+    energy_sample: int = 64,
 ) -> OnChipResult:
     """Train an MLP of analog linear layers on chip, through device pulses.
 
@@ -245,11 +292,16 @@ def train_onchip(
         x_eval, y_eval: held-out data, evaluated after every epoch.
         v_write_V, t_write_s: write pulse amplitude (V) and width (s) for the
             energy (defaults: `xbar.EnergyModel`'s, the Ag:a-Si RRAM card's).
+        energy_model: the `xbar.analysis.EnergyModel` that prices the reads
+            (default `EnergyModel()`).
+        energy_sample: training vectors the read energy per example is
+            averaged over (the first ones), integer >= 1.
     """
     check_option("algorithm", algorithm, AbstractOnChipAlgorithm)
     check_range("learning_rate", learning_rate, 0.0, lo_open=True)
     _int_at_least_1("epochs", epochs)
     _int_at_least_1("batch_size", batch_size)
+    _int_at_least_1("energy_sample", energy_sample)
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y)
     y = y.astype(jnp.int32 if jnp.issubdtype(y.dtype, jnp.integer) else jnp.float32)
@@ -277,20 +329,7 @@ def train_onchip(
     k_prog, k_alg, k_run = jax.random.split(key, 3)
     if weight_range is not None:
         check_range("weight_range", weight_range, 0.0, lo_open=True)
-    layers = [
-        program_layer(
-            w,
-            jnp.zeros(w.shape[0]) if b is None else b,
-            c,
-            key=k,
-            weight_range=weight_range,
-        )
-        for (w, b), c, k in zip(pairs, configs, jax.random.split(k_prog, len(pairs)))
-    ]
-    states = [
-        algorithm.init(lay, key=k)
-        for lay, k in zip(layers, jax.random.split(k_alg, len(layers)))
-    ]
+    states = _init_states(pairs, configs, algorithm, k_prog, k_alg, weight_range)
     have_eval = x_eval is not None and y_eval is not None
     xe = jnp.asarray(x_eval if have_eval else x[:1], jnp.float32)
     ye = jnp.asarray(y_eval if have_eval else y[:1]).astype(y.dtype)
@@ -302,11 +341,18 @@ def train_onchip(
         )
     sts = eqx.combine(arr, static)
     energy = cost * (float(v_write_V) ** 2 * float(t_write_s))
+    trained = tuple(s.layer for s in sts)
+    per_example = training_read_energy(trained, x[:energy_sample], energy_model)
+    n_seen = (x.shape[0] // batch_size) * batch_size
+    read_energy = jnp.full(
+        (epochs,), per_example["total_J"] * n_seen, jnp.float32
+    )
     return OnChipResult(
-        layers=tuple(s.layer for s in sts),
+        layers=trained,
         accuracy=acc if have_eval else jnp.full_like(acc, np.nan),
         eval_loss=ev if have_eval else jnp.full_like(ev, np.nan),
         loss=loss,
         pulses=pulses,
         write_energy_J=energy,
+        read_energy_J=read_energy,
     )
