@@ -55,7 +55,7 @@ def config(quick: bool) -> dict:
         "t_rest_s": 0.15,
         "ideal_sizes": [10] if quick else [100, 400],
         "ideal_epochs": 1 if quick else 2,
-        "ideal_epochs_400": 1 if quick else 2,
+        "ideal_epochs_400": 1 if quick else 15,
         "card_n_exc": 10 if quick else 100,
         "card_epochs": 1,
         "card_n_train": 20 if quick else 4000,
@@ -238,8 +238,16 @@ def parts(cfg) -> list[str]:
     ]
 
 
-def run(quick: bool, seed: int, out_dir: Path, only: list[str] | None = None):
+def run(
+    quick: bool,
+    seed: int,
+    out_dir: Path,
+    only: list[str] | None = None,
+    epochs: int | None = None,
+):
     cfg = config(quick)
+    if epochs is not None:
+        cfg.update(ideal_epochs=epochs, ideal_epochs_400=epochs)
     todo = only or parts(cfg)
     part_dir = out_dir / NAME
     part_dir.mkdir(parents=True, exist_ok=True)
@@ -392,11 +400,12 @@ def main(argv=None) -> None:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "figures")
     ap.add_argument("--plot-only", action="store_true")
     ap.add_argument("--only", nargs="*", default=None, help="parts to run")
+    ap.add_argument("--epochs", type=int, default=None, help="ideal-<n> epochs")
     args = ap.parse_args(argv)
     if args.plot_only:
         merge_and_plot(args.out_dir, args.quick)
         return
-    run(args.quick, args.seed, args.out_dir, args.only)
+    run(args.quick, args.seed, args.out_dir, args.only, args.epochs)
 
 
 if __name__ == "__main__":
