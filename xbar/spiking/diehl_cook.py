@@ -46,7 +46,11 @@ is one `lax.while_loop` of `lax.scan`s, and a chunk of presentations is one
 `lax.scan` over them: `train` compiles once per chunk shape.
 """
 
-from xbar.spiking.diehl_cook_devices import DeviceSynapses, train_on_devices
+from xbar.spiking.diehl_cook_devices import (
+    DeviceSynapses,
+    PairRefresh,
+    train_on_devices,
+)
 from xbar.spiking.diehl_cook_loop import present, respond, train
 from xbar.spiking.diehl_cook_model import (
     DiehlCook,
@@ -61,6 +65,7 @@ __all__ = [
     "DeviceSynapses",
     "DiehlCook",
     "DiehlCookSTDP",
+    "PairRefresh",
     "assign_labels",
     "classify",
     "normalize",
