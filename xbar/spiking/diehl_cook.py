@@ -25,8 +25,10 @@ The network, with the published parameters (the authors' Brian code):
   `x_post` (tau 20 ms), both set to 1 at a spike: a post-synaptic spike
   changes each of its weights by `nu_post (x_pre - x_tar) (w_max - w)^mu`
   (the power-law weight dependence of the paper, with our `mu = 0.2`), a
-  pre-synaptic spike by `-nu_pre x_post` (as in the authors' code); weights
-  are clipped to [0, w_max].
+  pre-synaptic spike by `-nu_pre x_post` (as in the authors' code); the
+  synapses a spike updates are clipped to [0, w_max] (depressed ones at 0),
+  as in an event-driven simulator: the others keep their value, even one the
+  normalisation lifted above w_max.
 - Labels: after training, each excitatory neuron is assigned the class for
   which its average response over the labelled examples is highest; a test
   digit is classified as the class whose assigned neurons have the highest
@@ -43,7 +45,15 @@ without input). Spikes at step `n` reach their targets' conductances at step
 
 Everything for one presentation (including the retries at higher intensity)
 is one `lax.while_loop` of `lax.scan`s, and a chunk of presentations is one
-`lax.scan` over them: `train` compiles once per chunk shape.
+`lax.scan` over them: `train` compiles once per chunk shape. A step is
+event-driven (`xbar.spiking.diehl_cook_loop`): the input current and the
+depression touch only the rows of the inputs that spiked, the potentiation
+only the columns of the neurons that spiked.
+
+Modules: `diehl_cook_model` (parameters, rule, normalisation, labels),
+`diehl_cook_loop` (`present`, `train`, `respond`), `diehl_cook_devices`
+(`DeviceSynapses`, `train_on_devices`, `PairRefresh`); this module gathers
+them.
 """
 
 from xbar.spiking.diehl_cook_devices import (
