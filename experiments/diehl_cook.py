@@ -20,10 +20,15 @@ them into `figures/diehl_cook.json` and draws `figures/diehl_cook.png`):
   card-<family>  the same network with the input weights on device cells
                  (each family's default card, `xbar.spiking.diehl_cook.
                  train_on_devices`): read once per example, STDP change
-                 written as device pulses after each example.
+                 written as device pulses after each example; the fraction
+                 of G+ / G- cells above 80 % of the range is recorded.
+  card-<family>-refresh  the same with saturated pairs refreshed
+                 (`xbar.spiking.diehl_cook.PairRefresh`; for PCM's SET-only
+                 differential pairs).
 
     python experiments/diehl_cook.py --only ideal-100 ideal-400
     python experiments/diehl_cook.py --only card-ideal card-RRAM card-PCM ...
+    python experiments/diehl_cook.py --only card-PCM card-PCM-refresh
     python experiments/diehl_cook.py --plot-only
     python experiments/diehl_cook.py --quick         # tiny, seconds
 """
@@ -55,7 +60,7 @@ def config(quick: bool) -> dict:
         "t_rest_s": 0.15,
         "ideal_sizes": [10] if quick else [100, 400],
         "ideal_epochs": 1 if quick else 2,
-        "ideal_epochs_400": 1 if quick else 2,
+        "ideal_epochs_400": 1 if quick else 15,
         "card_n_exc": 10 if quick else 100,
         "card_epochs": 1,
         "card_n_train": 20 if quick else 4000,
@@ -173,8 +178,10 @@ def _w_per_pulse(dev, syn: dc.DeviceSynapses, key) -> float:
     return float(jnp.mean(g_after - g_before) / syn.g_per_w)
 
 
-def run_card(cfg, family, seed, log) -> dict:
+def run_card(cfg, family, seed, log, refresh: bool = False) -> dict:
     fam = {f[0]: f for f in FAMILIES}[family]
+    ref = dc.PairRefresh() if refresh else None
+    diag = dc.PairRefresh()  # saturation diagnostics at its default level
     dev, card = make_device(fam[1])
     if dev is None:
         return {"family": family, "missing": True}
@@ -188,14 +195,15 @@ def run_card(cfg, family, seed, log) -> dict:
     wpp = _w_per_pulse(dev, syn, k_pp)
     log(f"card-{family}: {card}, weight per pulse {wpp:.4g}")
     theta, t = p.init_theta(), jnp.float32(1.0)
-    chunk, t_train = cfg["chunk"], 0.0
+    chunk, t_train, n_refreshed = cfg["chunk"], 0.0, 0
+    saturation = [dict(presentations=0, **diag.fraction_saturated(syn, t))]
     for ep in range(cfg["card_epochs"]):
         order = np.random.default_rng(seed + ep).permutation(len(x_tr))
         spikes, labels = [], []
         for i in range(0, len(order), chunk):
             key, k = jax.random.split(key)
             t0 = time.time()
-            syn, theta, c, t = dc.train_on_devices(
+            syn, theta, c, t, n_ref = dc.train_on_devices(
                 p,
                 syn,
                 theta,
@@ -204,14 +212,20 @@ def run_card(cfg, family, seed, log) -> dict:
                 t0_s=t,
                 w_per_pulse=jnp.float32(wpp),
                 pulses=fam[2],
+                refresh=ref,
             )
             c = np.asarray(c)
+            n_refreshed += int(np.asarray(n_ref).sum())
             t_train += time.time() - t0
             spikes.append(c)
             labels.append(data[1][order[i : i + chunk]])
+            sat = diag.fraction_saturated(syn, t)
+            saturation.append(dict(presentations=ep * len(x_tr) + i + chunk, **sat))
             log(
                 f"card-{family} {i + chunk}/{len(order)}: {time.time() - t0:.1f} s, "
-                f"spikes/example {c.sum(1).mean():.1f}"
+                f"spikes/example {c.sum(1).mean():.1f}, refreshed {n_refreshed}, "
+                f"G+ above {diag.level}: {sat['pos_above_level']:.3f}, "
+                f"G-: {sat['neg_above_level']:.3f}"
             )
     key, k_r, k_e = jax.random.split(key, 3)
     w = syn.read(t, k_r)  # the weights the chip holds after training
@@ -222,6 +236,9 @@ def run_card(cfg, family, seed, log) -> dict:
         "family": family,
         "card": card,
         "pulses": type(fam[2]).__name__,
+        "refresh": None if ref is None else repr(ref),
+        "pairs_refreshed": n_refreshed,
+        "saturation": saturation,
         "n_exc": p.n_exc,
         "epochs": cfg["card_epochs"],
         "presentations": cfg["card_epochs"] * len(x_tr),
@@ -238,8 +255,16 @@ def parts(cfg) -> list[str]:
     ]
 
 
-def run(quick: bool, seed: int, out_dir: Path, only: list[str] | None = None):
+def run(
+    quick: bool,
+    seed: int,
+    out_dir: Path,
+    only: list[str] | None = None,
+    epochs: int | None = None,
+):
     cfg = config(quick)
+    if epochs is not None:
+        cfg.update(ideal_epochs=epochs, ideal_epochs_400=epochs)
     todo = only or parts(cfg)
     part_dir = out_dir / NAME
     part_dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +295,10 @@ def run(quick: bool, seed: int, out_dir: Path, only: list[str] | None = None):
         if kind == "ideal":
             save(run_ideal(cfg, int(arg), seed, log, save))
         elif kind == "card":
-            save(run_card(cfg, arg, seed, log))
+            fam, _, refresh = arg.partition("-")
+            if refresh not in ("", "refresh"):
+                raise ValueError(f"unknown part {part!r}; parts: {parts(cfg)}")
+            save(run_card(cfg, fam, seed, log, refresh=bool(refresh)))
         else:
             raise ValueError(f"unknown part {part!r}; parts: {parts(cfg)}")
     return merge_and_plot(out_dir, quick)
@@ -353,9 +381,12 @@ def plot(results_path: Path, png_path: Path) -> None:
     cards = [(n, d["result"]) for n, d in parts_.items() if n.startswith("card-")]
     cards = [c for c in cards if not c[1].get("missing")]
     order = [f[0] for f in FAMILIES]
-    cards.sort(key=lambda c: order.index(c[1]["family"]))
+    cards.sort(key=lambda c: (order.index(c[1]["family"]), bool(c[1].get("refresh"))))
     if cards:
-        names = [f"{r['family']}\n{r['card'] or ''}" for _, r in cards]
+        names = [
+            f"{r['family']}{' +refresh' if r.get('refresh') else ''}\n{r['card'] or ''}"
+            for _, r in cards
+        ]
         acc = [100 * r["accuracy"] for _, r in cards]
         ax.bar(range(len(cards)), acc, color="tab:blue")
         for i, a in enumerate(acc):
@@ -392,11 +423,12 @@ def main(argv=None) -> None:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "figures")
     ap.add_argument("--plot-only", action="store_true")
     ap.add_argument("--only", nargs="*", default=None, help="parts to run")
+    ap.add_argument("--epochs", type=int, default=None, help="ideal-<n> epochs")
     args = ap.parse_args(argv)
     if args.plot_only:
         merge_and_plot(args.out_dir, args.quick)
         return
-    run(args.quick, args.seed, args.out_dir, args.only)
+    run(args.quick, args.seed, args.out_dir, args.only, args.epochs)
 
 
 if __name__ == "__main__":

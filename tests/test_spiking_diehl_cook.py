@@ -99,7 +99,7 @@ def test_training_keeps_each_neurons_sum_and_learns_on_devices():
     np.testing.assert_allclose(
         np.asarray(syn.read(1.0, jax.random.key(3))), np.asarray(w0), atol=1e-5
     )
-    syn2, _, counts, t = dc.train_on_devices(
+    syn2, _, counts, t, _ = dc.train_on_devices(
         p,
         syn,
         p.init_theta(),
@@ -128,3 +128,85 @@ def test_bad_parameters_raise():
         dc.DiehlCook(dt_s=5e-3)
     with pytest.raises(ValueError, match="x_tar"):
         dc.DiehlCookSTDP(x_tar=2.0)
+
+
+def test_event_driven_step_equals_dense_rule():
+    """The loop's sparse input/depression (rows of the spiking inputs, two
+    at a time) and potentiation (columns of the spiking neurons, one at a
+    time) equal `DiehlCookSTDP.step` on the whole matrix."""
+    from xbar.spiking import diehl_cook_loop as loop
+
+    rng = np.random.default_rng(3)
+    p = dc.DiehlCook(n_input=9, n_exc=5, k_rows=2, k_cols=1, stdp=dc.DiehlCookSTDP())
+    w = jnp.asarray(rng.uniform(0, 1.2, (9, 5)), jnp.float32)  # some > w_max
+    x_pre = jnp.asarray(rng.uniform(0, 1, 9), jnp.float32)
+    x_post = jnp.asarray(rng.uniform(0, 1, 5), jnp.float32)
+    s_pre = jnp.asarray([1, 0, 1, 1, 0, 0, 1, 1, 0], jnp.float32)
+    s_post = jnp.asarray([0, 1, 0, 1, 1], jnp.float32)
+    w_ref, xp_ref, xq_ref = p.stdp.step(w, x_pre, x_post, s_pre, s_post, 1e-3)
+
+    @jax.jit
+    def fast(w, x_pre, x_post):
+        x_pre = x_pre * np.exp(-1e-3 / p.stdp.tau_pre_s)
+        x_post = x_post * np.exp(-1e-3 / p.stdp.tau_post_s)
+        rows = jnp.nonzero(s_pre, size=9, fill_value=9)[0]
+        n_in = jnp.sum(s_pre > 0).astype(jnp.int32)
+        cur, w = loop._input(p, True, w, None, x_post, s_pre, rows, n_in)
+        x_pre = jnp.where(s_pre > 0, 1.0, x_pre)
+        return cur, loop._potentiate(p, w, x_pre, s_post)
+
+    cur, w_fast = fast(w, x_pre, x_post)
+    np.testing.assert_allclose(np.asarray(w_fast), np.asarray(w_ref), rtol=0, atol=0)
+    np.testing.assert_allclose(
+        np.asarray(cur), np.asarray(s_pre) @ np.asarray(w), rtol=1e-6
+    )
+    # Columns without a post spike keep weights above w_max (not clipped).
+    assert float(w_fast[:, 0].max()) > p.stdp.w_max
+
+
+def test_event_driven_training_equals_dense_training():
+    x = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (3, 49)), jnp.float32)
+    kw = dict(n_input=49, n_exc=6, dt_s=1e-3, t_present_s=0.05, weight_sum=8.0)
+    dense, sparse = dc.DiehlCook(k_rows=0, **kw), dc.DiehlCook(k_rows=2, k_cols=1, **kw)
+    w0 = dense.init_weights(jax.random.key(0))
+    wd, thd, cd = dc.train(dense, w0, dense.init_theta(), x, jax.random.key(1))
+    ws, ths, cs = dc.train(sparse, w0, sparse.init_theta(), x, jax.random.key(1))
+    assert np.asarray(cd).sum() > 0
+    np.testing.assert_array_equal(np.asarray(cs), np.asarray(cd))
+    np.testing.assert_allclose(np.asarray(ws), np.asarray(wd), atol=2e-6)
+    np.testing.assert_allclose(np.asarray(ths), np.asarray(thd), rtol=1e-6)
+
+
+def test_pair_refresh_resets_saturated_pcm_pairs_and_keeps_their_weight():
+    """Both cells of every pair high (a SET-only pair after much learning):
+    the refresh RESETs both and writes the difference back onto G+."""
+    from xbar.array.crossbar import program_crossbar
+
+    dev = devices.PCM.from_card()
+    lo, rng_g = float(dev.g_min), float(dev.g_max - dev.g_min)
+    w = np.random.default_rng(5).uniform(0.02, 0.08, (1, 1, 16, 8)).astype(np.float32)
+    g_neg = jnp.full(w.shape, lo + 0.9 * rng_g, jnp.float32)
+    g_pos = g_neg + rng_g * jnp.asarray(w)
+    xb = program_crossbar(dev, g_pos, g_neg, key=jax.random.key(0))
+    syn = dc.DeviceSynapses(xb, jnp.float32(rng_g), n_input=16, n_exc=8)
+    before = np.asarray(syn.read(1.0, jax.random.key(1)))
+    ref = dc.PairRefresh(level=0.7, n_verify=3)
+    assert ref.fraction_saturated(syn, 1.0)["neg_above_level"] == 1.0
+    wpp = jnp.float32(0.01)
+    syn2, n = eqx.filter_jit(ref)(syn, jnp.float32(1.0), wpp, key=jax.random.key(2))
+    assert int(n) == 16 * 8
+    sat = ref.fraction_saturated(syn2, 1.0)
+    assert sat["neg_above_level"] == 0.0 and sat["pos_above_level"] == 0.0
+    # G- back near g_min (from 0.9; a noisy read of a small weight can come
+    # out negative and be written onto G-)
+    assert sat["neg_mean_fraction_of_range"] < 0.05
+    after = np.asarray(syn2.read(1.0, jax.random.key(3)))
+    # Written back within a few pulses (PCM programming and read noise,
+    # SET-only verify that cannot undo an overshoot).
+    assert np.abs(after - before).mean() < 0.03
+    # Nothing to refresh: the synapses are returned unchanged.
+    syn3, n3 = eqx.filter_jit(ref)(syn2, jnp.float32(1.0), wpp, key=jax.random.key(4))
+    assert int(n3) == 0
+    np.testing.assert_array_equal(
+        np.asarray(syn3.crossbar.pos.g), np.asarray(syn2.crossbar.pos.g)
+    )
