@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from devices.base import as_param
+from devices.base import as_param, cell_age, check_range
 from devices.cached import CachedRead, CachedReadState
 from xbar.array.crossbar import Crossbar, relax
 from xbar.circuits import noise
@@ -97,31 +97,44 @@ def _plasticity(net, plasticity):
 
 
 class FlatReads(eqx.Module):
-    """A layer's synapses read once, as one matrix: the mean differential
-    conductance `G+ - G-` (S) and the read-noise variance `std+^2 + std-^2`
-    (S^2) of every synapse, `(in_features, out_features)`, without the
-    tiles' padding. With an ideal circuit and linear-I-V cells the column
-    currents are then `v @ g` with std `sqrt((v*v) @ var)`: one product
-    for the pair (two with read noise) instead of one per tile and cell."""
+    """A layer's synapses read once, as one matrix without the tiles'
+    padding: `gv` is the mean differential conductance `G+ - G-` (S),
+    `(in_features, out_features)`, followed (when read noise is wanted) by
+    the read-noise variance `std+^2 + std-^2` (S^2) of every synapse side by
+    side, `(in_features, 2 out_features)`. With an ideal circuit and
+    linear-I-V cells the column currents are `v @ g` with std
+    `sqrt((v*v) @ var)`; for spike inputs `v` in `{0, c}`, `v*v = c v`, so
+    mean and variance come from the one product `v @ [g | var]`."""
 
-    g: Float[Array, "in_features out_features"]
-    var: Float[Array, "in_features out_features"]
+    gv: Float[Array, "in_features n"]
+    out_features: int = eqx.field(static=True)
+
+    @property
+    def g(self) -> Float[Array, "in_features out_features"]:
+        return self.gv[:, : self.out_features]
+
+    @property
+    def var(self) -> Float[Array, "in_features out_features"] | None:
+        if self.gv.shape[1] == self.out_features:
+            return None
+        return self.gv[:, self.out_features :]
 
 
-def flat_reads(layer: SpikingLayer, t_s) -> FlatReads | None:
+def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | None:
     """`FlatReads` of `layer` at `t_s` after programming (through the device's
-    `read_stats`, so drift and any slow read noise the device keeps in its
-    state are included), or None where the circuit is not ideal or the cells
-    are not linear-I-V (then the tiled `xbar.step` is needed)."""
+    `read_stats`, so drift and the slow read deviation the device keeps in
+    its state are included), with the variance block when `noise`; None
+    where the circuit is not ideal or the cells are not linear-I-V (then the
+    tiled `xbar.step` is needed)."""
     xb = layer.crossbar
     if not (isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv):
         return None
     g_p, s_p, g_n, s_n = xb.read_stats(t_s)
     n_in, n_out = layer.in_features, layer.out_features
-    return FlatReads(
-        g=from_tiles(g_p - g_n, n_in, n_out),
-        var=from_tiles(s_p * s_p + s_n * s_n, n_in, n_out),
-    )
+    g = from_tiles(g_p - g_n, n_in, n_out)
+    if noise:
+        g = jnp.concatenate([g, from_tiles(s_p * s_p + s_n * s_n, n_in, n_out)], 1)
+    return FlatReads(g, n_out)
 
 
 def flat_currents(
@@ -134,12 +147,29 @@ def flat_currents(
     """Column currents (A) from `FlatReads`: the same distribution as
     `SpikingLayer.currents` on an ideal circuit (the per-tile partial sums'
     variances add up to `(v*v) @ var`). Read noise enters the forward pass
-    only, as there."""
+    only, as there. Binary inputs (every row voltage 0 or the same `c`) take
+    one product `v @ [g | var]` (`(v*v) @ var = c v @ var`); other inputs
+    two."""
     v = layer.dac(spikes)
-    i = jnp.dot(v, reads.g, precision=PRECISION)
-    if key is None:
-        return i
-    std = safe_sqrt(jnp.dot(v * v, reads.var, precision=PRECISION))
+    n = reads.out_features
+    var = reads.var
+    if key is None or var is None:
+        return jnp.dot(v, reads.g, precision=PRECISION)
+
+    def one_product(v):
+        y = jnp.dot(v, reads.gv, precision=PRECISION)
+        return y[..., :n], jnp.max(v) * y[..., n:]
+
+    def two_products(v):
+        return (
+            jnp.dot(v, reads.g, precision=PRECISION),
+            jnp.dot(v * v, var, precision=PRECISION),
+        )
+
+    c = jnp.max(v)
+    binary = jnp.all((v == 0) | (v == c))
+    i, s2 = jax.lax.cond(binary, one_product, two_products, v)
+    std = safe_sqrt(s2)
     return i + jax.lax.stop_gradient(std * noise.normal(key, i.shape, i.dtype))
 
 
@@ -304,24 +334,96 @@ def _scan(advance, state: RunState, acc, xs, record: AbstractRecord):
     return state, acc, ys
 
 
-def _stepper(plasticity, relax_devices: bool, flat: bool = False):
-    """The scanned step; `flat` reads every layer as `FlatReads` at the
-    step's time (non-plastic networks on ideal circuits)."""
+def _stepper(plasticity, relax_devices: bool):
+    """The scanned step of a run that reads (and relaxes) every step."""
 
     def advance(st, x_t, k):
-        reads = (
-            tuple(flat_reads(lay, st.t_s) for lay in st.net.layers) if flat else None
-        )
         return network_step(
-            st,
-            x_t,
-            key=k,
-            plasticity=plasticity,
-            relax_devices=relax_devices,
-            reads=reads,
+            st, x_t, key=k, plasticity=plasticity, relax_devices=relax_devices
         )
 
     return advance
+
+
+# -- when a non-plastic run re-reads its devices -------------------------------
+
+
+class AbstractReadSchedule(eqx.Module):
+    """When a run without plasticity re-evaluates its devices' reads (drifted
+    mean with the slow read deviation, and the fast read-noise std). Between
+    two reads the cells' statistics are held; the fast read noise is still
+    drawn fresh every step; the cells relax by the whole interval at its
+    end (exact for the families here: clocks add and exponential volatile
+    decay composes)."""
+
+    @abc.abstractmethod
+    def interval(
+        self, t_youngest_s: Array, dt_s: Array, tau_s: Array
+    ) -> Array:
+        """Steps (int32, >= 1) from a read at which the youngest cell is
+        `t_youngest_s` old (seconds since its last write) to the next read;
+        `tau_s` is the shortest volatile time constant of the network's
+        devices (inf if none)."""
+
+
+class ReadEveryStep(AbstractReadSchedule):
+    """Read the devices at every step (exact; the only schedule plastic runs
+    allow, and their default)."""
+
+    def interval(self, t_youngest_s, dt_s, tau_s):
+        return jnp.int32(1)
+
+
+class ReadEvery(AbstractReadSchedule):
+    """Read the devices every `steps` steps (the last interval of a run may be
+    shorter). For power-law drift `(1 + t/t0)^-nu` the relative error of the
+    mean read is at most `nu (steps - 1) dt / t`, `t` the youngest cell's age
+    at the read."""
+
+    steps: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or (
+            self.steps < 1
+        ):
+            raise ValueError(
+                f"ReadEvery.steps must be an integer >= 1; got {self.steps!r}"
+            )
+
+    def interval(self, t_youngest_s, dt_s, tau_s):
+        return jnp.int32(self.steps)
+
+
+class LogSpacedReads(AbstractReadSchedule):
+    """Read the devices whenever the youngest cell's age `t` (time since
+    its last write, i.e. since programming for a programmed array) has grown
+    by the factor `exp(max_log_step)` since the last read, and at least every
+    `max_log_step tau` for devices with a volatile time constant `tau`
+    (`tau_s`: ionic, perovskite); at least one step per read.
+
+    Error bound: drift in this library is a function of `ln(1 + t/t0)`
+    (PCM's power law `(1 + t/t0)^-nu`, RRAM's logarithmic retention), and
+    `ln((t2 + t0)/(t1 + t0)) <= ln(t2/t1) <= max_log_step` within an
+    interval, so the held mean read differs from the exact one by at most
+    `nu max_log_step` relatively for PCM (1e-3 for nu = 0.1 at the default
+    0.01) and by `m span max_log_step` for RRAM retention slope `m`; a
+    volatile component `q exp(-t/tau)` moves by at most `max_log_step |q|`.
+    The slow read deviation is re-evaluated at each read, so it too advances
+    with the drift, not per step. Reads are log-spaced in time: a run from
+    `t = 1 s` to `2 s` reads `ln 2 / 0.01 = 70` times."""
+
+    max_log_step: Float[Array, ""] = eqx.field(converter=as_param, default=0.01)
+
+    def __check_init__(self):
+        check_range("max_log_step", self.max_log_step, 0.0, 1.0, lo_open=True)
+
+    def interval(self, t_youngest_s, dt_s, tau_s):
+        span = jnp.minimum(
+            t_youngest_s * jnp.expm1(self.max_log_step), self.max_log_step * tau_s
+        )
+        # The steps of an interval read at t + j dt for j < m: (m - 1) dt <= span.
+        m = jnp.floor(jnp.minimum(span / dt_s, 2.0**30)) + 1.0
+        return jnp.maximum(m, 1.0).astype(jnp.int32)
 
 
 def _flat_ok(net: SpikingNetwork, plasticity) -> bool:
@@ -329,6 +431,102 @@ def _flat_ok(net: SpikingNetwork, plasticity) -> bool:
         isinstance(lay.crossbar.circuit, IdealCircuit) and lay.crossbar.device.linear_iv
         for lay in net.layers
     )
+
+
+def _youngest_age(net: SpikingNetwork, t_s) -> Array:
+    """The smallest time since the last write over every cell of `net`."""
+    ages = [t_s]
+    for lay in net.layers:
+        for st in (lay.crossbar.pos, lay.crossbar.neg):
+            age = getattr(st, "age_s", None)
+            if age is not None:
+                ages.append(jnp.min(cell_age(st, t_s)))
+    return jnp.min(jnp.stack([jnp.asarray(a, jnp.float32) for a in ages]))
+
+
+def _shortest_tau(net: SpikingNetwork) -> Array:
+    taus = [jnp.float32(jnp.inf)]
+    for lay in net.layers:
+        tau = getattr(lay.crossbar.device, "tau_s", None)
+        if tau is not None:
+            taus.append(jnp.min(jnp.asarray(tau, jnp.float32)))
+    return jnp.min(jnp.stack(taus))
+
+
+def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
+    """A non-plastic `run`: the devices are read once per interval of
+    `schedule` (flat where the circuit is ideal, as cached tiles elsewhere),
+    the steps of the interval run on those reads, then the cells relax by
+    the interval. One `lax.while_loop` over intervals around one over steps;
+    per-step outputs go into preallocated `(time, ...)` buffers."""
+    n_steps = x.shape[0]
+    batch = x.shape[1:-1]
+    keys = None if key is None else jax.random.split(key, n_steps)
+    noisy = keys is not None
+    dt = net.dt_s
+    tau = _shortest_tau(net)
+
+    def reads_at(real: SpikingNetwork, t_s):
+        reads = tuple(flat_reads(lay, t_s, noise=noisy) for lay in real.layers)
+        cached = SpikingNetwork(
+            tuple(
+                lay
+                if rd is not None
+                else lay.with_crossbar(_cache_reads(lay.crossbar, t_s))
+                for lay, rd in zip(real.layers, reads)
+            ),
+            real.dt_s,
+        )
+        return reads, cached
+
+    def one_step(st, acc, j, reads):
+        x_t = jax.lax.dynamic_index_in_dim(x, j, keepdims=False)
+        k = None if keys is None else keys[j]
+        st, out = network_step(st, x_t, key=k, relax_devices=False, reads=reads)
+        acc, y = record.add(acc, out)
+        return st, acc, y
+
+    acc0 = record.zero(net, batch)
+    reads0, cached0 = reads_at(state.net, state.t_s)
+    y_shape = jax.eval_shape(
+        lambda st, acc, rd: one_step(st, acc, jnp.int32(0), rd)[2],
+        eqx.tree_at(lambda s: s.net, state, cached0),
+        acc0,
+        reads0,
+    )
+    ys0 = jax.tree.map(lambda a: jnp.zeros((n_steps,) + a.shape, a.dtype), y_shape)
+
+    def block(carry):
+        st, acc, ys, i = carry
+        real = st.net
+        reads, cached = reads_at(real, st.t_s)
+        m = jnp.minimum(
+            schedule.interval(_youngest_age(real, st.t_s), dt, tau), n_steps - i
+        )
+
+        def inner(c):
+            st_, acc_, ys_, j = c
+            st_, acc_, y = one_step(st_, acc_, j, reads)
+            ys_ = jax.tree.map(
+                lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, j, 0), ys_, y
+            )
+            return st_, acc_, ys_, j + 1
+
+        st, acc, ys, j = jax.lax.while_loop(
+            lambda c: c[3] < i + m,
+            inner,
+            (eqx.tree_at(lambda s: s.net, st, cached), acc, ys, i),
+        )
+        if relax_devices:
+            real = real.map_crossbars(
+                lambda xb: relax(xb, m.astype(jnp.float32) * dt)
+            )
+        return eqx.tree_at(lambda s: s.net, st, real), acc, ys, j
+
+    state, acc, ys, _ = jax.lax.while_loop(
+        lambda c: c[3] < n_steps, block, (state, acc0, ys0, jnp.int32(0))
+    )
+    return state, acc, ys
 
 
 def run(
@@ -341,9 +539,9 @@ def run(
     state: RunState | None = None,
     record: AbstractRecord = EveryStep(),
     relax_devices: bool = True,
-    read_every: int = 1,
+    reads: AbstractReadSchedule | None = None,
 ) -> tuple[RunState, dict]:
-    """Run the network over the leading time axis of `x` in one `lax.scan`.
+    """Run the network over the leading time axis of `x`.
 
     Args:
         net: the network.
@@ -356,16 +554,13 @@ def run(
             `SpikeCounts()` (spike counts and synaptic operations summed over
             time: memory independent of the number of steps).
         relax_devices: evolve every cell by `dt` each step (volatile decay).
-        read_every: re-evaluate the devices' read statistics (drifted mean,
-            read-noise std) every this many steps and relax the cells by
-            `read_every dt` at the end of each block, instead of every step
-            (default 1: exact). Read noise is still drawn fresh every step.
-            An approximation for long runs of non-plastic networks: within a
-            block, drift is frozen at the block's start (for power-law drift
-            `(1 + t/t0)^-nu` the relative error is at most
-            `nu read_every dt / (t0 + t)`); exponential volatile decay composes
-            exactly. Needs `plasticity=None`, linear-I-V cells and a number
-            of steps divisible by `read_every`.
+        reads: when the devices' read statistics (drifted mean with the slow
+            read deviation, fast read-noise std) are re-evaluated:
+            `ReadEveryStep()` (exact), `ReadEvery(k)` or `LogSpacedReads()`
+            (see each for its error bound); read noise is drawn fresh every
+            step under all of them. Default: `LogSpacedReads()` without
+            plasticity, `ReadEveryStep()` with (cells change every step; the
+            only schedule allowed with plasticity).
 
     Returns:
         (final state, record): what `record` keeps (its docstring), plus
@@ -377,23 +572,41 @@ def run(
             f"record must be EveryStep() or SpikeCounts() (an AbstractRecord); "
             f"got {record!r}"
         )
-    batch = x.shape[1:-1]
     plasticity = _plasticity(net, plasticity)
+    plastic = any(p is not None for p in plasticity)
+    if reads is None:
+        reads = ReadEveryStep() if plastic else LogSpacedReads()
+    if not isinstance(reads, AbstractReadSchedule):
+        raise ValueError(
+            "reads must be ReadEveryStep(), ReadEvery(k) or LogSpacedReads() "
+            f"(an AbstractReadSchedule); got {reads!r}"
+        )
+    if plastic and not isinstance(reads, ReadEveryStep):
+        raise ValueError(
+            "reads must be ReadEveryStep() with plasticity (cells change every step)"
+        )
+    batch = x.shape[1:-1]
     if state is None:
         state = init_state(net, batch, t0_s=t0_s, plasticity=plasticity)
     n_steps = x.shape[0]
-    if read_every != 1:
-        state, acc, ys = _run_blocks(
-            net, x, key, plasticity, state, record, relax_devices, read_every
-        )
-    else:
+    exact = isinstance(reads, ReadEveryStep)
+    if plastic or (exact and not _flat_ok(net, plasticity)):
         keys = None if key is None else jax.random.split(key, n_steps)
         state, acc, ys = _scan(
-            _stepper(plasticity, relax_devices, flat=_flat_ok(net, plasticity)),
+            _stepper(plasticity, relax_devices),
             state,
             record.zero(net, batch),
             (x, keys),
             record,
+        )
+    else:
+        if not exact and not all(lay.crossbar.device.linear_iv for lay in net.layers):
+            raise ValueError(
+                "reads other than ReadEveryStep() need linear-I-V cells "
+                "(device.linear_iv)"
+            )
+        state, acc, ys = _run_scheduled(
+            net, x, key, state, record, relax_devices, reads
         )
     out = record.result(acc, ys)
     out["dense_ops"] = float(
@@ -402,7 +615,7 @@ def run(
     return state, out
 
 
-# -- cached reads: `run(..., read_every=k)` -----------------------------------
+# -- cached reads of non-ideal circuits (`run(..., reads=...)`) --------------
 
 
 def _cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
@@ -418,60 +631,3 @@ def _cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
         CachedReadState(g=g_n, std=s_n),
         crossbar.circuit,
     )
-
-
-def _run_blocks(net, x, key, plasticity, state, record, relax_devices, k):
-    """`run` in blocks of `k` steps, each on reads cached at its start."""
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"read_every must be an integer >= 1; got {k!r}")
-    if any(p is not None for p in plasticity):
-        raise ValueError("read_every > 1 needs plasticity=None (cells change)")
-    n_steps = x.shape[0]
-    if n_steps % k:
-        raise ValueError(f"read_every={k} must divide the number of steps ({n_steps})")
-    n_blocks = n_steps // k
-    x_blocks = x.reshape((n_blocks, k) + x.shape[1:])
-    keys = None if key is None else jax.random.split(key, n_blocks)
-    batch = x.shape[1:-1]
-
-    def block(st, x_blk, kb):
-        real = st.net
-        # Read every layer once per block: as one flat matrix where the
-        # circuit is ideal, else as cached reads on the tiles.
-        reads = tuple(flat_reads(lay, st.t_s) for lay in real.layers)
-        cached = SpikingNetwork(
-            tuple(
-                lay
-                if rd is not None
-                else lay.with_crossbar(_cache_reads(lay.crossbar, st.t_s))
-                for lay, rd in zip(real.layers, reads)
-            ),
-            real.dt_s,
-        )
-
-        def step(st_, x_t, k_):
-            return network_step(
-                st_,
-                x_t,
-                key=k_,
-                plasticity=plasticity,
-                relax_devices=False,
-                reads=reads,
-            )
-
-        st_c, acc, ys = _scan(
-            step,
-            eqx.tree_at(lambda s: s.net, st, cached),
-            record.zero(net, batch),
-            (x_blk, None if kb is None else jax.random.split(kb, k)),
-            record,
-        )
-        if relax_devices:
-            real = real.map_crossbars(lambda xb: relax(xb, k * real.dt_s))
-        return eqx.tree_at(lambda s: s.net, st_c, real), record.of_block(acc, ys)
-
-    state, acc, ys = _scan(
-        block, state, record.zero(net, batch), (x_blocks, keys), record
-    )
-    ys = jax.tree.map(lambda a: a.reshape((n_steps,) + a.shape[2:]), ys)
-    return state, acc, ys
