@@ -124,16 +124,26 @@ def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | N
     """`FlatReads` of `layer` at `t_s` after programming (through the device's
     `read_stats`, so drift and the slow read deviation the device keeps in
     its state are included), with the variance block when `noise`; None
-    where the circuit is not ideal or the cells are not linear-I-V (then the
-    tiled `xbar.step` is needed)."""
-    xb = layer.crossbar
-    if not (isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv):
+    where a circuit is not ideal or the cells are not linear-I-V (then the
+    tiled `xbar.step` is needed). A recurrent layer's recurrent synapses are
+    stacked below the input's, `(in_features + out_features, ...)`: its
+    product takes `[input spikes, previous spikes]`."""
+    xbs = [layer.crossbar] + ([] if layer.recurrent is None else [layer.recurrent])
+    if not all(
+        isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv for xb in xbs
+    ):
         return None
-    g_p, s_p, g_n, s_n = xb.read_stats(t_s)
-    n_in, n_out = layer.in_features, layer.out_features
-    g = from_tiles(g_p - g_n, n_in, n_out)
+    n_out = layer.out_features
+    gs, vs = [], []
+    for xb, n_in in zip(xbs, (layer.in_features, n_out)):
+        g_p, s_p, g_n, s_n = xb.read_stats(t_s)
+        gs.append(from_tiles(g_p - g_n, n_in, n_out))
+        if noise:
+            vs.append(from_tiles(s_p * s_p + s_n * s_n, n_in, n_out))
+    g = jnp.concatenate(gs, 0) if len(gs) > 1 else gs[0]
     if noise:
-        g = jnp.concatenate([g, from_tiles(s_p * s_p + s_n * s_n, n_in, n_out)], 1)
+        var = jnp.concatenate(vs, 0) if len(vs) > 1 else vs[0]
+        g = jnp.concatenate([g, var], 1)
     return FlatReads(g, n_out)
 
 
@@ -214,10 +224,19 @@ def network_step(
         rd = None if reads is None else reads[li]
         if rd is None:
             i = lay.currents(inp, state.t_s, key=k_read)
-        else:
+            if lay.recurrent is not None:
+                k_rec = None if k_read is None else jax.random.fold_in(k_read, 1)
+                i = i + lay.recurrent_currents(s_prev, state.t_s, key=k_rec)
+        elif lay.recurrent is None:
             i = flat_currents(lay, rd, inp, key=k_read)
+        else:
+            i = flat_currents(
+                lay, rd, jnp.concatenate([inp, s_prev], -1), key=k_read
+            )
         if lay.bias_a is not None:
             i = i + jnp.broadcast_to(lay.bias_a, i.shape)
+        if lay.recurrent is not None:
+            syn_ops = syn_ops + jnp.sum(s_prev, axis=-1) * lay.out_features
         syn_ops = syn_ops + jnp.sum(inp, axis=-1) * lay.out_features
         if lay.out_features > 1:
             inh = lay.inhibition_v * (jnp.sum(s_prev, axis=-1, keepdims=True) - s_prev)
@@ -233,9 +252,10 @@ def network_step(
                     "init_state(..., plasticity=...) with the same rules"
                 )
             xb, tr, _ = rule(xb, tr, inp, s, dt, key=keys[2 * li + 1])
+        lay = lay.with_crossbar(xb)
         if relax_devices:
-            xb = relax(xb, dt)
-        layers.append(lay.with_crossbar(xb))
+            lay = lay.map_crossbars(lambda c: relax(c, dt))
+        layers.append(lay)
         neurons.append(ns)
         traces.append(tr)
         spikes.append(s)
@@ -426,18 +446,28 @@ class LogSpacedReads(AbstractReadSchedule):
         return jnp.maximum(m, 1.0).astype(jnp.int32)
 
 
+def _crossbars(net: SpikingNetwork) -> list[Crossbar]:
+    """Every crossbar of `net`, recurrent ones included."""
+    out = []
+    for lay in net.layers:
+        out.append(lay.crossbar)
+        if lay.recurrent is not None:
+            out.append(lay.recurrent)
+    return out
+
+
 def _flat_ok(net: SpikingNetwork, plasticity) -> bool:
     return all(p is None for p in plasticity) and all(
-        isinstance(lay.crossbar.circuit, IdealCircuit) and lay.crossbar.device.linear_iv
-        for lay in net.layers
+        isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv
+        for xb in _crossbars(net)
     )
 
 
 def _youngest_age(net: SpikingNetwork, t_s) -> Array:
     """The smallest time since the last write over every cell of `net`."""
     ages = [t_s]
-    for lay in net.layers:
-        for st in (lay.crossbar.pos, lay.crossbar.neg):
+    for xb in _crossbars(net):
+        for st in (xb.pos, xb.neg):
             age = getattr(st, "age_s", None)
             if age is not None:
                 ages.append(jnp.min(cell_age(st, t_s)))
@@ -446,8 +476,8 @@ def _youngest_age(net: SpikingNetwork, t_s) -> Array:
 
 def _shortest_tau(net: SpikingNetwork) -> Array:
     taus = [jnp.float32(jnp.inf)]
-    for lay in net.layers:
-        tau = getattr(lay.crossbar.device, "tau_s", None)
+    for xb in _crossbars(net):
+        tau = getattr(xb.device, "tau_s", None)
         if tau is not None:
             taus.append(jnp.min(jnp.asarray(tau, jnp.float32)))
     return jnp.min(jnp.stack(taus))
@@ -472,7 +502,7 @@ def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
             tuple(
                 lay
                 if rd is not None
-                else lay.with_crossbar(_cache_reads(lay.crossbar, t_s))
+                else lay.map_crossbars(lambda xb: _cache_reads(xb, t_s))
                 for lay, rd in zip(real.layers, reads)
             ),
             real.dt_s,
@@ -600,7 +630,7 @@ def run(
             record,
         )
     else:
-        if not exact and not all(lay.crossbar.device.linear_iv for lay in net.layers):
+        if not exact and not all(xb.device.linear_iv for xb in _crossbars(net)):
             raise ValueError(
                 "reads other than ReadEveryStep() need linear-I-V cells "
                 "(device.linear_iv)"
@@ -610,7 +640,12 @@ def run(
         )
     out = record.result(acc, ys)
     out["dense_ops"] = float(
-        n_steps * sum(lay.in_features * lay.out_features for lay in net.layers)
+        n_steps
+        * sum(
+            (lay.in_features + (lay.recurrent is not None) * lay.out_features)
+            * lay.out_features
+            for lay in net.layers
+        )
     )
     return state, out
 
