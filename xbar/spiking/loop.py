@@ -616,15 +616,18 @@ def run(
             "reads must be ReadEveryStep() with plasticity (cells change every step)"
         )
     batch = x.shape[1:-1]
-    if state is None:
-        state = init_state(net, batch, t0_s=t0_s, plasticity=plasticity)
+    st0: RunState = (
+        init_state(net, batch, t0_s=t0_s, plasticity=plasticity)
+        if state is None
+        else state
+    )
     n_steps = x.shape[0]
     exact = isinstance(reads, ReadEveryStep)
     if plastic or (exact and not _flat_ok(net, plasticity)):
         keys = None if key is None else jax.random.split(key, n_steps)
-        state, acc, ys = _scan(
+        final, acc, ys = _scan(
             _stepper(plasticity, relax_devices),
-            state,
+            st0,
             record.zero(net, batch),
             (x, keys),
             record,
@@ -635,8 +638,8 @@ def run(
                 "reads other than ReadEveryStep() need linear-I-V cells "
                 "(device.linear_iv)"
             )
-        state, acc, ys = _run_scheduled(
-            net, x, key, state, record, relax_devices, reads
+        final, acc, ys = _run_scheduled(
+            net, x, key, st0, record, relax_devices, reads
         )
     out = record.result(acc, ys)
     out["dense_ops"] = float(
@@ -647,7 +650,7 @@ def run(
             for lay in net.layers
         )
     )
-    return state, out
+    return final, out
 
 
 # -- cached reads of non-ideal circuits (`run(..., reads=...)`) --------------
