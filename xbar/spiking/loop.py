@@ -97,37 +97,26 @@ def _plasticity(net, plasticity):
 
 
 class FlatReads(eqx.Module):
-    """A layer's synapses read once, as one matrix without the tiles'
-    padding: `gv` is the mean differential conductance `G+ - G-` (S),
-    `(in_features, out_features)`, followed (when read noise is wanted) by
-    the read-noise variance `std+^2 + std-^2` (S^2) of every synapse side by
-    side, `(in_features, 2 out_features)`. With an ideal circuit and
-    linear-I-V cells the column currents are `v @ g` with std
-    `sqrt((v*v) @ var)`; for spike inputs `v` in `{0, c}`, `v*v = c v`, so
-    mean and variance come from the one product `v @ [g | var]`."""
+    """A layer's synapses read once, as matrices without the tiles' padding:
+    the mean differential conductance `G+ - G-` (S) and, when read noise is
+    wanted, the read-noise variance `std+^2 + std-^2` (S^2) of every synapse,
+    `(in_features, out_features)` (a recurrent layer's recurrent synapses
+    stacked below: `(in_features + out_features, out_features)`). With an
+    ideal circuit and linear-I-V cells the column currents are `v @ g` with
+    std `sqrt((v*v) @ var)`: one product noise-free, two with read noise,
+    instead of one per tile and cell."""
 
-    gv: Float[Array, "in_features n"]
-    out_features: int = eqx.field(static=True)
-
-    @property
-    def g(self) -> Float[Array, "in_features out_features"]:
-        return self.gv[:, : self.out_features]
-
-    @property
-    def var(self) -> Float[Array, "in_features out_features"] | None:
-        if self.gv.shape[1] == self.out_features:
-            return None
-        return self.gv[:, self.out_features :]
+    g: Float[Array, "rows out_features"]
+    var: Float[Array, "rows out_features"] | None
 
 
 def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | None:
     """`FlatReads` of `layer` at `t_s` after programming (through the device's
     `read_stats`, so drift and the slow read deviation the device keeps in
-    its state are included), with the variance block when `noise`; None
-    where a circuit is not ideal or the cells are not linear-I-V (then the
-    tiled `xbar.step` is needed). A recurrent layer's recurrent synapses are
-    stacked below the input's, `(in_features + out_features, ...)`: its
-    product takes `[input spikes, previous spikes]`."""
+    its state are included), with the variance when `noise`; None where a
+    circuit is not ideal or the cells are not linear-I-V (then the tiled
+    `xbar.step` is needed). A recurrent layer's product takes `[input
+    spikes, previous spikes]`."""
     xbs = [layer.crossbar] + ([] if layer.recurrent is None else [layer.recurrent])
     if not all(
         isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv for xb in xbs
@@ -141,45 +130,28 @@ def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | N
         if noise:
             vs.append(from_tiles(s_p * s_p + s_n * s_n, n_in, n_out))
     g = jnp.concatenate(gs, 0) if len(gs) > 1 else gs[0]
+    var = None
     if noise:
         var = jnp.concatenate(vs, 0) if len(vs) > 1 else vs[0]
-        g = jnp.concatenate([g, var], 1)
-    return FlatReads(g, n_out)
+    return FlatReads(g, var)
 
 
 def flat_currents(
     layer: SpikingLayer,
     reads: FlatReads,
-    spikes: Float[Array, "*batch in_features"],
+    spikes: Float[Array, "*batch rows"],
     *,
     key: PRNGKeyArray | None,
 ) -> Float[Array, "*batch out_features"]:
     """Column currents (A) from `FlatReads`: the same distribution as
     `SpikingLayer.currents` on an ideal circuit (the per-tile partial sums'
     variances add up to `(v*v) @ var`). Read noise enters the forward pass
-    only, as there. Binary inputs (every row voltage 0 or the same `c`) take
-    one product `v @ [g | var]` (`(v*v) @ var = c v @ var`); other inputs
-    two."""
+    only, as there."""
     v = layer.dac(spikes)
-    n = reads.out_features
-    var = reads.var
-    if key is None or var is None:
-        return jnp.dot(v, reads.g, precision=PRECISION)
-
-    def one_product(v):
-        y = jnp.dot(v, reads.gv, precision=PRECISION)
-        return y[..., :n], jnp.max(v) * y[..., n:]
-
-    def two_products(v):
-        return (
-            jnp.dot(v, reads.g, precision=PRECISION),
-            jnp.dot(v * v, var, precision=PRECISION),
-        )
-
-    c = jnp.max(v)
-    binary = jnp.all((v == 0) | (v == c))
-    i, s2 = jax.lax.cond(binary, one_product, two_products, v)
-    std = safe_sqrt(s2)
+    i = jnp.dot(v, reads.g, precision=PRECISION)
+    if key is None or reads.var is None:
+        return i
+    std = safe_sqrt(jnp.dot(v * v, reads.var, precision=PRECISION))
     return i + jax.lax.stop_gradient(std * noise.normal(key, i.shape, i.dtype))
 
 
@@ -376,6 +348,11 @@ class AbstractReadSchedule(eqx.Module):
     end (exact for the families here: clocks add and exponential volatile
     decay composes)."""
 
+    @property
+    def reads_every_step(self) -> bool:
+        """Whether every step reads (no test needed)."""
+        return False
+
     @abc.abstractmethod
     def interval(
         self, t_youngest_s: Array, dt_s: Array, tau_s: Array
@@ -389,6 +366,10 @@ class AbstractReadSchedule(eqx.Module):
 class ReadEveryStep(AbstractReadSchedule):
     """Read the devices at every step (exact; the only schedule plastic runs
     allow, and their default)."""
+
+    @property
+    def reads_every_step(self) -> bool:
+        return True
 
     def interval(self, t_youngest_s, dt_s, tau_s):
         return jnp.int32(1)
@@ -409,6 +390,7 @@ class ReadEvery(AbstractReadSchedule):
             raise ValueError(
                 f"ReadEvery.steps must be an integer >= 1; got {self.steps!r}"
             )
+
 
     def interval(self, t_youngest_s, dt_s, tau_s):
         return jnp.int32(self.steps)
@@ -484,79 +466,75 @@ def _shortest_tau(net: SpikingNetwork) -> Array:
 
 
 def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
-    """A non-plastic `run`: the devices are read once per interval of
-    `schedule` (flat where the circuit is ideal, as cached tiles elsewhere),
-    the steps of the interval run on those reads, then the cells relax by
-    the interval. One `lax.while_loop` over intervals around one over steps;
-    per-step outputs go into preallocated `(time, ...)` buffers."""
+    """A non-plastic `run` as one `lax.scan` over steps. The devices' states
+    are never written inside the loop: a read at time `t` reads them relaxed
+    by `t - t_start` (relaxation composes exactly), and the final state is
+    relaxed once by the whole run. A step whose time the held reads do not
+    cover reads the devices again (flat where the circuit is ideal, as
+    cached tiles elsewhere), and `schedule.interval` says for how many steps
+    that read holds. Only the read sits in a conditional; the step itself
+    runs in the flat loop body (on XLA:CPU, a product inside a conditional
+    branch or a nested loop runs at a fraction of its speed in the body)."""
     n_steps = x.shape[0]
     batch = x.shape[1:-1]
     keys = None if key is None else jax.random.split(key, n_steps)
     noisy = keys is not None
     dt = net.dt_s
     tau = _shortest_tau(net)
+    t_start = state.t_s
+    real = state.net
 
-    def reads_at(real: SpikingNetwork, t_s):
-        reads = tuple(flat_reads(lay, t_s, noise=noisy) for lay in real.layers)
-        cached = SpikingNetwork(
-            tuple(
-                lay
-                if rd is not None
-                else lay.map_crossbars(lambda xb: _cache_reads(xb, t_s))
-                for lay, rd in zip(real.layers, reads)
-            ),
+    def relaxed(t_s) -> SpikingNetwork:
+        if not relax_devices:
+            return real
+        return real.map_crossbars(lambda xb: relax(xb, t_s - t_start))
+
+    def reads_at(t_s):
+        now = relaxed(t_s)
+        rd = tuple(flat_reads(lay, t_s, noise=noisy) for lay in now.layers)
+        cached = tuple(
+            None if r is not None else lay.map_crossbars(
+                lambda xb: _cache_reads(xb, t_s)
+            )
+            for lay, r in zip(now.layers, rd)
+        )
+        m = schedule.interval(_youngest_age(now, t_s), dt, tau)
+        return rd, cached, m
+
+    def body(carry, xs):
+        lt, rd, cached, valid, acc = carry
+        x_t, k = xs
+        if schedule.reads_every_step:
+            rd, cached, valid = reads_at(lt[3])
+        else:
+            rd, cached, valid = jax.lax.cond(
+                valid < 1,
+                lambda op: reads_at(lt[3]),
+                lambda op: op,
+                (rd, cached, valid),
+            )
+        net_ = SpikingNetwork(
+            tuple(lay if c is None else c for lay, c in zip(real.layers, cached)),
             real.dt_s,
         )
-        return reads, cached
-
-    def one_step(st, acc, j, reads):
-        x_t = jax.lax.dynamic_index_in_dim(x, j, keepdims=False)
-        k = None if keys is None else keys[j]
-        st, out = network_step(st, x_t, key=k, relax_devices=False, reads=reads)
+        st, out = network_step(
+            RunState(net_, *lt), x_t, key=k, relax_devices=False, reads=rd
+        )
         acc, y = record.add(acc, out)
-        return st, acc, y
+        lt = (st.neurons, st.traces, st.spikes, st.t_s)
+        return (lt, rd, cached, valid - 1, acc), y
 
-    acc0 = record.zero(net, batch)
-    reads0, cached0 = reads_at(state.net, state.t_s)
-    y_shape = jax.eval_shape(
-        lambda st, acc, rd: one_step(st, acc, jnp.int32(0), rd)[2],
-        eqx.tree_at(lambda s: s.net, state, cached0),
-        acc0,
-        reads0,
+    rd0, cached0, m0 = reads_at(t_start)
+    carry = (
+        (state.neurons, state.traces, state.spikes, state.t_s),
+        rd0,
+        cached0,
+        jnp.zeros_like(m0),
+        record.zero(net, batch),
     )
-    ys0 = jax.tree.map(lambda a: jnp.zeros((n_steps,) + a.shape, a.dtype), y_shape)
-
-    def block(carry):
-        st, acc, ys, i = carry
-        real = st.net
-        reads, cached = reads_at(real, st.t_s)
-        m = jnp.minimum(
-            schedule.interval(_youngest_age(real, st.t_s), dt, tau), n_steps - i
-        )
-
-        def inner(c):
-            st_, acc_, ys_, j = c
-            st_, acc_, y = one_step(st_, acc_, j, reads)
-            ys_ = jax.tree.map(
-                lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, j, 0), ys_, y
-            )
-            return st_, acc_, ys_, j + 1
-
-        st, acc, ys, j = jax.lax.while_loop(
-            lambda c: c[3] < i + m,
-            inner,
-            (eqx.tree_at(lambda s: s.net, st, cached), acc, ys, i),
-        )
-        if relax_devices:
-            real = real.map_crossbars(
-                lambda xb: relax(xb, m.astype(jnp.float32) * dt)
-            )
-        return eqx.tree_at(lambda s: s.net, st, real), acc, ys, j
-
-    state, acc, ys, _ = jax.lax.while_loop(
-        lambda c: c[3] < n_steps, block, (state, acc0, ys0, jnp.int32(0))
-    )
-    return state, acc, ys
+    (lt, _, _, _, acc), ys = jax.lax.scan(body, carry, (x, keys))
+    final = RunState(relaxed(t_start + n_steps * dt), *lt)
+    return final, acc, ys
 
 
 def run(

@@ -114,6 +114,49 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
     )
 
 
+def population_to_nir(pop, *, t_s=1.0):
+    """Export a `xbar.spiking.sparse.SparsePopulation` to NIR: its block-sparse
+    input and recurrent synapses as dense `Linear` nodes `fc0` and `rec0`
+    (`v_read (G+ - G-)^T`, amperes, read noise-free at `t_s`; empty tiles
+    become zeros, so this is for populations small enough to hold densely)
+    around one `LIF` node `lif0`, recurrence as the cycle `lif0 -> rec0 ->
+    lif0`. `from_nir` imports it as a one-layer recurrent `SpikingNetwork`."""
+    import nir
+
+    lif = pop.neuron
+    n = pop.inputs.n_out
+
+    def full(p):
+        return np.broadcast_to(np.asarray(p, np.float32), (n,)).copy()
+
+    def dense(syn):
+        w = syn.weight_io(t_s) * float(syn.g_per_w) * float(syn.v_read)
+        return np.ascontiguousarray(w.T, np.float32)
+
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([pop.inputs.n_in])}),
+        "fc0": nir.Linear(weight=dense(pop.inputs)),
+        "lif0": nir.LIF(
+            tau=full(lif.tau_s),
+            r=full(lif.r_ohm),
+            v_leak=full(lif.v_rest),
+            v_threshold=full(lif.v_th),
+            v_reset=full(lif.v_reset),
+            metadata={"t_ref_s": full(lif.t_ref_s)},
+        ),
+        "output": nir.Output(output_type={"output": np.array([n])}),
+    }
+    edges = [("input", "fc0"), ("fc0", "lif0"), ("lif0", "output")]
+    if pop.recurrent is not None:
+        nodes["rec0"] = nir.Linear(weight=dense(pop.recurrent))
+        edges += [("lif0", "rec0"), ("rec0", "lif0")]
+    return nir.NIRGraph(
+        nodes=nodes,
+        edges=edges,
+        metadata={"dt_s": float(pop.dt_s), "source": "xbar-sim"},
+    )
+
+
 def _recurrent(graph) -> dict[str, str]:
     """Neuron node -> its recurrent synapse node: a `Linear`/`Affine` node
     `r` with edges `n -> r` and `r -> n`."""
