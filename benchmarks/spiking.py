@@ -5,9 +5,9 @@ random inputs. The candidate is `xbar.spiking.run`: per step the 8-bit DAC,
 the crossbar read of PCM cells (card pcm_joshi2020: power-law drift evaluated
 at the current time since programming, read noise), the LIF membranes and the
 device relaxation by dt. Non-plastic layers on ideal circuits are read as
-one flat matrix (`FlatReads`: `[G+ - G- | read-noise variance]` side by side,
-no padded rows or columns; for spike inputs `v*v = v_read v`, so one product
-gives mean and variance; one normal per neuron per step). Rows by read
+flat matrices (`FlatReads`: `G+ - G-` and the read-noise variance, no
+padded rows or columns: one product noise-free, two with read noise, one
+normal per neuron per step) in one flat `lax.scan`. Rows by read
 schedule (`run(reads=...)`): `ReadEveryStep()` re-reads the drifting cells
 every step (exact); `LogSpacedReads()` (the default without plasticity)
 re-reads whenever the cells' age has grown by 1 % (mean-read error at most
