@@ -489,6 +489,8 @@ def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
             return real
         return real.map_crossbars(lambda xb: relax(xb, t_s - t_start))
 
+    every = schedule.reads_every_step
+
     def reads_at(t_s):
         now = relaxed(t_s)
         rd = tuple(flat_reads(lay, t_s, noise=noisy) for lay in now.layers)
@@ -498,13 +500,16 @@ def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
             )
             for lay, r in zip(now.layers, rd)
         )
+        if every:
+            return rd, cached, jnp.int32(1)
         m = schedule.interval(_youngest_age(now, t_s), dt, tau)
         return rd, cached, m
 
     def body(carry, xs):
         lt, rd, cached, valid, acc = carry
         x_t, k = xs
-        if schedule.reads_every_step:
+        if every:
+            # Read in the step; nothing of the read is carried.
             rd, cached, valid = reads_at(lt[3])
         else:
             rd, cached, valid = jax.lax.cond(
@@ -522,14 +527,16 @@ def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
         )
         acc, y = record.add(acc, out)
         lt = (st.neurons, st.traces, st.spikes, st.t_s)
+        if every:
+            return (lt, None, None, valid, acc), y
         return (lt, rd, cached, valid - 1, acc), y
 
-    rd0, cached0, m0 = reads_at(t_start)
+    rd0, cached0, _ = (None, None, None) if every else reads_at(t_start)
     carry = (
         (state.neurons, state.traces, state.spikes, state.t_s),
         rd0,
         cached0,
-        jnp.zeros_like(m0),
+        jnp.int32(0),
         record.zero(net, batch),
     )
     (lt, _, _, _, acc), ys = jax.lax.scan(body, carry, (x, keys))
