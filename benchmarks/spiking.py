@@ -4,16 +4,19 @@
 random inputs. The candidate is `xbar.spiking.run`: per step the 8-bit DAC,
 the crossbar read of PCM cells (card pcm_joshi2020: power-law drift evaluated
 at the current time since programming, read noise), the LIF membranes and the
-device relaxation by dt, all in one `lax.scan`. Non-plastic layers on ideal
-circuits are read as one flat matrix (`FlatReads`: one product for G+ - G-,
-a second for the read-noise variance, no padded rows or columns); the rows
-`read_every10` / `read_every100` advance the drift (and any slow noise the
-device keeps in its state) every 10 / 100 steps instead of every step, with
-fresh read noise every step (power-law drift error at most
-`nu read_every dt / (t0 + t)`: 0.05 % / 0.5 % for nu = 0.05 at t >= 1 s).
+device relaxation by dt. Non-plastic layers on ideal circuits are read as
+flat matrices (`FlatReads`: `G+ - G-` and the read-noise variance, no
+padded rows or columns: one product noise-free, two with read noise, one
+normal per neuron per step) in one flat `lax.scan`. Rows by read
+schedule (`run(reads=...)`): `ReadEveryStep()` re-reads the drifting cells
+every step (exact); `LogSpacedReads()` (the default without plasticity)
+re-reads whenever the cells' age has grown by 1 % (mean-read error at most
+`nu * 0.01`, 1e-3 for nu = 0.1; 70 reads from t = 1 s to 2 s), `ReadEvery(10)`
+every 10 steps; read noise is drawn fresh every step under all of them.
 The baseline runs the same LIF neurons in a `lax.scan` on a plain `jnp.dot`
-synapse with no device model.
-Both record spike counts only; both are jitted and timed interleaved in the
+synapse with no device model; the row `jnp_dot_with_read_noise` adds read
+noise of the same form to it (information: the targets are against the plain
+loop). All record spike counts only, are jitted and timed interleaved in the
 same process (best of N). Prints one JSON object per measurement.
 
     python benchmarks/spiking.py           # the issue's size
@@ -33,6 +36,18 @@ from timing import best_times
 import devices
 from xbar import spiking as sp
 from xbar.spiking.neurons import LIF
+
+
+def _log_reads(t0, dt, n_steps, eps):
+    """The steps at which `LogSpacedReads(eps)` reads a freshly programmed
+    array (float64 mirror of its interval rule)."""
+    import math
+
+    i = 0
+    while i < n_steps:
+        yield i
+        t = t0 + i * dt
+        i += max(1, math.floor(t * math.expm1(eps) / dt) + 1)
 
 
 def main(argv=None) -> list[dict]:
@@ -66,28 +81,27 @@ def main(argv=None) -> list[dict]:
         )
 
     net_tiled = net_for(256, 256)
-    net_one = None if args.quick else net_for(n_in, n_out)
     # The baseline neuron: same LIF, capacitance sized for unit weights on
     # a 1 A/unit "synapse" (the digital dot product gives W s directly).
     neuron_dot = net_tiled.layers[0].neuron
     scale = net_tiled.layers[0].dac.v_read * net_tiled.layers[0].g_per_w
 
-    @jax.jit
-    def candidate(net, x, key):
-        _, out = sp.run(net, x, key=key, t0_s=1.0, record=sp.SpikeCounts())
-        return out["counts"][0]
+    def cand(schedule, noisy):
+        """`sp.run` under one read schedule, with or without read noise."""
 
-    @jax.jit
-    def candidate_mean(net, x):
-        _, out = sp.run(net, x, key=None, t0_s=1.0, record=sp.SpikeCounts())
-        return out["counts"][0]
+        @jax.jit
+        def f(net, x, key):
+            _, out = sp.run(
+                net,
+                x,
+                key=key if noisy else None,
+                t0_s=1.0,
+                record=sp.SpikeCounts(),
+                reads=schedule,
+            )
+            return out["counts"][0]
 
-    @jax.jit
-    def candidate_cached(net, x, key):
-        _, out = sp.run(
-            net, x, key=key, t0_s=1.0, record=sp.SpikeCounts(), read_every=10
-        )
-        return out["counts"][0]
+        return f
 
     @jax.jit
     def baseline(w, x):
@@ -101,46 +115,52 @@ def main(argv=None) -> list[dict]:
         (_, cnt), _ = jax.lax.scan(body, init, x)
         return cnt
 
-    @jax.jit
-    def candidate_cached_mean(net, x):
-        _, out = sp.run(
-            net, x, key=None, t0_s=1.0, record=sp.SpikeCounts(), read_every=10
-        )
-        return out["counts"][0]
-
-    every = 5 if args.quick else 100
+    var = jnp.abs(w.T) * 1e-2
 
     @jax.jit
-    def candidate_slow(net, x, key):
-        _, out = sp.run(
-            net, x, key=key, t0_s=1.0, record=sp.SpikeCounts(), read_every=every
-        )
-        return out["counts"][0]
+    def baseline_noise(w, x, key):
+        """The same loop with read noise of the same form: std
+        `sqrt(x^2 @ var)` from a second product, one normal per neuron."""
 
-    @jax.jit
-    def candidate_slow_mean(net, x):
-        _, out = sp.run(
-            net, x, key=None, t0_s=1.0, record=sp.SpikeCounts(), read_every=every
-        )
-        return out["counts"][0]
+        def body(carry, xs):
+            ns, cnt = carry
+            x_t, k = xs
+            i = jnp.dot(x_t, w.T) * scale
+            std = jnp.sqrt(jnp.dot(x_t * x_t, var)) * scale
+            i = i + std * jax.random.normal(k, i.shape, i.dtype)
+            ns, s = neuron_dot(ns, i, dt)
+            return (ns, cnt + s), None
 
+        init = (neuron_dot.init((batch, n_out)), jnp.zeros((batch, n_out), jnp.float32))
+        (_, cnt), _ = jax.lax.scan(body, init, (x, jax.random.split(key, n_steps)))
+        return cnt
+
+    log = sp.LogSpacedReads()
+    exact = sp.ReadEveryStep()
+    every10 = sp.ReadEvery(10)
     calls = [
         (baseline, (w, x)),
-        (candidate, (net_tiled, x, k_run)),
-        (candidate_mean, (net_tiled, x)),
-        (candidate_cached, (net_tiled, x, k_run)),
-        (candidate_cached_mean, (net_tiled, x)),
-        (candidate_slow, (net_tiled, x, k_run)),
-        (candidate_slow_mean, (net_tiled, x)),
+        (baseline_noise, (w, x, k_run)),
+        (cand(exact, True), (net_tiled, x, k_run)),
+        (cand(exact, False), (net_tiled, x, k_run)),
+        (cand(log, True), (net_tiled, x, k_run)),
+        (cand(log, False), (net_tiled, x, k_run)),
+        (cand(every10, True), (net_tiled, x, k_run)),
+        (cand(every10, False), (net_tiled, x, k_run)),
     ]
-    if not args.quick:  # one tile per layer: no padding (another compile)
-        calls.append((candidate_mean, (net_one, x)))
-    t_dot, t_noisy, t_mean, t_cached, t_cached_mean, t_slow, t_slow_mean, *t_one = (
-        best_times(calls, repeats=repeats)
-    )
+    (
+        t_dot,
+        t_dot_noise,
+        t_noisy,
+        t_mean,
+        t_log,
+        t_log_mean,
+        t_cached,
+        t_cached_mean,
+    ) = best_times(calls, repeats=repeats)
     # The same spikes? (noise-free candidate vs digital: only drift and float
     # rounding differ, so counts agree on average).
-    c_mean = candidate_mean(net_tiled, x)
+    c_mean = cand(exact, False)(net_tiled, x, k_run)
     c_dot = baseline(w, x)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     size = f"{n_in}x{n_out}_T{n_steps}_batch{batch}"
@@ -163,14 +183,40 @@ def main(argv=None) -> list[dict]:
         }
 
     grid = list(net_tiled.layers[0].crossbar.grid)
+    n_reads = int(
+        sum(
+            1
+            for _ in _log_reads(
+                1.0, dt, n_steps, float(log.max_log_step)
+            )
+        )
+    )
     rows = [
-        timed("tiles256_read_noise", t_noisy, 3.0, tiles=grid),
-        timed("tiles256_noise_free", t_mean),
+        timed("tiles256_read_noise", t_noisy, 3.0, tiles=grid, reads="every step"),
+        timed("tiles256_noise_free", t_mean, reads="every step"),
+        timed(
+            "read_noise_log_spaced_reads",
+            t_log,
+            3.0,
+            reads=f"LogSpacedReads({float(log.max_log_step):g}): {n_reads} reads",
+        ),
+        timed(
+            "noise_free_log_spaced_reads",
+            t_log_mean,
+            reads=f"LogSpacedReads({float(log.max_log_step):g}): {n_reads} reads",
+        ),
         timed("tiles256_read_noise_read_every10", t_cached, 3.0),
         timed("tiles256_noise_free_read_every10", t_cached_mean),
-        timed(f"read_noise_read_every{every}", t_slow, 3.0),
-        timed(f"noise_free_read_every{every}", t_slow_mean),
-        *([timed("one_tile_noise_free", t_one[0], tiles=[1, 1])] if t_one else []),
+        {
+            "name": f"spiking_{size}_jnp_dot_with_read_noise",
+            "value": t_dot_noise / n_steps * 1e3,
+            "ratio": t_dot_noise / t_dot,
+            "unit": "ms/step",
+            "baseline": t_dot / n_steps * 1e3,
+            "baseline_name": "lax.scan of jnp.dot + LIF",
+            "note": "the digital loop with read noise of the same form "
+            "(a second product for the variance, one normal per neuron)",
+        },
         {
             "name": "mean_spikes_per_neuron_crossbar_vs_dot",
             "value": float(c_mean.mean()),

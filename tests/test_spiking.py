@@ -187,13 +187,15 @@ def test_cached_reads_equal_per_step_reads_for_ideal_cells(getkey):
     )
     x = sp.rate_encode(jax.random.uniform(getkey(), (3, 10)), 20, key=getkey())
     _, a = sp.run(net, x, key=None)
-    _, b = sp.run(net, x, key=None, read_every=5)
+    _, b = sp.run(net, x, key=None, reads=sp.ReadEvery(3))  # 3 does not divide 20
+    _, c = sp.run(net, x, key=None, reads=sp.ReadEveryStep())
     # Ideal cells neither drift nor relax: caching reads changes nothing.
     np.testing.assert_array_equal(a["s"][0], b["s"][0])
-    with pytest.raises(ValueError, match="read_every"):
-        sp.run(net, x, key=None, read_every=3)  # 3 does not divide 20
+    np.testing.assert_array_equal(a["s"][0], c["s"][0])
+    with pytest.raises(ValueError, match="ReadEvery.steps"):
+        sp.ReadEvery(0)
     with pytest.raises(ValueError, match="plasticity"):
-        sp.run(net, x, key=getkey(), read_every=5, plasticity=PairSTDP())
+        sp.run(net, x, key=getkey(), reads=sp.ReadEvery(5), plasticity=PairSTDP())
 
 
 def test_synaptic_operations_count_input_spikes_times_fan_out(scan_run):
@@ -393,7 +395,7 @@ def test_volatile_device_decays_during_a_silent_run(name, card, getkey):
     assert np.all(g_t < g0 - 0.5 * vol0)  # a visible decay (> half) at 100 ms
     # Reads cached over blocks of 10 steps, relaxing by 10 dt per block: the
     # exponential decay composes, same conductances (float32, rtol 1e-5).
-    final10, _ = jax.jit(lambda n, x: sp.run(n, x, key=None, read_every=10))(
+    final10, _ = jax.jit(lambda n, x: sp.run(n, x, key=None, reads=sp.ReadEvery(10)))(
         net, jnp.zeros((n_steps, 1, 4), jnp.float32)
     )
     g10 = np.asarray(dev.read_stats(final10.net.layers[0].crossbar.pos, 1.0)[0])

@@ -180,7 +180,7 @@ def test_flat_read_equals_tiled_read(getkey):
     s = (jax.random.uniform(getkey(), (70,)) < 0.3).astype(jnp.float32)
     t = jnp.float32(100.0)
     rd = sp.loop.flat_reads(lay, t)
-    assert rd is not None and rd.g.shape == (70, 40)
+    assert rd is not None and rd.g.shape == (70, 40) and rd.var is not None
     np.testing.assert_allclose(
         sp.loop.flat_currents(lay, rd, s, key=None),
         lay.currents(s, t, key=None),

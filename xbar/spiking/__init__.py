@@ -14,8 +14,12 @@ from .encoding import (
     rate_encode as rate_encode,
 )
 from .loop import (
+    AbstractReadSchedule as AbstractReadSchedule,
     AbstractRecord as AbstractRecord,
     EveryStep as EveryStep,
+    LogSpacedReads as LogSpacedReads,
+    ReadEvery as ReadEvery,
+    ReadEveryStep as ReadEveryStep,
     RunState as RunState,
     SpikeCounts as SpikeCounts,
     init_state as init_state,

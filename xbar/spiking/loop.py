@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from devices.base import as_param
+from devices.base import as_param, cell_age, check_range
 from devices.cached import CachedRead, CachedReadState
 from xbar.array.crossbar import Crossbar, relax
 from xbar.circuits import noise
@@ -97,37 +97,49 @@ def _plasticity(net, plasticity):
 
 
 class FlatReads(eqx.Module):
-    """A layer's synapses read once, as one matrix: the mean differential
-    conductance `G+ - G-` (S) and the read-noise variance `std+^2 + std-^2`
-    (S^2) of every synapse, `(in_features, out_features)`, without the
-    tiles' padding. With an ideal circuit and linear-I-V cells the column
-    currents are then `v @ g` with std `sqrt((v*v) @ var)`: one product
-    for the pair (two with read noise) instead of one per tile and cell."""
+    """A layer's synapses read once, as matrices without the tiles' padding:
+    the mean differential conductance `G+ - G-` (S) and, when read noise is
+    wanted, the read-noise variance `std+^2 + std-^2` (S^2) of every synapse,
+    `(in_features, out_features)` (a recurrent layer's recurrent synapses
+    stacked below: `(in_features + out_features, out_features)`). With an
+    ideal circuit and linear-I-V cells the column currents are `v @ g` with
+    std `sqrt((v*v) @ var)`: one product noise-free, two with read noise,
+    instead of one per tile and cell."""
 
-    g: Float[Array, "in_features out_features"]
-    var: Float[Array, "in_features out_features"]
+    g: Float[Array, "rows out_features"]
+    var: Float[Array, "rows out_features"] | None
 
 
-def flat_reads(layer: SpikingLayer, t_s) -> FlatReads | None:
+def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | None:
     """`FlatReads` of `layer` at `t_s` after programming (through the device's
-    `read_stats`, so drift and any slow read noise the device keeps in its
-    state are included), or None where the circuit is not ideal or the cells
-    are not linear-I-V (then the tiled `xbar.step` is needed)."""
-    xb = layer.crossbar
-    if not (isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv):
+    `read_stats`, so drift and the slow read deviation the device keeps in
+    its state are included), with the variance when `noise`; None where a
+    circuit is not ideal or the cells are not linear-I-V (then the tiled
+    `xbar.step` is needed). A recurrent layer's product takes `[input
+    spikes, previous spikes]`."""
+    xbs = [layer.crossbar] + ([] if layer.recurrent is None else [layer.recurrent])
+    if not all(
+        isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv for xb in xbs
+    ):
         return None
-    g_p, s_p, g_n, s_n = xb.read_stats(t_s)
-    n_in, n_out = layer.in_features, layer.out_features
-    return FlatReads(
-        g=from_tiles(g_p - g_n, n_in, n_out),
-        var=from_tiles(s_p * s_p + s_n * s_n, n_in, n_out),
-    )
+    n_out = layer.out_features
+    gs, vs = [], []
+    for xb, n_in in zip(xbs, (layer.in_features, n_out)):
+        g_p, s_p, g_n, s_n = xb.read_stats(t_s)
+        gs.append(from_tiles(g_p - g_n, n_in, n_out))
+        if noise:
+            vs.append(from_tiles(s_p * s_p + s_n * s_n, n_in, n_out))
+    g = jnp.concatenate(gs, 0) if len(gs) > 1 else gs[0]
+    var = None
+    if noise:
+        var = jnp.concatenate(vs, 0) if len(vs) > 1 else vs[0]
+    return FlatReads(g, var)
 
 
 def flat_currents(
     layer: SpikingLayer,
     reads: FlatReads,
-    spikes: Float[Array, "*batch in_features"],
+    spikes: Float[Array, "*batch rows"],
     *,
     key: PRNGKeyArray | None,
 ) -> Float[Array, "*batch out_features"]:
@@ -137,7 +149,7 @@ def flat_currents(
     only, as there."""
     v = layer.dac(spikes)
     i = jnp.dot(v, reads.g, precision=PRECISION)
-    if key is None:
+    if key is None or reads.var is None:
         return i
     std = safe_sqrt(jnp.dot(v * v, reads.var, precision=PRECISION))
     return i + jax.lax.stop_gradient(std * noise.normal(key, i.shape, i.dtype))
@@ -184,10 +196,19 @@ def network_step(
         rd = None if reads is None else reads[li]
         if rd is None:
             i = lay.currents(inp, state.t_s, key=k_read)
-        else:
+            if lay.recurrent is not None:
+                k_rec = None if k_read is None else jax.random.fold_in(k_read, 1)
+                i = i + lay.recurrent_currents(s_prev, state.t_s, key=k_rec)
+        elif lay.recurrent is None:
             i = flat_currents(lay, rd, inp, key=k_read)
+        else:
+            i = flat_currents(
+                lay, rd, jnp.concatenate([inp, s_prev], -1), key=k_read
+            )
         if lay.bias_a is not None:
             i = i + jnp.broadcast_to(lay.bias_a, i.shape)
+        if lay.recurrent is not None:
+            syn_ops = syn_ops + jnp.sum(s_prev, axis=-1) * lay.out_features
         syn_ops = syn_ops + jnp.sum(inp, axis=-1) * lay.out_features
         if lay.out_features > 1:
             inh = lay.inhibition_v * (jnp.sum(s_prev, axis=-1, keepdims=True) - s_prev)
@@ -203,9 +224,10 @@ def network_step(
                     "init_state(..., plasticity=...) with the same rules"
                 )
             xb, tr, _ = rule(xb, tr, inp, s, dt, key=keys[2 * li + 1])
+        lay = lay.with_crossbar(xb)
         if relax_devices:
-            xb = relax(xb, dt)
-        layers.append(lay.with_crossbar(xb))
+            lay = lay.map_crossbars(lambda c: relax(c, dt))
+        layers.append(lay)
         neurons.append(ns)
         traces.append(tr)
         spikes.append(s)
@@ -304,31 +326,222 @@ def _scan(advance, state: RunState, acc, xs, record: AbstractRecord):
     return state, acc, ys
 
 
-def _stepper(plasticity, relax_devices: bool, flat: bool = False):
-    """The scanned step; `flat` reads every layer as `FlatReads` at the
-    step's time (non-plastic networks on ideal circuits)."""
+def _stepper(plasticity, relax_devices: bool):
+    """The scanned step of a run that reads (and relaxes) every step."""
 
     def advance(st, x_t, k):
-        reads = (
-            tuple(flat_reads(lay, st.t_s) for lay in st.net.layers) if flat else None
-        )
         return network_step(
-            st,
-            x_t,
-            key=k,
-            plasticity=plasticity,
-            relax_devices=relax_devices,
-            reads=reads,
+            st, x_t, key=k, plasticity=plasticity, relax_devices=relax_devices
         )
 
     return advance
 
 
+# -- when a non-plastic run re-reads its devices -------------------------------
+
+
+class AbstractReadSchedule(eqx.Module):
+    """When a run without plasticity re-evaluates its devices' reads (drifted
+    mean with the slow read deviation, and the fast read-noise std). Between
+    two reads the cells' statistics are held; the fast read noise is still
+    drawn fresh every step; the cells relax by the whole interval at its
+    end (exact for the families here: clocks add and exponential volatile
+    decay composes)."""
+
+    @property
+    def reads_every_step(self) -> bool:
+        """Whether every step reads (no test needed)."""
+        return False
+
+    @abc.abstractmethod
+    def interval(
+        self, t_youngest_s: Array, dt_s: Array, tau_s: Array
+    ) -> Array:
+        """Steps (int32, >= 1) from a read at which the youngest cell is
+        `t_youngest_s` old (seconds since its last write) to the next read;
+        `tau_s` is the shortest volatile time constant of the network's
+        devices (inf if none)."""
+
+
+class ReadEveryStep(AbstractReadSchedule):
+    """Read the devices at every step (exact; the only schedule plastic runs
+    allow, and their default)."""
+
+    @property
+    def reads_every_step(self) -> bool:
+        return True
+
+    def interval(self, t_youngest_s, dt_s, tau_s):
+        return jnp.int32(1)
+
+
+class ReadEvery(AbstractReadSchedule):
+    """Read the devices every `steps` steps (the last interval of a run may be
+    shorter). For power-law drift `(1 + t/t0)^-nu` the relative error of the
+    mean read is at most `nu (steps - 1) dt / t`, `t` the youngest cell's age
+    at the read."""
+
+    steps: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or (
+            self.steps < 1
+        ):
+            raise ValueError(
+                f"ReadEvery.steps must be an integer >= 1; got {self.steps!r}"
+            )
+
+
+    def interval(self, t_youngest_s, dt_s, tau_s):
+        return jnp.int32(self.steps)
+
+
+class LogSpacedReads(AbstractReadSchedule):
+    """Read the devices whenever the youngest cell's age `t` (time since
+    its last write, i.e. since programming for a programmed array) has grown
+    by the factor `exp(max_log_step)` since the last read, and at least every
+    `max_log_step tau` for devices with a volatile time constant `tau`
+    (`tau_s`: ionic, perovskite); at least one step per read.
+
+    Error bound: drift in this library is a function of `ln(1 + t/t0)`
+    (PCM's power law `(1 + t/t0)^-nu`, RRAM's logarithmic retention), and
+    `ln((t2 + t0)/(t1 + t0)) <= ln(t2/t1) <= max_log_step` within an
+    interval, so the held mean read differs from the exact one by at most
+    `nu max_log_step` relatively for PCM (1e-3 for nu = 0.1 at the default
+    0.01) and by `m span max_log_step` for RRAM retention slope `m`; a
+    volatile component `q exp(-t/tau)` moves by at most `max_log_step |q|`.
+    The slow read deviation is re-evaluated at each read, so it too advances
+    with the drift, not per step. Reads are log-spaced in time: a run from
+    `t = 1 s` to `2 s` reads `ln 2 / 0.01 = 70` times."""
+
+    max_log_step: Float[Array, ""] = eqx.field(converter=as_param, default=0.01)
+
+    def __check_init__(self):
+        check_range("max_log_step", self.max_log_step, 0.0, 1.0, lo_open=True)
+
+    def interval(self, t_youngest_s, dt_s, tau_s):
+        span = jnp.minimum(
+            t_youngest_s * jnp.expm1(self.max_log_step), self.max_log_step * tau_s
+        )
+        # The steps of an interval read at t + j dt for j < m: (m - 1) dt <= span.
+        m = jnp.floor(jnp.minimum(span / dt_s, 2.0**30)) + 1.0
+        return jnp.maximum(m, 1.0).astype(jnp.int32)
+
+
+def _crossbars(net: SpikingNetwork) -> list[Crossbar]:
+    """Every crossbar of `net`, recurrent ones included."""
+    out = []
+    for lay in net.layers:
+        out.append(lay.crossbar)
+        if lay.recurrent is not None:
+            out.append(lay.recurrent)
+    return out
+
+
 def _flat_ok(net: SpikingNetwork, plasticity) -> bool:
     return all(p is None for p in plasticity) and all(
-        isinstance(lay.crossbar.circuit, IdealCircuit) and lay.crossbar.device.linear_iv
-        for lay in net.layers
+        isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv
+        for xb in _crossbars(net)
     )
+
+
+def _youngest_age(net: SpikingNetwork, t_s) -> Array:
+    """The smallest time since the last write over every cell of `net`."""
+    ages = [t_s]
+    for xb in _crossbars(net):
+        for st in (xb.pos, xb.neg):
+            age = getattr(st, "age_s", None)
+            if age is not None:
+                ages.append(jnp.min(cell_age(st, t_s)))
+    return jnp.min(jnp.stack([jnp.asarray(a, jnp.float32) for a in ages]))
+
+
+def _shortest_tau(net: SpikingNetwork) -> Array:
+    taus = [jnp.float32(jnp.inf)]
+    for xb in _crossbars(net):
+        tau = getattr(xb.device, "tau_s", None)
+        if tau is not None:
+            taus.append(jnp.min(jnp.asarray(tau, jnp.float32)))
+    return jnp.min(jnp.stack(taus))
+
+
+def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
+    """A non-plastic `run` as one `lax.scan` over steps. The devices' states
+    are never written inside the loop: a read at time `t` reads them relaxed
+    by `t - t_start` (relaxation composes exactly), and the final state is
+    relaxed once by the whole run. A step whose time the held reads do not
+    cover reads the devices again (flat where the circuit is ideal, as
+    cached tiles elsewhere), and `schedule.interval` says for how many steps
+    that read holds. Only the read sits in a conditional; the step itself
+    runs in the flat loop body (on XLA:CPU, a product inside a conditional
+    branch or a nested loop runs at a fraction of its speed in the body)."""
+    n_steps = x.shape[0]
+    batch = x.shape[1:-1]
+    keys = None if key is None else jax.random.split(key, n_steps)
+    noisy = keys is not None
+    dt = net.dt_s
+    tau = _shortest_tau(net)
+    t_start = state.t_s
+    real = state.net
+
+    def relaxed(t_s) -> SpikingNetwork:
+        if not relax_devices:
+            return real
+        return real.map_crossbars(lambda xb: relax(xb, t_s - t_start))
+
+    every = schedule.reads_every_step
+
+    def reads_at(t_s):
+        now = relaxed(t_s)
+        rd = tuple(flat_reads(lay, t_s, noise=noisy) for lay in now.layers)
+        cached = tuple(
+            None if r is not None else lay.map_crossbars(
+                lambda xb: _cache_reads(xb, t_s)
+            )
+            for lay, r in zip(now.layers, rd)
+        )
+        if every:
+            return rd, cached, jnp.int32(1)
+        m = schedule.interval(_youngest_age(now, t_s), dt, tau)
+        return rd, cached, m
+
+    def body(carry, xs):
+        lt, rd, cached, valid, acc = carry
+        x_t, k = xs
+        if every:
+            # Read in the step; nothing of the read is carried.
+            rd, cached, valid = reads_at(lt[3])
+        else:
+            rd, cached, valid = jax.lax.cond(
+                valid < 1,
+                lambda op: reads_at(lt[3]),
+                lambda op: op,
+                (rd, cached, valid),
+            )
+        net_ = SpikingNetwork(
+            tuple(lay if c is None else c for lay, c in zip(real.layers, cached)),
+            real.dt_s,
+        )
+        st, out = network_step(
+            RunState(net_, *lt), x_t, key=k, relax_devices=False, reads=rd
+        )
+        acc, y = record.add(acc, out)
+        lt = (st.neurons, st.traces, st.spikes, st.t_s)
+        if every:
+            return (lt, None, None, valid, acc), y
+        return (lt, rd, cached, valid - 1, acc), y
+
+    rd0, cached0, _ = (None, None, None) if every else reads_at(t_start)
+    carry = (
+        (state.neurons, state.traces, state.spikes, state.t_s),
+        rd0,
+        cached0,
+        jnp.int32(0),
+        record.zero(net, batch),
+    )
+    (lt, _, _, _, acc), ys = jax.lax.scan(body, carry, (x, keys))
+    final = RunState(relaxed(t_start + n_steps * dt), *lt)
+    return final, acc, ys
 
 
 def run(
@@ -341,9 +554,9 @@ def run(
     state: RunState | None = None,
     record: AbstractRecord = EveryStep(),
     relax_devices: bool = True,
-    read_every: int = 1,
+    reads: AbstractReadSchedule | None = None,
 ) -> tuple[RunState, dict]:
-    """Run the network over the leading time axis of `x` in one `lax.scan`.
+    """Run the network over the leading time axis of `x`.
 
     Args:
         net: the network.
@@ -356,16 +569,13 @@ def run(
             `SpikeCounts()` (spike counts and synaptic operations summed over
             time: memory independent of the number of steps).
         relax_devices: evolve every cell by `dt` each step (volatile decay).
-        read_every: re-evaluate the devices' read statistics (drifted mean,
-            read-noise std) every this many steps and relax the cells by
-            `read_every dt` at the end of each block, instead of every step
-            (default 1: exact). Read noise is still drawn fresh every step.
-            An approximation for long runs of non-plastic networks: within a
-            block, drift is frozen at the block's start (for power-law drift
-            `(1 + t/t0)^-nu` the relative error is at most
-            `nu read_every dt / (t0 + t)`); exponential volatile decay composes
-            exactly. Needs `plasticity=None`, linear-I-V cells and a number
-            of steps divisible by `read_every`.
+        reads: when the devices' read statistics (drifted mean with the slow
+            read deviation, fast read-noise std) are re-evaluated:
+            `ReadEveryStep()` (exact), `ReadEvery(k)` or `LogSpacedReads()`
+            (see each for its error bound); read noise is drawn fresh every
+            step under all of them. Default: `LogSpacedReads()` without
+            plasticity, `ReadEveryStep()` with (cells change every step; the
+            only schedule allowed with plasticity).
 
     Returns:
         (final state, record): what `record` keeps (its docstring), plus
@@ -377,32 +587,58 @@ def run(
             f"record must be EveryStep() or SpikeCounts() (an AbstractRecord); "
             f"got {record!r}"
         )
-    batch = x.shape[1:-1]
     plasticity = _plasticity(net, plasticity)
-    if state is None:
-        state = init_state(net, batch, t0_s=t0_s, plasticity=plasticity)
-    n_steps = x.shape[0]
-    if read_every != 1:
-        state, acc, ys = _run_blocks(
-            net, x, key, plasticity, state, record, relax_devices, read_every
+    plastic = any(p is not None for p in plasticity)
+    if reads is None:
+        reads = ReadEveryStep() if plastic else LogSpacedReads()
+    if not isinstance(reads, AbstractReadSchedule):
+        raise ValueError(
+            "reads must be ReadEveryStep(), ReadEvery(k) or LogSpacedReads() "
+            f"(an AbstractReadSchedule); got {reads!r}"
         )
-    else:
+    if plastic and not isinstance(reads, ReadEveryStep):
+        raise ValueError(
+            "reads must be ReadEveryStep() with plasticity (cells change every step)"
+        )
+    batch = x.shape[1:-1]
+    st0: RunState = (
+        init_state(net, batch, t0_s=t0_s, plasticity=plasticity)
+        if state is None
+        else state
+    )
+    n_steps = x.shape[0]
+    exact = isinstance(reads, ReadEveryStep)
+    if plastic or (exact and not _flat_ok(net, plasticity)):
         keys = None if key is None else jax.random.split(key, n_steps)
-        state, acc, ys = _scan(
-            _stepper(plasticity, relax_devices, flat=_flat_ok(net, plasticity)),
-            state,
+        final, acc, ys = _scan(
+            _stepper(plasticity, relax_devices),
+            st0,
             record.zero(net, batch),
             (x, keys),
             record,
         )
+    else:
+        if not exact and not all(xb.device.linear_iv for xb in _crossbars(net)):
+            raise ValueError(
+                "reads other than ReadEveryStep() need linear-I-V cells "
+                "(device.linear_iv)"
+            )
+        final, acc, ys = _run_scheduled(
+            net, x, key, st0, record, relax_devices, reads
+        )
     out = record.result(acc, ys)
     out["dense_ops"] = float(
-        n_steps * sum(lay.in_features * lay.out_features for lay in net.layers)
+        n_steps
+        * sum(
+            (lay.in_features + (lay.recurrent is not None) * lay.out_features)
+            * lay.out_features
+            for lay in net.layers
+        )
     )
-    return state, out
+    return final, out
 
 
-# -- cached reads: `run(..., read_every=k)` -----------------------------------
+# -- cached reads of non-ideal circuits (`run(..., reads=...)`) --------------
 
 
 def _cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
@@ -418,60 +654,3 @@ def _cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
         CachedReadState(g=g_n, std=s_n),
         crossbar.circuit,
     )
-
-
-def _run_blocks(net, x, key, plasticity, state, record, relax_devices, k):
-    """`run` in blocks of `k` steps, each on reads cached at its start."""
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"read_every must be an integer >= 1; got {k!r}")
-    if any(p is not None for p in plasticity):
-        raise ValueError("read_every > 1 needs plasticity=None (cells change)")
-    n_steps = x.shape[0]
-    if n_steps % k:
-        raise ValueError(f"read_every={k} must divide the number of steps ({n_steps})")
-    n_blocks = n_steps // k
-    x_blocks = x.reshape((n_blocks, k) + x.shape[1:])
-    keys = None if key is None else jax.random.split(key, n_blocks)
-    batch = x.shape[1:-1]
-
-    def block(st, x_blk, kb):
-        real = st.net
-        # Read every layer once per block: as one flat matrix where the
-        # circuit is ideal, else as cached reads on the tiles.
-        reads = tuple(flat_reads(lay, st.t_s) for lay in real.layers)
-        cached = SpikingNetwork(
-            tuple(
-                lay
-                if rd is not None
-                else lay.with_crossbar(_cache_reads(lay.crossbar, st.t_s))
-                for lay, rd in zip(real.layers, reads)
-            ),
-            real.dt_s,
-        )
-
-        def step(st_, x_t, k_):
-            return network_step(
-                st_,
-                x_t,
-                key=k_,
-                plasticity=plasticity,
-                relax_devices=False,
-                reads=reads,
-            )
-
-        st_c, acc, ys = _scan(
-            step,
-            eqx.tree_at(lambda s: s.net, st, cached),
-            record.zero(net, batch),
-            (x_blk, None if kb is None else jax.random.split(kb, k)),
-            record,
-        )
-        if relax_devices:
-            real = real.map_crossbars(lambda xb: relax(xb, k * real.dt_s))
-        return eqx.tree_at(lambda s: s.net, st_c, real), record.of_block(acc, ys)
-
-    state, acc, ys = _scan(
-        block, state, record.zero(net, batch), (x_blocks, keys), record
-    )
-    ys = jax.tree.map(lambda a: a.reshape((n_steps,) + a.shape[2:]), ys)
-    return state, acc, ys

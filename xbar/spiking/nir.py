@@ -22,6 +22,14 @@ simulators. An `Affine` bias `b` becomes a constant current `v_read k b` into
 each neuron (`SpikingLayer.bias_a`, exported back as the Affine's bias); a
 `CubaLIF` becomes `xbar.spiking.CubaLIF` (its `tau_syn`, `w_in` kept, the
 membrane as for LIF). Other node types raise `ValueError`.
+
+Recurrence is a cycle in the graph's edges: a layer's recurrent synapses are
+a `Linear` node `rec<i>` with the edges `lif<i> -> rec<i> -> lif<i>` (its
+weight `v_read (G+ - G-)^T` of the recurrent crossbar); on import every
+`Linear` (or zero-bias `Affine`) node that a neuron node both feeds and is
+fed by becomes that layer's recurrent crossbar. As in discrete-time
+simulators (snnTorch's `RLeaky`), the recurrent input of a step is the
+layer's spikes of the previous step.
 """
 
 from __future__ import annotations
@@ -87,6 +95,13 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
                 metadata={"t_ref_s": full(lif.t_ref_s)},
             )
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
+        w_rec = lay.effective_recurrent_weight(t_s)
+        if w_rec is not None:
+            g_rec = np.asarray(w_rec * lay.g_per_w)
+            nodes[f"rec{i}"] = nir.Linear(
+                weight=(float(lay.dac.v_read) * g_rec).astype(np.float32)
+            )
+            edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
         prev = f"lif{i}"
     nodes["output"] = nir.Output(
         output_type={"output": np.array([net.layers[-1].out_features])}
@@ -99,10 +114,69 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
     )
 
 
-def _chain(graph) -> list[str]:
+def population_to_nir(pop, *, t_s=1.0):
+    """Export a `xbar.spiking.sparse.SparsePopulation` to NIR: its block-sparse
+    input and recurrent synapses as dense `Linear` nodes `fc0` and `rec0`
+    (`v_read (G+ - G-)^T`, amperes, read noise-free at `t_s`; empty tiles
+    become zeros, so this is for populations small enough to hold densely)
+    around one `LIF` node `lif0`, recurrence as the cycle `lif0 -> rec0 ->
+    lif0`. `from_nir` imports it as a one-layer recurrent `SpikingNetwork`."""
+    import nir
+
+    lif = pop.neuron
+    n = pop.inputs.n_out
+
+    def full(p):
+        return np.broadcast_to(np.asarray(p, np.float32), (n,)).copy()
+
+    def dense(syn):
+        w = syn.weight_io(t_s) * float(syn.g_per_w) * float(syn.v_read)
+        return np.ascontiguousarray(w.T, np.float32)
+
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([pop.inputs.n_in])}),
+        "fc0": nir.Linear(weight=dense(pop.inputs)),
+        "lif0": nir.LIF(
+            tau=full(lif.tau_s),
+            r=full(lif.r_ohm),
+            v_leak=full(lif.v_rest),
+            v_threshold=full(lif.v_th),
+            v_reset=full(lif.v_reset),
+            metadata={"t_ref_s": full(lif.t_ref_s)},
+        ),
+        "output": nir.Output(output_type={"output": np.array([n])}),
+    }
+    edges = [("input", "fc0"), ("fc0", "lif0"), ("lif0", "output")]
+    if pop.recurrent is not None:
+        nodes["rec0"] = nir.Linear(weight=dense(pop.recurrent))
+        edges += [("lif0", "rec0"), ("rec0", "lif0")]
+    return nir.NIRGraph(
+        nodes=nodes,
+        edges=edges,
+        metadata={"dt_s": float(pop.dt_s), "source": "xbar-sim"},
+    )
+
+
+def _recurrent(graph) -> dict[str, str]:
+    """Neuron node -> its recurrent synapse node: a `Linear`/`Affine` node
+    `r` with edges `n -> r` and `r -> n`."""
+    edges = {(a, b) for a, b in graph.edges}
+    rec = {}
+    for a, b in edges:
+        kind = type(graph.nodes[b]).__name__
+        if kind in ("Linear", "Affine") and (b, a) in edges:
+            if a in rec:
+                raise ValueError(f"NIR node {a!r} has two recurrent synapses")
+            rec[a] = b
+    return rec
+
+
+def _chain(graph, rec: dict[str, str]) -> list[str]:
     succ: dict[str, list[str]] = {}
+    cycle = {(a, b) for a, b in rec.items()} | {(b, a) for a, b in rec.items()}
     for a, b in graph.edges:
-        succ.setdefault(a, []).append(b)
+        if (a, b) not in cycle:
+            succ.setdefault(a, []).append(b)
     starts = [k for k, v in graph.nodes.items() if type(v).__name__ == "Input"]
     if len(starts) != 1:
         raise ValueError(f"NIR graph must have exactly one Input node; got {starts}")
@@ -117,6 +191,8 @@ def _chain(graph) -> list[str]:
                 f"NIR import supports chains only; node {cur!r} feeds {nxt}"
             )
         cur = nxt[0]
+        if cur in order:
+            raise ValueError(f"NIR import: a cycle through {cur!r} is not recurrence")
     return order
 
 
@@ -130,7 +206,8 @@ def from_nir(
     tile_rows: int = 256,
     tile_cols: int = 256,
 ) -> SpikingNetwork:
-    """Build a crossbar network from a NIR chain of (Linear|Affine) -> LIF layers.
+    """Build a crossbar network from a NIR chain of (Linear|Affine) -> LIF
+    layers, each optionally with a recurrent Linear (module docstring).
 
     Args:
         graph: a `nir.NIRGraph` (e.g. from `nir.read(path)`).
@@ -139,7 +216,8 @@ def from_nir(
         dt_s: time step (s); default the graph's metadata "dt_s", else 1 ms.
         dac, tile_rows, tile_cols: as `SpikingLayer.from_weights`.
     """
-    order = _chain(graph)
+    rec = _recurrent(graph)
+    order = _chain(graph, rec)
     if dt_s is None:
         dt_s = float(graph.metadata.get("dt_s", 1e-3)) if graph.metadata else 1e-3
     dac = DAC() if dac is None else dac
@@ -159,6 +237,17 @@ def from_nir(
     for (syn_name, lif_name), k in zip(zip(body[::2], body[1::2]), keys):
         syn, node = graph.nodes[syn_name], graph.nodes[lif_name]
         w = np.asarray(syn.weight, np.float32)
+        w_rec = None
+        if lif_name in rec:
+            rnode = graph.nodes[rec[lif_name]]
+            if type(rnode).__name__ == "Affine" and np.any(
+                np.asarray(rnode.bias) != 0
+            ):
+                raise ValueError(
+                    f"NIR import: recurrent Affine {rec[lif_name]!r} has a bias; "
+                    "put the bias on the layer's input synapse"
+                )
+            w_rec = jnp.asarray(np.asarray(rnode.weight, np.float32))
         cuba = type(node).__name__ == "CubaLIF"
         t_ref = (node.metadata or {}).get("t_ref_s", 0.0)
         template = LIF(
@@ -178,6 +267,7 @@ def from_nir(
             dac=dac,
             tile_rows=tile_rows,
             tile_cols=tile_cols,
+            recurrent=w_rec,
         )
         # R I must equal NIR's r W s: R = r / (v_read k), C = tau / R.
         r_hw = jnp.asarray(_scalar_or_array(node.r)) / (dac.v_read * lay.g_per_w)

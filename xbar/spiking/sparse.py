@@ -192,10 +192,10 @@ class BlockSparseSynapses(eqx.Module):
             i = i + std * noise.normal(key, i.shape, i.dtype)
         return i.reshape(b, tc * c)[:, : self.n_out]
 
-    def weight_io(self) -> np.ndarray:
-        """The dense `(n_in, n_out)` weights, read noise-free at t=0 (small
+    def weight_io(self, t_s=0.0) -> np.ndarray:
+        """The dense `(n_in, n_out)` weights, read noise-free at `t_s` (small
         networks and tests only)."""
-        g, _ = self.read(0.0)
+        g, _ = self.read(t_s)
         tr, tc = self.grid
         full = np.zeros((tr, tc, self.tile_rows, self.tile_cols), np.float32)
         full[np.asarray(self.block_row), np.asarray(self.block_col)] = np.asarray(g)
