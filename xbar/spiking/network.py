@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from devices.base import AbstractDevice, as_param, check_range
 from xbar.array.crossbar import Crossbar, program_crossbar, step
 from xbar.circuits.ideal import AbstractCircuit
+from xbar.mapping.programming import straight_through
 from xbar.mapping.tiling import (
     check_tile_shape,
     conductance_targets,
@@ -50,19 +51,19 @@ def membrane_capacitance(
 
 def _program(weight, device, w_max, key, tile_rows, tile_cols, circuit):
     """`weight` (out, in) programmed as `G+ - G- = k W` on tiles; `(crossbar, k)`.
-    Straight-through: the forward pass sees the programmed (noisy, level-
-    quantized) conductances, the gradient flows to the targets."""
+    The gradient rule of every mapped layer (`xbar.mapping.programming.
+    straight_through`): the forward pass sees the programmed (noisy, level-
+    quantized) conductances; the gradient flows to the targets inside the
+    window, and to the device's parameters through the programmed values."""
     g_pos, g_neg, k = conductance_targets(weight.T, device, w_max)
     tp = to_tiles(g_pos, tile_rows, tile_cols, fill=device.g_min)
     tn = to_tiles(g_neg, tile_rows, tile_cols, fill=device.g_min)
-    xb = program_crossbar(device, tp, tn, key=key, circuit=circuit)
+    sg = jax.lax.stop_gradient
+    xb = program_crossbar(device, sg(tp), sg(tn), key=key, circuit=circuit)
     xb = eqx.tree_at(
-        lambda x: (x.pos.g, x.neg.g),
+        lambda x: (x.pos, x.neg),
         xb,
-        (
-            tp + jax.lax.stop_gradient(xb.pos.g - tp),
-            tn + jax.lax.stop_gradient(xb.neg.g - tn),
-        ),
+        (straight_through(device, xb.pos, tp), straight_through(device, xb.neg, tn)),
     )
     return xb, k
 
