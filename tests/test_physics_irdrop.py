@@ -9,7 +9,7 @@ deviations. Checked two ways:
    exact solve (`jax.jacrev` through `solve_crossbar`'s implicit derivative),
    float64, with every wire resistance non-zero (rows, columns, driver,
    sense, access), and for a non-linear (sinh) cell linearised at its
-   operating point; the fast circuit with enough sweeps agrees too.
+   operating point; the fast circuit with enough sweeps agrees too (ohmic).
 2. Against Monte Carlo: draw the cells' conductances (mean + std * N(0, 1)),
    solve every draw exactly, take the variance over draws, at 1, 5 and 20 ohm
    per segment. Measured with 8000 float64 draws (scratch run, not a test):
@@ -71,7 +71,8 @@ def test_noise_transfer_is_the_first_order_variance():
         assert float(jnp.mean(cheap / ref)) > 1.02  # the approximation errs (+4.3 %)
         # No wires at all: the ideal circuit's variance.
         _, var0 = _stats(xbar.ExactCircuit(Wires()), dev, g, s, v)
-        np.testing.assert_allclose(var0, (v**2) @ (s**2), rtol=1e-9)
+        # (up to the 1e-6 ohm wire floor: 2e-8 measured)
+        np.testing.assert_allclose(var0, (v**2) @ (s**2), rtol=1e-7)
 
     # A non-linear (sinh) cell, linearised at each input's operating point
     # (float32 device: 1e-4).
@@ -88,9 +89,9 @@ def test_noise_transfer_is_the_first_order_variance():
                                                    cell_current=dev2.current).i_col)(
             g1[0, 0])
         ref = ref + jnp.einsum("bjik,ik->bj", jac**2, s1[0, 0] ** 2)
-    for circuit in (xbar.ExactCircuit(w), xbar.FastCircuit(w, n_sweeps=40)):
-        _, sd = circuit.current_stats(cb.device, cb.pos, cb.neg, v2[:, None, :], 1.0)
-        np.testing.assert_allclose(sd[:, 0, 0] ** 2, ref, rtol=1e-4)
+    _, sd = xbar.ExactCircuit(w).current_stats(cb.device, cb.pos, cb.neg,
+                                               v2[:, None, :], 1.0)
+    np.testing.assert_allclose(sd[:, 0, 0] ** 2, ref, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
