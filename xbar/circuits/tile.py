@@ -7,19 +7,22 @@ its own IR drop, and the differential current is their difference. Both
 circuits hold their resistances as one `Wires` field (every resistance
 defaults to 0 ohm, so say which wires you mean).
 
-Read noise under wire resistance: each cell's conductance deviation `s_ij` is
-propagated to first order with the ideal-circuit formula evaluated at the
-solved cell voltage, `var_j = sum_i (dI_ij/dg * s_ij)^2` with
-`I_ij = I(g_ij, u_ij - w_ij)`. This treats a perturbation of cell (i, j)'s
-current as reaching its own column terminal in full. The neglected part, the
-share that leaks through the other cells of its lines, makes it over-estimate
-the variance by a relative amount of order `N^2 r_wire g_mean` (N cells per
-line): a Monte Carlo check with exact solves (tests/test_physics_irdrop.py)
-measured +0.6 %, +5 % and +23 % on 16 x 16 tiles (g ~ U(1, 100) uS) at 1, 5
-and 20 ohm per segment, and +4 %, +20 % and +75 % on 32 x 32 tiles. Use it
-where IR drop is small; the exact first-order variance would need one adjoint
-solve per column per input vector, the cost of the whole MVM again for every
-column (see the circuit-solver section of `docs/methods.md`).
+Read noise under wire resistance: each cell's conductance deviation `s_ij`
+changes its own current by `dI_ij/dg * s_ij` at the solved cell voltage
+(`I_ij = I(g_ij, u_ij - w_ij)`), and that change reaches column k's terminal
+with the share `T[k, i, j]` that the circuit lets through (`_transfer`: by
+reciprocity, the voltage across the cell when column k's terminal is driven
+at 1 V, one more solve per tile with one right-hand side per column). The
+variance `var_k = sum_ij (T[k, i, j] dI_ij/dg s_ij)^2` is exact to first
+order: it matches the Jacobian of the exact solve to 1e-9 (float64) and
+Monte Carlo with exact solves within sampling error at 1-20 ohm
+(tests/test_physics_irdrop.py). `noise_transfer=False` keeps the cheap form
+`T[k, i, j] = [k == j]` (a cell's noise reaches its own column in full), which
+over-estimates the variance by a relative amount of order `N^2 r_wire g_mean`
+(N cells per line): measured +1.4 %, +6.2 % and +24 % on 16 x 16 tiles
+(g ~ U(1, 100) uS) at 1, 5 and 20 ohm per segment, and +4.1 %, +19 % and
++74 % on 32 x 32 tiles. See the read-noise and circuit-solver sections of
+`docs/methods.md`.
 """
 
 from __future__ import annotations
@@ -170,6 +173,12 @@ class FastCircuit(AbstractCircuit):
     """Tiles read through resistive wires, solved approximately by `n_sweeps`
     line-relaxation sweeps (`solve_lines`). A fixed number of sweeps has no
     convergence test, so it cannot fail and has no `throw`.
+
+    The error of a fixed number of sweeps grows quickly with the array size
+    and the wire resistance (2 sweeps: 0.3 % of the largest column current on
+    128 x 128 at 1 ohm, 6 % on 256 x 256, cells 1-100 uS): measure it against
+    `ExactCircuit` on the arrays at hand and choose the sweeps from that, as
+    `experiments/ir_drop.py` does per point.
 
     Args:
         wires: as for `ExactCircuit`.
