@@ -38,68 +38,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray, UInt32
+from jaxtyping import Array, PRNGKeyArray, UInt32
 
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-_PARITY = np.uint32(0x1BD11BDA)
-
-
-def _rotl(x: Array, r: int) -> Array:
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
-
-
-def threefry2x32(
-    k0: UInt32[Array, ""],
-    k1: UInt32[Array, ""],
-    x0: UInt32[Array, "*s"],
-    x1: UInt32[Array, "*s"],
-) -> tuple[UInt32[Array, "*s"], UInt32[Array, "*s"]]:
-    """Threefry-2x32, 20 rounds (Salmon et al. 2011), unrolled for fusion.
-
-    The same function as JAX's `threefry2x32_p`, whose CPU lowering is a
-    5-step `fori_loop`; unrolled, XLA fuses it with what consumes the bits.
-    """
-    ks = (k0, k1, k0 ^ k1 ^ _PARITY)
-    x0 = x0 + ks[0]
-    x1 = x1 + ks[1]
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x0 = x0 + x1
-            x1 = _rotl(x1, r) ^ x0
-        x0 = x0 + ks[(i + 1) % 3]
-        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return x0, x1
-
-
-# Minimax coefficients of sin and cos on [-pi/4, pi/4] for float32 (Cephes
-# sinf/cosf): max error ~1 ulp there, measured in tests/test_noise.py.
-_S1, _S2, _S3 = -1.6666654611e-1, 8.3321608736e-3, -1.9515295891e-4
-_C1, _C2, _C3 = 4.166664568298827e-2, -1.388731625493765e-3, 2.443315711809948e-5
-
-
-def cos_turns(w: UInt32[Array, "*s"]) -> Float[Array, "*s"]:
-    """`cos t` at `t = 2 pi w / 2^32`, without range reduction.
-
-    The top two bits of `w + 2^29` give the quadrant `q`, the low 30 bits the
-    offset `x` in [-pi/4, pi/4) from `q pi / 2`; `cos t` is `cos x`, `-sin x`,
-    `-cos x` or `sin x`. `sin t` is `cos_turns(w - 2^30)`.
-    """
-    w = w + np.uint32(1 << 29)
-    q = w >> np.uint32(30)
-    r = (w & np.uint32((1 << 30) - 1)).astype(jnp.int32) - np.int32(1 << 29)
-    x = r.astype(jnp.float32) * np.float32(math.pi / 2**31)
-    z = x * x
-    s = x + x * z * (_S1 + z * (_S2 + z * _S3))
-    c = 1.0 - 0.5 * z + z * z * (_C1 + z * (_C2 + z * _C3))
-    v = jnp.where((q & np.uint32(1)) == 1, s, c)
-    return jnp.where((q == 1) | (q == 2), -v, v)
-
-
-def radius(w: UInt32[Array, "*s"]) -> Float[Array, "*s"]:
-    """`sqrt(-2 ln U)` with `U = (w + 1/2) / 2^32` in (0, 1]: the Rayleigh radius."""
-    u = w.astype(jnp.float32) * np.float32(2.0**-32) + np.float32(2.0**-33)
-    return jnp.sqrt(jnp.maximum(-2.0 * jnp.log(u), 0.0))
+# The hash, radius and cosine are shared with the device write paths, which
+# draw from the same generator (`devices.rng`; devices may not import xbar).
+from devices.rng import cos_turns, radius, threefry2x32  # noqa: F401 (re-exported)
 
 
 def stream_key(key: PRNGKeyArray) -> tuple[UInt32[Array, ""], UInt32[Array, ""]]:
