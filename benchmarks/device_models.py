@@ -39,7 +39,7 @@ FAMILIES = {
 }
 
 
-
+@jax.jit
 def baseline_update(g, pulses, key):
     xi = jax.random.normal(key, g.shape, jnp.float32)
     return jnp.clip(g + 1e-7 * pulses + 1e-8 * xi, 1e-6, 1e-4)
@@ -60,6 +60,30 @@ def read(device, state, key):
     return device.read(state, 3600.0, key=key)
 
 
+# A pulse train of TRAIN writes in one lax.scan, as training and STDP loops
+# apply them: the state is carried, so the fields a write leaves unchanged
+# (device-to-device draws, per-cell windows) are not copied. A standalone
+# jitted `update` must return every field in fresh buffers, which for a
+# state of k per-cell arrays costs k copies that no loop pays.
+TRAIN = 10
+
+
+@jax.jit
+def baseline_train(g, pulses, key):
+    def body(g, k):
+        return baseline_update(g, pulses, k), None
+
+    return jax.lax.scan(body, g, jax.random.split(key, TRAIN))[0]
+
+
+@jax.jit
+def update_train(device, state, pulses, key):
+    def body(s, k):
+        return device.update(s, pulses, key=k), None
+
+    return jax.lax.scan(body, state, jax.random.split(key, TRAIN))[0].g
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
@@ -76,18 +100,22 @@ def main(argv=None) -> list[dict]:
             st, jnp.full((n,), 0.5 * (dev.g_min + dev.g_max)), key=k_prog
         )
         g = st.g
-        t_bu, t_up, t_br, t_rd = best_times(
+        t_bu, t_up, t_br, t_rd, t_bt, t_ut = best_times(
             [
                 (baseline_update, (g, pulses, k_run)),
                 (update, (dev, st, pulses, k_run)),
                 (baseline_read, (g, k_run)),
                 (read, (dev, st, k_run)),
+                (baseline_train, (g, pulses, k_run)),
+                (update_train, (dev, st, pulses, k_run)),
             ],
             repeats,
         )
         for op, t, tb, base in (
             ("update", t_up, t_bu, "clip(g + dg n + s xi)"),
             ("read", t_rd, t_br, "g + s g xi"),
+            (f"update_train{TRAIN}", t_ut, t_bt,
+             f"clip(g + dg n + s xi), {TRAIN} writes in a lax.scan"),
         ):
             rows.append({
                 "name": f"{name}_{op}_{n}_cells",
@@ -97,8 +125,11 @@ def main(argv=None) -> list[dict]:
                 "baseline_name": base,
                 "ratio": t / tb,
                 "target": 2.0,
-                "normals_per_cell": NORMALS_PER_UPDATE[name] if op == "update" else 1,
-                "hashes_per_cell": HASHES_PER_UPDATE[name] if op == "update" else 1,
+                "normals_per_cell": NORMALS_PER_UPDATE[name] if op != "read" else 1,
+                "hashes_per_cell": HASHES_PER_UPDATE[name] if op != "read" else 1,
+                "state_arrays": sum(
+                    getattr(v, "shape", ()) == (n,) for v in jax.tree.leaves(st)
+                ),
                 "backend": jax.default_backend(),
             })
     for r in rows:
