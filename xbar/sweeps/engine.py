@@ -20,7 +20,6 @@ import json
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .chunking import bytes_per_row, chunk_size_for
-from .provenance import git_dirty, git_revision, package_versions
+from .provenance import (
+    code_version,
+    git_dirty,
+    git_revision,
+    package_versions,
+    warn_if_code_changed,
+)
 from .spec import Design, SweepSpec, replace_fields
 from .store import Store
 
@@ -135,40 +140,6 @@ def runner_for(fn: Callable, paths: Sequence[str], common_keys: bool,
             _RUNNERS.clear()
         r = _RUNNERS[key] = ChunkRunner(fn, paths, common_keys, vmap_rows, n_split)
         return r
-
-
-def _code_version() -> dict:
-    return {"git_revision": git_revision(), "git_dirty": bool(git_dirty()),
-            "versions": package_versions()}
-
-
-def _warn_if_code_changed(path, started: dict | None, now: dict) -> None:
-    """A resumed store whose finished chunks came from other code (another
-    git revision, uncommitted changes, other package versions) would mix rows
-    of two simulators in one figure: say so. Each row records its revision,
-    so the rows stay separable."""
-    if started is None or started == now:
-        return
-    what = []
-    rev0, rev1 = started.get("git_revision"), now["git_revision"]
-    if rev0 != rev1:
-        what.append(f"git revision {rev0} -> {rev1}")
-    if bool(started.get("git_dirty")) != now["git_dirty"]:
-        when = "then" if started.get("git_dirty") else "now"
-        what.append(f"uncommitted changes in the checkout {when}")
-    old_v, new_v = started.get("versions", {}), now["versions"]
-    changed = sorted(k for k in set(old_v) | set(new_v) if old_v.get(k) != new_v.get(k))
-    if changed:
-        what.append("package versions of " + ", ".join(changed))
-    if what:
-        warnings.warn(
-            f"resuming the store {path}, started by other code ({'; '.join(what)}): "
-            "its finished chunks are kept and the new rows come from this code; "
-            "each row's git_revision/versions columns tell them apart (delete the "
-            "store to recompute everything)",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def fingerprint(spec: SweepSpec, name: str) -> str:
@@ -434,10 +405,10 @@ def run_sweep(
             "spec": spec.to_dict(),
             "base": base_values(spec.base),
             "meta": meta or {},
-            "code": _code_version(),
+            "code": code_version(),
         }
         manifest = store.open(manifest)
-        _warn_if_code_changed(store.path, manifest.get("code"), _code_version())
+        warn_if_code_changed(store.path, manifest.get("code"), code_version())
         chunk_size = int(manifest["chunk_size"])
         if chunk_size % n_dev:
             raise ValueError(

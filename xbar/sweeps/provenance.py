@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 _PACKAGES = ("jax", "jaxlib", "equinox", "numpy", "scipy", "matplotlib", "optax",
@@ -78,3 +79,37 @@ def provenance() -> dict:
         "git_revision": git_revision(),
         "jax_backend": jax.default_backend(),
     }
+
+
+def code_version() -> dict:
+    return {"git_revision": git_revision(), "git_dirty": bool(git_dirty()),
+            "versions": package_versions()}
+
+
+def warn_if_code_changed(path, started: dict | None, now: dict) -> None:
+    """A resumed store whose finished chunks came from other code (another
+    git revision, uncommitted changes, other package versions) would mix rows
+    of two simulators in one figure: say so. Each row records its revision,
+    so the rows stay separable."""
+    if started is None or started == now:
+        return
+    what = []
+    rev0, rev1 = started.get("git_revision"), now["git_revision"]
+    if rev0 != rev1:
+        what.append(f"git revision {rev0} -> {rev1}")
+    if bool(started.get("git_dirty")) != now["git_dirty"]:
+        when = "then" if started.get("git_dirty") else "now"
+        what.append(f"uncommitted changes in the checkout {when}")
+    old_v, new_v = started.get("versions", {}), now["versions"]
+    changed = sorted(k for k in set(old_v) | set(new_v) if old_v.get(k) != new_v.get(k))
+    if changed:
+        what.append("package versions of " + ", ".join(changed))
+    if what:
+        warnings.warn(
+            f"resuming the store {path}, started by other code ({'; '.join(what)}): "
+            "its finished chunks are kept and the new rows come from this code; "
+            "each row's git_revision/versions columns tell them apart (delete the "
+            "store to recompute everything)",
+            UserWarning,
+            stacklevel=3,
+        )
