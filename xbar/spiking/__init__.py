@@ -14,14 +14,7 @@ from .encoding import (
     rate_encode as rate_encode,
 )
 from .loop import (
-    AbstractReadSchedule as AbstractReadSchedule,
-    AbstractRecord as AbstractRecord,
-    EveryStep as EveryStep,
-    LogSpacedReads as LogSpacedReads,
-    ReadEvery as ReadEvery,
-    ReadEveryStep as ReadEveryStep,
     RunState as RunState,
-    SpikeCounts as SpikeCounts,
     init_state as init_state,
     network_step as network_step,
     run as run,
@@ -48,4 +41,13 @@ from .plasticity import (
     SingleCellPulses as SingleCellPulses,
     STDPState as STDPState,
     StochasticRounding as StochasticRounding,
+)
+from .run_options import (
+    AbstractReadSchedule as AbstractReadSchedule,
+    AbstractRecord as AbstractRecord,
+    EveryStep as EveryStep,
+    LogSpacedReads as LogSpacedReads,
+    ReadEvery as ReadEvery,
+    ReadEveryStep as ReadEveryStep,
+    SpikeCounts as SpikeCounts,
 )

@@ -27,10 +27,11 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 from devices.base import AbstractDevice
 from xbar.array.crossbar import relax
 from xbar.spiking.encoding import rate_encode
-from xbar.spiking.loop import SpikeCounts, init_state, run
+from xbar.spiking.loop import init_state, run
 from xbar.spiking.network import Neuron, SpikingLayer, SpikingNetwork
 from xbar.spiking.neurons import LIFState
 from xbar.spiking.plasticity import PairSTDP
+from xbar.spiking.run_options import SpikeCounts
 
 
 def count_logits(
