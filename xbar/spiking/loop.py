@@ -26,13 +26,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from devices.base import as_param, cell_age
-from devices.cached import CachedRead, CachedReadState
-from xbar.array.crossbar import Crossbar, relax
-from xbar.circuits import noise
-from xbar.circuits.ideal import PRECISION, IdealCircuit, safe_sqrt
-from xbar.mapping.tiling import from_tiles
-from xbar.spiking.network import SpikingLayer, SpikingNetwork
+from devices.base import as_param
+from xbar.array.crossbar import relax
+from xbar.spiking.flat import (  # noqa: F401 (flat_reads re-exported)
+    FlatReads,
+    flat_currents,
+    flat_ok,
+    flat_reads,
+)
+from xbar.spiking.network import SpikingNetwork
 from xbar.spiking.neurons import LIFState
 from xbar.spiking.plasticity import PairSTDP, STDPState
 from xbar.spiking.run_options import (
@@ -43,6 +45,7 @@ from xbar.spiking.run_options import (
     ReadEveryStep,
     _zeros_per_layer,
 )
+from xbar.spiking.scheduled import crossbars, run_scheduled
 
 
 class RunState(eqx.Module):
@@ -93,65 +96,6 @@ def _plasticity(net, plasticity):
             f" got {len(plasticity)}"
         )
     return plasticity
-
-
-class FlatReads(eqx.Module):
-    """A layer's synapses read once, as matrices without the tiles' padding:
-    the mean differential conductance `G+ - G-` (S) and, when read noise is
-    wanted, the read-noise variance `std+^2 + std-^2` (S^2) of every synapse,
-    `(in_features, out_features)` (a recurrent layer's recurrent synapses
-    stacked below: `(in_features + out_features, out_features)`). With an
-    ideal circuit and linear-I-V cells the column currents are `v @ g` with
-    std `sqrt((v*v) @ var)`: one product noise-free, two with read noise,
-    instead of one per tile and cell."""
-
-    g: Float[Array, "rows out_features"]
-    var: Float[Array, "rows out_features"] | None
-
-
-def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | None:
-    """`FlatReads` of `layer` at `t_s` after programming (through the device's
-    `read_stats`, so drift and the slow read deviation the device keeps in
-    its state are included), with the variance when `noise`; None where a
-    circuit is not ideal or the cells are not linear-I-V (then the tiled
-    `xbar.step` is needed). A recurrent layer's product takes `[input
-    spikes, previous spikes]`."""
-    xbs = [layer.crossbar] + ([] if layer.recurrent is None else [layer.recurrent])
-    if not all(
-        isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv for xb in xbs
-    ):
-        return None
-    n_out = layer.out_features
-    gs, vs = [], []
-    for xb, n_in in zip(xbs, (layer.in_features, n_out)):
-        g_p, s_p, g_n, s_n = xb.read_stats(t_s)
-        gs.append(from_tiles(g_p - g_n, n_in, n_out))
-        if noise:
-            vs.append(from_tiles(s_p * s_p + s_n * s_n, n_in, n_out))
-    g = jnp.concatenate(gs, 0) if len(gs) > 1 else gs[0]
-    var = None
-    if noise:
-        var = jnp.concatenate(vs, 0) if len(vs) > 1 else vs[0]
-    return FlatReads(g, var)
-
-
-def flat_currents(
-    layer: SpikingLayer,
-    reads: FlatReads,
-    spikes: Float[Array, "*batch rows"],
-    *,
-    key: PRNGKeyArray | None,
-) -> Float[Array, "*batch out_features"]:
-    """Column currents (A) from `FlatReads`: the same distribution as
-    `SpikingLayer.currents` on an ideal circuit (the per-tile partial sums'
-    variances add up to `(v*v) @ var`). Read noise enters the forward pass
-    only, as there."""
-    v = layer.dac(spikes)
-    i = jnp.dot(v, reads.g, precision=PRECISION)
-    if key is None or reads.var is None:
-        return i
-    std = safe_sqrt(jnp.dot(v * v, reads.var, precision=PRECISION))
-    return i + jax.lax.stop_gradient(std * noise.normal(key, i.shape, i.dtype))
 
 
 def network_step(
@@ -271,122 +215,6 @@ def _stepper(plasticity, relax_devices: bool):
     return advance
 
 
-def _crossbars(net: SpikingNetwork) -> list[Crossbar]:
-    """Every crossbar of `net`, recurrent ones included."""
-    out = []
-    for lay in net.layers:
-        out.append(lay.crossbar)
-        if lay.recurrent is not None:
-            out.append(lay.recurrent)
-    return out
-
-
-def _flat_ok(net: SpikingNetwork, plasticity) -> bool:
-    return all(p is None for p in plasticity) and all(
-        isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv
-        for xb in _crossbars(net)
-    )
-
-
-def _youngest_age(net: SpikingNetwork, t_s) -> Array:
-    """The smallest time since the last write over every cell of `net`."""
-    ages = [t_s]
-    for xb in _crossbars(net):
-        for st in (xb.pos, xb.neg):
-            age = getattr(st, "age_s", None)
-            if age is not None:
-                ages.append(jnp.min(cell_age(st, t_s)))
-    return jnp.min(jnp.stack([jnp.asarray(a, jnp.float32) for a in ages]))
-
-
-def _shortest_tau(net: SpikingNetwork) -> Array:
-    taus = [jnp.float32(jnp.inf)]
-    for xb in _crossbars(net):
-        tau = getattr(xb.device, "tau_s", None)
-        if tau is not None:
-            taus.append(jnp.min(jnp.asarray(tau, jnp.float32)))
-    return jnp.min(jnp.stack(taus))
-
-
-def _run_scheduled(net, x, key, state, record, relax_devices, schedule):
-    """A non-plastic `run` as one `lax.scan` over steps. The devices' states
-    are never written inside the loop: a read at time `t` reads them relaxed
-    by `t - t_start` (relaxation composes exactly), and the final state is
-    relaxed once by the whole run. A step whose time the held reads do not
-    cover reads the devices again (flat where the circuit is ideal, as
-    cached tiles elsewhere), and `schedule.interval` says for how many steps
-    that read holds. Only the read sits in a conditional; the step itself
-    runs in the flat loop body (on XLA:CPU, a product inside a conditional
-    branch or a nested loop runs at a fraction of its speed in the body)."""
-    n_steps = x.shape[0]
-    batch = x.shape[1:-1]
-    keys = None if key is None else jax.random.split(key, n_steps)
-    noisy = keys is not None
-    dt = net.dt_s
-    tau = _shortest_tau(net)
-    t_start = state.t_s
-    real = state.net
-
-    def relaxed(t_s) -> SpikingNetwork:
-        if not relax_devices:
-            return real
-        return real.map_crossbars(lambda xb: relax(xb, t_s - t_start))
-
-    every = schedule.reads_every_step
-
-    def reads_at(t_s):
-        now = relaxed(t_s)
-        rd = tuple(flat_reads(lay, t_s, noise=noisy) for lay in now.layers)
-        cached = tuple(
-            None if r is not None else lay.map_crossbars(
-                lambda xb: _cache_reads(xb, t_s)
-            )
-            for lay, r in zip(now.layers, rd)
-        )
-        if every:
-            return rd, cached, jnp.int32(1)
-        m = schedule.interval(_youngest_age(now, t_s), dt, tau)
-        return rd, cached, m
-
-    def body(carry, xs):
-        lt, rd, cached, valid, acc = carry
-        x_t, k = xs
-        if every:
-            # Read in the step; nothing of the read is carried.
-            rd, cached, valid = reads_at(lt[3])
-        else:
-            rd, cached, valid = jax.lax.cond(
-                valid < 1,
-                lambda op: reads_at(lt[3]),
-                lambda op: op,
-                (rd, cached, valid),
-            )
-        net_ = SpikingNetwork(
-            tuple(lay if c is None else c for lay, c in zip(real.layers, cached)),
-            real.dt_s,
-        )
-        st, out = network_step(
-            RunState(net_, *lt), x_t, key=k, relax_devices=False, reads=rd
-        )
-        acc, y = record.add(acc, out)
-        lt = (st.neurons, st.traces, st.spikes, st.t_s)
-        if every:
-            return (lt, None, None, valid, acc), y
-        return (lt, rd, cached, valid - 1, acc), y
-
-    rd0, cached0, _ = (None, None, None) if every else reads_at(t_start)
-    carry = (
-        (state.neurons, state.traces, state.spikes, state.t_s),
-        rd0,
-        cached0,
-        jnp.int32(0),
-        record.zero(net, batch),
-    )
-    (lt, _, _, _, acc), ys = jax.lax.scan(body, carry, (x, keys))
-    final = RunState(relaxed(t_start + n_steps * dt), *lt)
-    return final, acc, ys
-
-
 def run(
     net: SpikingNetwork,
     x: Float[Array, "time *batch in_features"],
@@ -451,7 +279,7 @@ def run(
     )
     n_steps = x.shape[0]
     exact = isinstance(reads, ReadEveryStep)
-    if plastic or (exact and not _flat_ok(net, plasticity)):
+    if plastic or (exact and not all(flat_ok(lay) for lay in net.layers)):
         keys = None if key is None else jax.random.split(key, n_steps)
         final, acc, ys = _scan(
             _stepper(plasticity, relax_devices),
@@ -461,13 +289,13 @@ def run(
             record,
         )
     else:
-        if not exact and not all(xb.device.linear_iv for xb in _crossbars(net)):
+        if not exact and not all(xb.device.linear_iv for xb in crossbars(net)):
             raise ValueError(
                 "reads other than ReadEveryStep() need linear-I-V cells "
                 "(device.linear_iv)"
             )
-        final, acc, ys = _run_scheduled(
-            net, x, key, st0, record, relax_devices, reads
+        final, acc, ys = run_scheduled(
+            net, x, key, st0, record, relax_devices, reads, step=network_step
         )
     out = record.result(acc, ys)
     out["dense_ops"] = float(
@@ -479,21 +307,3 @@ def run(
         )
     )
     return final, out
-
-
-# -- cached reads of non-ideal circuits (`run(..., reads=...)`) --------------
-
-
-def _cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
-    """The crossbar on `devices.CachedRead` cells that read what `crossbar`
-    reads at `t_s` (one `read_stats` of the pair)."""
-    dev = crossbar.device
-    if not dev.linear_iv:
-        raise ValueError("read_every > 1 needs linear-I-V cells (device.linear_iv)")
-    g_p, s_p, g_n, s_n = crossbar.read_stats(t_s)
-    return Crossbar(
-        CachedRead(dev.g_min, dev.g_max),
-        CachedReadState(g=g_p, std=s_p),
-        CachedReadState(g=g_n, std=s_n),
-        crossbar.circuit,
-    )
