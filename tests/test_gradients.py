@@ -207,3 +207,28 @@ def test_spiking_time_loop_keeps_the_gradient_of_volatile_devices(name, getkey):
         a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
         assert np.all(np.isfinite(a)) and np.abs(a).max() > 0
         assert np.corrcoef(a, b)[0, 1] > 0.8
+
+
+def test_weight_layout_keeps_every_derivative_of_the_transpose(getkey):
+    """The mapping's `(out, in) -> rows = inputs` transpose hands its
+    gradient over through a conditional (`xbar.nn.layer._rows_of`, an XLA:CPU
+    fusion workaround): reverse, forward and second derivatives equal those
+    of a plain `.T` exactly (the same float operations), NaN weights
+    included."""
+    from xbar.nn.layer import _rows_of
+
+    w = jax.random.normal(getkey(), (3, 5))
+    c = jax.random.normal(getkey(), (5, 3))
+
+    def f(w):
+        return jnp.sum(jnp.sin(_rows_of(w)) * c)
+
+    def g(w):
+        return jnp.sum(jnp.sin(w.T) * c)
+
+    for d in (jax.grad, jax.jacfwd, jax.hessian):
+        np.testing.assert_array_equal(np.asarray(d(f)(w)), np.asarray(d(g)(w)))
+    w_nan = w.at[0, 0].set(jnp.nan)
+    np.testing.assert_array_equal(
+        np.asarray(jax.grad(f)(w_nan)), np.asarray(jax.grad(g)(w_nan))
+    )
