@@ -7,7 +7,9 @@ at the current time since programming, read noise), the LIF membranes and the
 device relaxation by dt. Non-plastic layers on ideal circuits are read as
 flat matrices (`FlatReads`: `G+ - G-` and the read-noise variance, no
 padded rows or columns: one product noise-free, two with read noise, one
-normal per neuron per step) in one flat `lax.scan`. Rows by read
+normal per neuron per step) in one flat `lax.scan`; each re-read reads the
+cell states laid out once as those matrices (`FlatCells`), with scalar ages
+while no cell has been pulsed since programming. Rows by read
 schedule (`run(reads=...)`): `ReadEveryStep()` re-reads the drifting cells
 every step (exact); `LogSpacedReads()` (the default without plasticity)
 re-reads whenever the cells' age has grown by 1 % (mean-read error at most
