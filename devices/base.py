@@ -17,250 +17,47 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.core import Tracer
 from jaxtyping import Array, Float, PRNGKeyArray
 
+# The helpers below moved to topic modules; importing them from
+# `devices.base` keeps working (the families and the library do).
+from devices.cells import (  # noqa: F401
+    AGE_FROM_PROGRAMMING,
+    BOLTZMANN_EV_PER_K,
+    ROOM_TEMPERATURE_K,
+    after_write,
+    arrhenius_factor,
+    cell_age,
+    check_time,
+    decay,
+    decay2,
+    fresh_age,
+    noisy_target,
+    written,
+)
+from devices.params import (  # noqa: F401
+    as_param,
+    check_bounds,
+    check_fields,
+    check_option,
+    check_range,
+    concrete,
+    format_value,
+    option,
+    param,
+)
+from devices.variability import (  # noqa: F401
+    MIN_WINDOW,
+    add_cycles,
+    cell_window,
+    check_switches,
+    closure_factor,
+    draw_stuck,
+    draw_window,
+    pin_stuck,
+)
+
 Scalar = Float[Array, ""]
-
-
-def as_param(x) -> Array:
-    """Converter for sweepable scalar parameters: a float32 JAX array leaf."""
-    return jnp.asarray(x, dtype=jnp.float32)
-
-
-def param(
-    default: Any = dataclasses.MISSING,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    nonzero: bool = False,
-    unit: str = "",
-) -> Any:
-    """A sweepable scalar parameter field with its valid range.
-
-    Stored as a float32 JAX array leaf (so a sweep can vmap over a stacked
-    device); required unless `default` is given. `ge`/`gt` and `le`/`lt` bound
-    it below and above (inclusive / exclusive), `nonzero` excludes 0; every
-    `AbstractDevice` checks its fields against these at construction
-    (`check_fields`) and names the field that is out of range.
-    """
-    rule = dict(lo=gt if ge is None else ge, hi=lt if le is None else le,
-                lo_open=gt is not None, hi_open=lt is not None, unit=unit)
-    return eqx.field(converter=as_param, default=default,
-                     metadata={"range": rule, "nonzero": nonzero})
-
-
-def check_fields(module: eqx.Module) -> None:
-    """Check every field declared with `param` against its range (on concrete
-    values; skipped while tracing). Raises a `ValueError` naming the field."""
-    for f in dataclasses.fields(module):
-        rule = f.metadata.get("range")
-        if rule is None:
-            continue
-        value = getattr(module, f.name)
-        check_range(f.name, value, **rule)
-        v = concrete(value)
-        if f.metadata["nonzero"] and v is not None and np.any(v == 0):
-            raise ValueError(
-                f"{f.name} must be a finite nonzero number; got {f.name}={v}"
-            )
-
-
-def check_option(name: str, value, base: type) -> None:
-    """Raise a ValueError naming `name` and the allowed classes unless `value`
-    is an instance of one of `base`'s final subclasses."""
-    if isinstance(value, base):
-        return
-    allowed = []
-    todo = list(base.__subclasses__())
-    while todo:
-        c = todo.pop()
-        todo.extend(c.__subclasses__())
-        if not c.__name__.startswith(("Abstract", "_")):
-            allowed.append(f"{c.__name__}()")
-    raise ValueError(
-        f"{name} must be one of {', '.join(sorted(allowed))} (an option module); "
-        f"got {name}={value!r}"
-    )
-
-
-def option(name: str, base: type, default: Any) -> Any:
-    """A dataclass field holding an option module of kind `base`. Its
-    converter checks the type, so a name where a module belongs (`"sinh"` for
-    `SinhIV()`) is a ValueError listing the classes, raised before anything
-    else looks at the field."""
-
-    def convert(value):
-        check_option(name, value, base)
-        return value
-
-    return eqx.field(default=default, converter=convert)
-
-
-def concrete(x) -> np.ndarray | None:
-    """The concrete value of `x`, or None while it is being traced."""
-    if x is None or isinstance(x, Tracer):
-        return None
-    try:
-        return np.asarray(x)
-    except Exception:  # pragma: no cover - abstract values under transforms
-        return None
-
-
-def check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
-                hi_open=False, unit: str = "") -> None:
-    """Raise a `ValueError` naming `name` unless lo <= value <= hi (elementwise).
-
-    Skipped while tracing: checks run at construction, on concrete values.
-    """
-    v = concrete(value)
-    if v is None:
-        return
-    lo_s = "-inf" if lo is None else f"{lo:g}"
-    hi_s = "inf" if hi is None else f"{hi:g}"
-    bracket = ("(" if lo_open else "[") + f"{lo_s}, {hi_s}" + (")" if hi_open else "]")
-    u = f" {unit}" if unit else ""
-    bad = ~np.isfinite(v)
-    if lo is not None:
-        bad |= (v <= lo) if lo_open else (v < lo)
-    if hi is not None:
-        bad |= (v >= hi) if hi_open else (v > hi)
-    if np.any(bad):
-        shown = v if v.size == 1 else v[bad].ravel()[:3]
-        raise ValueError(f"{name} must be in {bracket}{u}; got {name}={shown}{u}")
-
-
-def check_bounds(g_min, g_max) -> None:
-    """Conductance bounds: 0 <= g_min < g_max, finite (siemens)."""
-    check_range("g_min", g_min, 0.0, unit="S")
-    check_range("g_max", g_max, 0.0, lo_open=True, unit="S")
-    lo, hi = concrete(g_min), concrete(g_max)
-    if lo is not None and hi is not None and np.any(lo >= hi):
-        raise ValueError(
-            f"g_min must be in [0, g_max); got g_min={lo} S, g_max={hi} S"
-        )
-
-
-def noisy_target(g_target, shape, g_min, g_max, sigma, key: PRNGKeyArray):
-    """`g_target` clipped to `[g_min, g_max]` and broadcast to `shape`, plus
-    Gaussian programming error of std `sigma` (S), clipped again: one-shot
-    programming of a cell whose write lands anywhere near the target."""
-    g_t = jnp.clip(jnp.asarray(g_target, jnp.float32), g_min, g_max)
-    g_t = jnp.broadcast_to(g_t, shape)
-    g = g_t + sigma * jax.random.normal(key, g_t.shape, jnp.float32)
-    return jnp.clip(g, g_min, g_max)
-
-
-# `age_s` of a cell that has not been pulsed since it was programmed: its age
-# is then the caller's time since programming (`t_s` of a read), see `cell_age`.
-AGE_FROM_PROGRAMMING = 1e30
-
-
-def check_time(t_s) -> Array:
-    """`t_s` as a float32 array; a concrete negative time raises a ValueError
-    (a read before the cells were programmed is meaningless)."""
-    v = concrete(t_s)
-    if v is not None and (np.any(v < 0) or not np.all(np.isfinite(v))):
-        raise ValueError(
-            f"t_s must be a finite time >= 0 s since programming; got t_s={v}"
-        )
-    return jnp.asarray(t_s, jnp.float32)
-
-
-def cell_age(state, t_s):
-    """Seconds since each cell's last write when read at `t_s` seconds after
-    the array was programmed.
-
-    A cell pulsed after programming (on-chip learning, a spiking run) restarts
-    its clock: its `age_s` counts from that write and grows under `relax`.
-    Cells never pulsed since programming carry `AGE_FROM_PROGRAMMING`, so
-    their age is `t_s` itself. States without `age_s` (built by hand) read
-    `t_s` for every cell.
-    """
-    t = check_time(t_s)
-    age = getattr(state, "age_s", None)
-    return t if age is None else jnp.minimum(t, age)
-
-
-def fresh_age(shape) -> Array:
-    """`age_s` of cells that have not been pulsed since programming."""
-    return jnp.full(shape, AGE_FROM_PROGRAMMING, jnp.float32)
-
-
-def written(old, new, n):
-    """Per-cell select for a pulse write: `new` where `n != 0`, else `old`."""
-    return jnp.where(n == 0, old, new)
-
-
-def after_write(state, n, key: PRNGKeyArray, *, new_xi=None):
-    """`(age_s, xi_slow)` after a pulse write of `n` pulses per cell: written
-    cells restart their clock (age 0) and draw a new slow read deviation; the
-    others keep theirs. (The draw is made even where a device's slow read
-    part is 0: skipping it on concrete zeros would make a jitted call, where
-    the parameters are traced, draw differently from an eager one.)
-    `new_xi`: the new deviations, if the caller drew them (e.g. with the C2C
-    noise from one `devices.rng.normal_pair` call); `key` is then unused."""
-    age = getattr(state, "age_s", None)
-    xi = getattr(state, "xi_slow", None)
-    shape = state.g.shape
-    # States without a clock (devices whose reads do not depend on time) keep
-    # none.
-    age = None if age is None else written(age, 0.0, n)
-    if new_xi is None:
-        new_xi = jax.random.normal(key, shape, jnp.float32)
-    xi = new_xi if xi is None else written(xi, new_xi, n)
-    return age, xi
-
-
-
-def decay(v, dt_s, tau_s):
-    """Exponential relaxation of a volatile component, v exp(-dt / tau).
-
-    E-VOL with beta = 1 (the only Markovian case: relaxing by dt1 then dt2
-    equals relaxing by dt1 + dt2).
-    """
-    return v * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
-
-
-# Boltzmann constant (eV/K) and the room temperature the cards' time
-# constants refer to unless a card says otherwise (K).
-BOLTZMANN_EV_PER_K = 8.617333262e-5
-ROOM_TEMPERATURE_K = 300.0
-
-
-def arrhenius_factor(ea_ev, temperature_k, t_ref_k):
-    """How much faster a thermally activated process runs at `temperature_k`
-    than at `t_ref_k`: `exp(Ea / k_B (1 / T_ref - 1 / T))` (1 at T = T_ref,
-    and for Ea = 0).
-
-    A cell held at T for `t` seconds has relaxed as far as one held at T_ref
-    for `factor * t` seconds (time-temperature equivalence of an Arrhenius
-    rate), so a model written for T_ref takes `factor * t` as its time, and a
-    volatile time constant becomes `tau / factor`.
-    """
-    return jnp.exp(ea_ev / BOLTZMANN_EV_PER_K * (1.0 / t_ref_k - 1.0 / temperature_k))
-
-
-def decay2(q, q2, dt_s, tau_s, tau2_s, factor):
-    """`(q exp(-f dt / tau), q2 exp(-f dt / tau2))`: the two components of a
-    double-exponential volatile part relaxing for `dt_s` at Arrhenius factor
-    `f` (both Markovian, so relaxing by dt1 then dt2 equals dt1 + dt2)."""
-    dt = factor * jnp.asarray(dt_s, jnp.float32)
-    return q * jnp.exp(-dt / tau_s), q2 * jnp.exp(-dt / tau2_s)
-
-
-def _format_value(v) -> str:
-    """A field value for `AbstractDevice.__repr__`: scalars by value, arrays
-    by dtype and shape, anything else by its repr."""
-    if isinstance(v, (jax.Array, np.ndarray, np.generic)):
-        c = concrete(v)
-        if c is not None and c.ndim == 0:
-            return f"{c.item():.6g}"
-        return eqx.tree_pformat(v)  # e.g. f32[8] (stacked for a sweep), or traced
-    return repr(v)
 
 
 class AbstractDeviceState(eqx.Module):
@@ -307,7 +104,7 @@ class AbstractDevice(eqx.Module):
         """`RRAM(g_min=3.0769e-09, g_max=3.8462e-08, ..., iv=LinearIV())`: every
         field with its value (a stacked, swept parameter shows as `f32[n]`)."""
         fields = (
-            f"{f.name}={_format_value(getattr(self, f.name))}"
+            f"{f.name}={format_value(getattr(self, f.name))}"
             for f in dataclasses.fields(self)
             if f.repr and hasattr(self, f.name)
         )
@@ -476,112 +273,3 @@ class AbstractDevice(eqx.Module):
         if getattr(self, "endurance", False):
             cycles = jnp.zeros(shape, jnp.float32)
         return lo, hi, stuck, cycles
-
-
-# -- device-to-device window, stuck-at faults, endurance (issue 12a) ---------
-#
-# Shared by every family. The per-cell fields live at the end of each state
-# class: `g_lo`, `g_hi` (the cell's window as fabricated; None: the device's
-# nominal [g_min, g_max]), `cycles` (full-swing write cycles since
-# fabrication; None: not counted) and `stuck` (+1 stuck at the cell's upper
-# bound, -1 at its lower bound, 0 healthy; None: no faults).
-
-# Smallest per-cell window, as a fraction of the nominal span: a draw of the
-# window spread (or a closure) never collapses a cell to a point.
-MIN_WINDOW = 0.01
-
-
-def draw_window(shape, key: PRNGKeyArray, g_min, g_max, g_ref, sigma_lo, sigma_hi):
-    """Per-cell window `(g_lo, g_hi)` drawn at fabrication (aihwkit's
-    `b_max = w_max (1 + w_max_dtod xi)`, `b_min = w_min (1 + w_min_dtod xi)`
-    with the weight zero at conductance `g_ref`):
-
-        g_hi = g_ref + (g_max - g_ref) |1 + sigma_hi xi_1|
-        g_lo = g_ref - (g_ref - g_min) |1 + sigma_lo xi_2|
-
-    then `g_lo >= 0` and `g_hi >= g_lo + MIN_WINDOW (g_max - g_min)`.
-    """
-    k1, k2 = jax.random.split(key)
-    xi1 = jax.random.normal(k1, shape, jnp.float32)
-    xi2 = jax.random.normal(k2, shape, jnp.float32)
-    hi = g_ref + (g_max - g_ref) * jnp.abs(1.0 + sigma_hi * xi1)
-    lo = jnp.maximum(g_ref - (g_ref - g_min) * jnp.abs(1.0 + sigma_lo * xi2), 0.0)
-    return lo, jnp.maximum(hi, lo + MIN_WINDOW * (g_max - g_min))
-
-
-def closure_factor(cycles, n_cycles, beta):
-    """Endurance window closure `(1 + N / n_cycles)^-beta` after `N` cycles:
-    1 when new, `2^-beta` at `N = n_cycles`, a power law in N beyond."""
-    return jnp.exp(-beta * jnp.log1p(cycles / n_cycles))
-
-
-def cell_window(state, g_min, g_max, g_ref, n_cycles, beta):
-    """Every cell's bounds now, `(lo, hi)`: its fabricated window (the
-    nominal `[g_min, g_max]` for states without `g_lo`), closed towards
-    `g_ref` by `closure_factor` of its `cycles` (states that count them),
-    never below `MIN_WINDOW` of the nominal span."""
-    lo = getattr(state, "g_lo", None)
-    hi = getattr(state, "g_hi", None)
-    if lo is None or hi is None:
-        lo, hi = g_min, g_max
-    cycles = getattr(state, "cycles", None)
-    if cycles is not None:
-        f = closure_factor(cycles, n_cycles, beta)
-        lo = g_ref - (g_ref - lo) * f
-        hi = jnp.maximum(g_ref + (hi - g_ref) * f, lo + MIN_WINDOW * (g_max - g_min))
-    return lo, hi
-
-
-def draw_stuck(shape, key: PRNGKeyArray, p_on, p_off) -> Array:
-    """Per-cell stuck-at map: +1 (stuck at the upper bound) with probability
-    `p_on`, -1 (lower bound) with `p_off`, else 0."""
-    u = jax.random.uniform(key, shape, jnp.float32)
-    return jnp.where(u < p_on, 1.0,
-                     jnp.where(u < p_on + p_off, -1.0, 0.0)).astype(jnp.float32)
-
-
-def pin_stuck(g, stuck, lo, hi):
-    """`g` with stuck cells held at their bound (`stuck` None: unchanged)."""
-    if stuck is None:
-        return g
-    return jnp.where(stuck > 0, hi, jnp.where(stuck < 0, lo, g))
-
-
-def add_cycles(state, d_cycles):
-    """`state.cycles + d_cycles` for healthy cells (stuck cells do not
-    switch, so they do not wear); None for states that do not count."""
-    cycles = getattr(state, "cycles", None)
-    if cycles is None:
-        return None
-    stuck = getattr(state, "stuck", None)
-    d = jnp.broadcast_to(jnp.asarray(d_cycles, jnp.float32), cycles.shape)
-    if stuck is not None:
-        d = jnp.where(stuck == 0, d, 0.0)
-    return cycles + d
-
-
-def check_switches(module) -> None:
-    """Raise a ValueError naming the static switch when a variability
-    parameter is nonzero but its switch (which adds the per-cell fields to
-    the state) is off: `faults` for `p_stuck_on`/`p_stuck_off`,
-    `window_d2d` for `sigma_gmin_d2d`/`sigma_gmax_d2d`."""
-    rules = (("faults", ("p_stuck_on", "p_stuck_off")),
-             ("window_d2d", ("sigma_gmin_d2d", "sigma_gmax_d2d")))
-    for switch, names in rules:
-        if getattr(module, switch, True):
-            continue
-        for name in names:
-            v = concrete(getattr(module, name, None))
-            if v is not None and np.any(v != 0):
-                raise ValueError(
-                    f"{name} > 0 needs {switch}=True (a static switch that adds "
-                    f"the per-cell fields to the state); got {name}={v}, "
-                    f"{switch}=False"
-                )
-    on = concrete(getattr(module, "p_stuck_on", None))
-    off = concrete(getattr(module, "p_stuck_off", None))
-    if on is not None and off is not None and np.any(on + off > 1.0):
-        raise ValueError(
-            "p_stuck_on + p_stuck_off must be in [0, 1]; "
-            f"got p_stuck_on={on}, p_stuck_off={off}"
-        )
