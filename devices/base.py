@@ -69,6 +69,13 @@ class AbstractDeviceState(eqx.Module):
 
     g: eqx.AbstractVar[Float[Array, "*cells"]]
 
+    def with_conductance_shift(self, d) -> AbstractDeviceState:
+        """The state with `d` added to every field its conductance is built
+        from (here `g`): what a straight-through gradient rides on
+        (`xbar.mapping.programming.straight_through`), so that it survives
+        the device's own methods. `d` is zero in value."""
+        return eqx.tree_at(lambda s: s.g, self, self.g + d)
+
 
 class VolatileState(AbstractDeviceState):
     """State of cells with a non-volatile and a volatile conductance (ionic and
@@ -83,6 +90,12 @@ class VolatileState(AbstractDeviceState):
 
     g: Float[Array, "*cells"]
     w: Float[Array, "*cells"]
+
+    def with_conductance_shift(self, d) -> VolatileState:
+        """`g` and the non-volatile `w` both shifted by `d`: these devices
+        rebuild `g` from `w` whenever they relax, so a shift on `g` alone would
+        be lost at the first relaxation of a time loop."""
+        return eqx.tree_at(lambda s: (s.g, s.w), self, (self.g + d, self.w + d))
 
 
 class AbstractDevice(eqx.Module):

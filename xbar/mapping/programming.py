@@ -37,21 +37,15 @@ def straight_through(
     passes the target's gradient straight through: value `state.g`,
     derivative 1 inside the window (bounds included) and 0 outside with
     respect to the target, plus whatever `state.g` carries with respect to the
-    device's parameters. States with a non-volatile part `w` get the same
-    straight-through term on `w`."""
+    device's parameters. The term goes on every field the state builds its
+    conductance from (`AbstractDeviceState.with_conductance_shift`: `g`, and
+    the non-volatile `w` of volatile devices)."""
     t = jnp.broadcast_to(g_target, state.g.shape)
     # A mask, not jnp.clip: clip's derivative is 1/2 at a bound, and targets
     # sit exactly on g_min (an idle cell, a zero digit) or g_max (full scale).
     inside = (t >= device.g_min) & (t <= device.g_max)
     ste = jnp.where(inside, t - jax.lax.stop_gradient(t), 0.0)
-    state = eqx.tree_at(lambda s: s.g, state, state.g + ste)
-    # Volatile devices (Perovskite, IonicSynapse) rebuild g from their
-    # non-volatile part w whenever they relax; the gradient must ride on w
-    # too, or the first relaxation of a time loop drops it.
-    w = getattr(state, "w", None)
-    if w is not None and w.shape == state.g.shape:
-        state = eqx.tree_at(lambda s: s.w, state, w + ste)
-    return state
+    return state.with_conductance_shift(ste)
 
 
 def _without_neg(xb: Crossbar) -> Crossbar:
