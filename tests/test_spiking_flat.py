@@ -118,3 +118,34 @@ def test_scheduled_run_equals_the_per_step_loop(fresh, getkey):
     ref = np.asarray(jnp.stack(vs))
     got = np.asarray(a["v"][0])
     assert np.abs(got - ref).max() <= 5e-5 * np.abs(ref).max()
+
+
+def test_per_cell_device_parameters_fall_back_to_the_tiled_read(getkey):
+    """A device holding a per-cell parameter array (here PCM's drift time
+    constant `t0_s`, one per cell of the tiles) cannot be laid out flat: the
+    scheduled run reads its tiles and flattens them instead, and still equals
+    the per-step tiled loop (same tolerance and reason as above)."""
+    import equinox as eqx
+
+    dev = devices.PCM.from_card(sigma_read_scale=0.0)
+    k_w, k_m = jax.random.split(getkey())
+    w = jax.random.normal(k_w, (11, 13), jnp.float32)
+    lay = sp.SpikingLayer.from_weights(
+        w, dev, key=k_m, dt_s=1e-3, tile_rows=8, tile_cols=8
+    )
+    xb = lay.crossbar
+    n = int(np.prod(xb.pos.g.shape))
+    t0 = jnp.geomspace(1e-3, 10.0, n).reshape(xb.pos.g.shape).astype(jnp.float32)
+    dev = eqx.tree_at(lambda d: d.t0_s, dev, t0)
+    lay = lay.with_crossbar(type(xb)(dev, xb.pos, xb.neg, xb.circuit))
+    assert flat_cells(lay) is None
+    net = sp.SpikingNetwork((lay,), 1e-3)
+    x = sp.rate_encode(jax.random.uniform(getkey(), (2, 13)), 20, key=getkey())
+    _, a = sp.run(net, x, key=None, t0_s=0.5, reads=sp.ReadEveryStep())
+    st = sp.init_state(net, (2,), t0_s=0.5)
+    vs = []
+    for t in range(x.shape[0]):
+        st, out = sp.network_step(st, x[t], key=None)
+        vs.append(out["v"][0])
+    ref = np.asarray(jnp.stack(vs))
+    assert np.abs(np.asarray(a["v"][0]) - ref).max() <= 5e-5 * np.abs(ref).max()

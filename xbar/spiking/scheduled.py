@@ -23,7 +23,7 @@ from jaxtyping import Array
 from devices.base import cell_age
 from devices.cached import CachedRead, CachedReadState
 from xbar.array.crossbar import Crossbar, relax
-from xbar.spiking.flat import FlatCells, flat_cells
+from xbar.spiking.flat import FlatCells, flat_cells, flat_ok, flat_reads
 from xbar.spiking.network import SpikingNetwork
 
 
@@ -104,9 +104,15 @@ def run_scheduled(net, x, key, state, record, relax_devices, schedule, *, step):
                 continue
             if relax_devices:
                 lay = lay.map_crossbars(lambda xb: relax(xb, since_start(t_s)))
+            ages.append(_youngest_age(crossbars(SpikingNetwork((lay,), dt)), t_s))
+            if flat_ok(lay):
+                # Readable flat, but a device keeps per-cell parameters that
+                # would not follow a re-layout: read the tiles, then flatten.
+                rd.append(flat_reads(lay, t_s, noise=noisy))
+                cached.append(None)
+                continue
             rd.append(None)
             cached.append(lay.map_crossbars(lambda xb: cache_reads(xb, t_s)))
-            ages.append(_youngest_age(crossbars(SpikingNetwork((lay,), dt)), t_s))
         if schedule.reads_every_step:
             return tuple(rd), tuple(cached), jnp.int32(1)
         m = schedule.interval(jnp.min(jnp.stack(ages)), dt, tau)
