@@ -115,10 +115,13 @@ class AbstractDevice(eqx.Module):
 
     def __repr__(self) -> str:
         """`RRAM(g_min=3.0769e-09, g_max=3.8462e-08, ..., iv=LinearIV())`: every
-        field with its value (a stacked, swept parameter shows as `f32[n]`)."""
+        field with its value (a stacked, swept parameter shows as `f32[n]`),
+        the family's own first, the keyword-only fields every family shares
+        (`VariabilityFields`) after them."""
+        ordered = sorted(dataclasses.fields(self), key=lambda f: f.kw_only is True)
         fields = (
             f"{f.name}={format_value(getattr(self, f.name))}"
-            for f in dataclasses.fields(self)
+            for f in ordered
             if f.repr and hasattr(self, f.name)
         )
         return f"{type(self).__name__}({', '.join(fields)})"

@@ -15,7 +15,6 @@ from .base import (
     add_cycles,
     after_write,
     arrhenius_factor,
-    check_switches,
     check_time,
     decay,
     decay2,
@@ -25,6 +24,7 @@ from .base import (
 )
 from .cards import from_card
 from .rng import normal_pair
+from .variability import VariabilityFields
 
 
 class IonicState(VolatileState):
@@ -89,7 +89,7 @@ def linear_step_response(x0, n, dx, gamma, x_ref):
     return x0 + step0 * factor
 
 
-class IonicSynapse(AbstractDevice):
+class IonicSynapse(AbstractDevice, VariabilityFields):
     """Electrochemical (ionic) synapse: near-linear soft-bounded steps plus an
     optional volatile part.
 
@@ -172,24 +172,12 @@ class IonicSynapse(AbstractDevice):
     tau_s: Scalar = param(1.0, gt=0.0, unit="s")
     sigma_updown_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
-    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
-    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
-    endurance_beta: Scalar = param(1.0, ge=0.0)
-    faults: bool = eqx.field(static=True, default=False)
-    window_d2d: bool = eqx.field(static=True, default=False)
-    endurance: bool = eqx.field(static=True, default=False)
 
     temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
     t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
     ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
     frac_tau2: Scalar = param(0.0, ge=0.0, le=1.0)
     tau2_s: Scalar = param(1.0, gt=0.0, unit="s")
-
-    def __check_init__(self):  # each field's own range: AbstractDevice
-        check_switches(self)
 
     def window_ref(self):
         """The weight zero, `g_min + x_ref (g_max - g_min)`: aihwkit's window

@@ -16,7 +16,6 @@ from .base import (
     after_write,
     arrhenius_factor,
     cell_age,
-    check_switches,
     concrete,
     fresh_age,
     option,
@@ -26,6 +25,7 @@ from .cards import from_card
 from .iv import AbstractIV, LinearIV
 from .nonlinear import AbstractNLDevice, nl_curve, nl_curve_inverse
 from .rng import normal_pair
+from .variability import VariabilityFields
 
 
 class RRAMState(AbstractDeviceState):
@@ -58,7 +58,7 @@ class RRAMState(AbstractDeviceState):
     cycles: Float[Array, "*cells"] | None = None
 
 
-class RRAM(AbstractNLDevice):
+class RRAM(AbstractNLDevice, VariabilityFields):
     """Pulse-programmed filamentary RRAM (NeuroSim nonlinear-update model).
 
     Potentiation moves `n` pulses up the LTP curve and depression `n` pulses
@@ -125,8 +125,6 @@ class RRAM(AbstractNLDevice):
         IEEE TCAD 37(12), 3067 (2018), doi 10.1109/TCAD.2018.2789723.
     """
 
-    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
     retention_m: Scalar = param(0.0)
     retention_t0_s: Scalar = param(1.0, gt=0.0, unit="s")
     sigma_retention_0: Scalar = param(0.0, ge=0.0)
@@ -137,13 +135,6 @@ class RRAM(AbstractNLDevice):
     sigma_prog_x4: Scalar = param(0.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
     iv: AbstractIV = option("iv", AbstractIV, LinearIV())
-    faults: bool = eqx.field(static=True, default=False)
-    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
-    endurance_beta: Scalar = param(1.0, ge=0.0)
-    window_d2d: bool = eqx.field(static=True, default=False)
-    endurance: bool = eqx.field(static=True, default=False)
     temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
     t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
     ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
@@ -151,21 +142,6 @@ class RRAM(AbstractNLDevice):
     @property
     def linear_iv(self) -> bool:  # type: ignore[override]
         return self.iv.linear
-
-    def __check_init__(self):  # each field's own range: AbstractDevice
-        on, off = concrete(self.p_stuck_on), concrete(self.p_stuck_off)
-        if on is not None and off is not None and np.any(on + off > 1.0):
-            raise ValueError(
-                "p_stuck_on + p_stuck_off must be in [0, 1]; "
-                f"got p_stuck_on={on}, p_stuck_off={off}"
-            )
-        check_switches(self)
-        if (on is not None and np.any(on > 0) or off is not None and np.any(off > 0)) \
-                and not self.faults:
-            raise ValueError(
-                "p_stuck_on/p_stuck_off > 0 need faults=True (a static switch that "
-                "adds the fault map to the state); got faults=False"
-            )
 
     @classmethod
     def from_card(cls, name: str = "rram_ag_asi_jo2010", **overrides) -> RRAM:

@@ -34,6 +34,7 @@ def param(
     lt: float | None = None,
     nonzero: bool = False,
     unit: str = "",
+    kw_only: bool = False,
 ) -> Any:
     """A sweepable scalar parameter field with its valid range.
 
@@ -41,11 +42,13 @@ def param(
     device); required unless `default` is given. `ge`/`gt` and `le`/`lt` bound
     it below and above (inclusive / exclusive), `nonzero` excludes 0; every
     `AbstractDevice` checks its fields against these at construction
-    (`check_fields`) and names the field that is out of range.
+    (`check_fields`) and names the field that is out of range. `kw_only`:
+    a keyword-only constructor argument (fields a base class shares with
+    every family, which must not shift a family's positional fields).
     """
     rule = dict(lo=gt if ge is None else ge, hi=lt if le is None else le,
                 lo_open=gt is not None, hi_open=lt is not None, unit=unit)
-    return eqx.field(converter=as_param, default=default,
+    return eqx.field(converter=as_param, default=default, kw_only=kw_only,
                      metadata={"range": rule, "nonzero": nonzero})
 
 

@@ -16,7 +16,6 @@ from .base import (
     after_write,
     arrhenius_factor,
     cell_age,
-    check_switches,
     fresh_age,
     param,
     pin_stuck,
@@ -25,6 +24,7 @@ from .base import (
 from .cards import from_card
 from .nonlinear import nl_pulse_update
 from .rng import normal, normal_pair
+from .variability import VariabilityFields
 
 G_REF_PCM = 25e-6  # S: the g_max the aihwkit polynomials were fitted at
 
@@ -98,7 +98,7 @@ def pcm_q_s(g_hat):
     return jnp.minimum(0.0088 / jnp.maximum(g_safe**0.65, 1e-3), 0.2)
 
 
-class PCM(AbstractDevice):
+class PCM(AbstractDevice, VariabilityFields):
     """Statistical PCM model of Nandakumar et al. / Joshi et al. (aihwkit E-PCM).
 
     1. Programming: `g_p = g_T + sigma_prog(g^_T) xi`, sigma_prog a quadratic in
@@ -176,18 +176,6 @@ class PCM(AbstractDevice):
     p_max_reset: Scalar = param(100.0, gt=0.0, unit="pulses")
     a_reset: Scalar = param(-1.0, nonzero=True)
     gradual_reset: bool = eqx.field(static=True, default=False)
-    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
-    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
-    endurance_beta: Scalar = param(1.0, ge=0.0)
-    faults: bool = eqx.field(static=True, default=False)
-    window_d2d: bool = eqx.field(static=True, default=False)
-    endurance: bool = eqx.field(static=True, default=False)
-
-    def __check_init__(self):  # each field's own range: AbstractDevice
-        check_switches(self)
 
     def window_ref(self):
         """PCM is unipolar: its window spreads about and closes towards g_min."""

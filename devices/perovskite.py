@@ -14,7 +14,6 @@ from .base import (
     add_cycles,
     after_write,
     arrhenius_factor,
-    check_switches,
     check_time,
     decay,
     decay2,
@@ -25,6 +24,7 @@ from .base import (
 from .cards import from_card
 from .nonlinear import AbstractNLDevice
 from .rng import normal_pair
+from .variability import VariabilityFields
 
 
 class PerovskiteState(VolatileState):
@@ -71,7 +71,7 @@ def paired_pulse_facilitation(dt_s, c1, tau_s):
     return 1.0 + c1 * jnp.exp(-jnp.asarray(dt_s, jnp.float32) / tau_s)
 
 
-class Perovskite(AbstractNLDevice):
+class Perovskite(AbstractNLDevice, VariabilityFields):
     """Halide-perovskite synapse with a non-volatile and a volatile component.
 
     The non-volatile conductance `w` moves along the NeuroSim curves (E-NL):
@@ -126,24 +126,12 @@ class Perovskite(AbstractNLDevice):
     opt_step: Scalar = param(0.0, ge=0.0)
     opt_vol_step: Scalar = param(0.0, ge=0.0, le=1.0)
     sigma_read_slow: Scalar = param(0.0, ge=0.0)
-    p_stuck_on: Scalar = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: Scalar = param(0.0, ge=0.0, le=1.0)
-    sigma_gmin_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    sigma_gmax_d2d: Scalar = param(0.0, ge=0.0, lt=1.0)
-    endurance_cycles: Scalar = param(1e6, gt=0.0, unit="cycles")
-    endurance_beta: Scalar = param(1.0, ge=0.0)
-    faults: bool = eqx.field(static=True, default=False)
-    window_d2d: bool = eqx.field(static=True, default=False)
-    endurance: bool = eqx.field(static=True, default=False)
 
     temperature_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
     t_ref_k: Scalar = param(ROOM_TEMPERATURE_K, ge=200.0, le=500.0, unit="K")
     ea_ev: Scalar = param(0.0, ge=0.0, le=3.0, unit="eV")
     frac_tau2: Scalar = param(0.0, ge=0.0, le=1.0)
     tau2_s: Scalar = param(1.0, gt=0.0, unit="s")
-
-    def __check_init__(self):  # each field's own range: AbstractDevice
-        check_switches(self)
 
     @classmethod
     def from_card(cls, name: str = "perovskite_mapbi3_poddar", **overrides):

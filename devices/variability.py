@@ -4,12 +4,13 @@ every family (the per-cell fields and the static switches that add them).
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from devices.params import concrete
+from devices.params import concrete, param
 
 # The per-cell fields live at the end of each state
 # class: `g_lo`, `g_hi` (the cell's window as fabricated; None: the device's
@@ -116,3 +117,42 @@ def check_switches(module) -> None:
             "p_stuck_on + p_stuck_off must be in [0, 1]; "
             f"got p_stuck_on={on}, p_stuck_off={off}"
         )
+
+
+class VariabilityFields(eqx.Module):
+    """The device-to-device window spread, stuck-at faults and endurance
+    closure that every family carries (docs/devices.md, "Variability"). A
+    base class of each family's device; its fields are keyword-only, so they
+    never shift a family's own positional fields. What a cycle is and where a
+    window spreads and closes to is the family's own (`window_ref`, its
+    docstring).
+
+    Args:
+        p_stuck_on, p_stuck_off: probabilities that `init` makes a cell stuck
+            at its upper / lower bound (stuck cells ignore programming and
+            pulses), each in [0, 1] with sum <= 1; > 0 needs `faults=True`.
+        sigma_gmin_d2d, sigma_gmax_d2d: device-to-device spread of the
+            window's lower and upper edges, relative to their distance from
+            the weight zero, in [0, 1); > 0 needs `window_d2d=True`.
+        endurance_cycles: full-swing write cycles after which the window has
+            closed by `2^-endurance_beta`, > 0.
+        endurance_beta: exponent of the closure `(1 + N / endurance_cycles)
+            ^ -endurance_beta`, >= 0.
+        faults, window_d2d, endurance: static switches that add the stuck-at
+            map, the per-cell window and the cycle count to the state.
+    """
+
+    p_stuck_on: Float[Array, ""] = param(0.0, ge=0.0, le=1.0, kw_only=True)
+    p_stuck_off: Float[Array, ""] = param(0.0, ge=0.0, le=1.0, kw_only=True)
+    sigma_gmin_d2d: Float[Array, ""] = param(0.0, ge=0.0, lt=1.0, kw_only=True)
+    sigma_gmax_d2d: Float[Array, ""] = param(0.0, ge=0.0, lt=1.0, kw_only=True)
+    endurance_cycles: Float[Array, ""] = param(
+        1e6, gt=0.0, unit="cycles", kw_only=True
+    )
+    endurance_beta: Float[Array, ""] = param(1.0, ge=0.0, kw_only=True)
+    faults: bool = eqx.field(static=True, default=False, kw_only=True)
+    window_d2d: bool = eqx.field(static=True, default=False, kw_only=True)
+    endurance: bool = eqx.field(static=True, default=False, kw_only=True)
+
+    def __check_init__(self):
+        check_switches(self)
