@@ -232,3 +232,26 @@ def test_weight_layout_keeps_every_derivative_of_the_transpose(getkey):
     np.testing.assert_array_equal(
         np.asarray(jax.grad(f)(w_nan)), np.asarray(jax.grad(g)(w_nan))
     )
+
+
+@pytest.mark.parametrize("ties", [1, 3])
+def test_weight_gradient_is_exact_where_the_largest_weights_tie(ties, getkey):
+    """On the ideal device without noise or quantization the analog layer is
+    `W x` exactly, so its weight gradient must be the float one, `c x^T`,
+    also for the largest |W|, which sit on the mapping's clipping bound (with
+    `jnp.clip` each of `ties` tied maxima got half its own gradient plus half
+    the group's mean). Tolerance 1e-5 relative: float32 rounding of the
+    conductance round trip."""
+    w = jax.random.uniform(getkey(), (4, 6), minval=-0.5, maxval=0.5)
+    w = w.at[0, :ties].set(1.0)  # `ties` entries at max |W|
+    x = jax.random.normal(getkey(), (6,))
+    c = jax.random.normal(getkey(), (4,))
+    config = xbar.AnalogConfig(devices.Ideal(), dac=xbar.DAC(bits=None))
+
+    def loss(w):
+        layer = xbar.AnalogLinear.from_weights(w, None, config, key=jax.random.key(0))
+        return jnp.sum(c * layer(x))
+
+    g = np.asarray(jax.grad(loss)(w))
+    ref = np.outer(np.asarray(c), np.asarray(x))
+    np.testing.assert_allclose(g, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

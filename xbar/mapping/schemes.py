@@ -296,7 +296,11 @@ class Mapping(eqx.Module):
         a = to_tiles(jnp.abs(weight_io), rows, m, fill=jnp.nan)  # (tr, tc, R, m)
         w_max = self.scale.reduce(a, self.clip_percentile)
         w_max = jnp.where(jnp.isfinite(w_max) & (w_max > 0), w_max, 1.0)
-        wt = jnp.clip(to_tiles(weight_io, rows, m), -w_max, w_max)
+        # Not jnp.clip: its derivative is 1/2 on a bound, and the largest |W|
+        # always sits on it (every one of them, when several tie, e.g. after
+        # clipping in training); here it is 1 on the bound, 0 beyond.
+        wt = to_tiles(weight_io, rows, m)
+        wt = jnp.where(jnp.abs(wt) <= w_max, wt, jnp.sign(wt) * w_max)
         dg = (device.g_max - device.g_min) * self.cells.span
         if self.weight_bits is None:
             digits = (jnp.abs(wt) / w_max)[..., None]  # (tr, tc, R, m, 1)
