@@ -1,0 +1,356 @@
+"""Hardware-aware training of any equinox model (`train_hwa_model`): float
+training on an ideal device, `train_hwa` on an MLP written both ways, digital
+layers trained as float, finite gradients on every device family,
+determinism, one compilation, checked inputs."""
+
+import logging
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import devices
+import xbar
+from xbar.training import train_hwa, train_hwa_model, with_read_keys
+from xbar.training.tabulated import FreshCells, TabulatedCells
+
+
+class MLP(eqx.Module):
+    """Per example: 12 -> 8 -> layer norm -> 8 -> 3."""
+
+    l1: eqx.nn.Linear
+    ln: eqx.nn.LayerNorm
+    l2: eqx.nn.Linear
+    l3: eqx.nn.Linear
+
+    def __init__(self, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.l1 = eqx.nn.Linear(12, 8, key=k1)
+        self.ln = eqx.nn.LayerNorm(8)
+        self.l2 = eqx.nn.Linear(8, 8, key=k2)
+        self.l3 = eqx.nn.Linear(8, 3, key=k3)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.ln(self.l1(x)))
+        return self.l3(jax.nn.relu(self.l2(h)))
+
+
+class CNN(eqx.Module):
+    """Per example: a flat 6x6 image -> conv 3x3 (stride 2, padding 1) -> 3."""
+
+    conv: eqx.nn.Conv2d
+    fc: eqx.nn.Linear
+
+    def __init__(self, key):
+        k1, k2 = jax.random.split(key)
+        self.conv = eqx.nn.Conv2d(1, 2, 3, stride=2, padding=1, key=k1)
+        self.fc = eqx.nn.Linear(2 * 3 * 3, 3, key=k2)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.conv(x.reshape(1, 6, 6)))
+        return self.fc(h.reshape(-1))
+
+
+class TwoLayer(eqx.Module):
+    """The network `train_hwa` trains, as an equinox model."""
+
+    layers: list
+
+    def __init__(self, sizes, key):
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = [
+            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
+        ]
+
+    def __call__(self, x):
+        for lay in self.layers[:-1]:
+            x = jax.nn.relu(lay(x))
+        return self.layers[-1](x)
+
+    def pairs(self):
+        return [(lay.weight, lay.bias) for lay in self.layers]
+
+
+def _task(getkey, n, d, k=3):
+    x = jax.random.normal(getkey(), (n, d))
+    y = jnp.argmax(x @ jax.random.normal(getkey(), (d, k)), axis=1)
+    return x, y
+
+
+def _ce(out, y):
+    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+
+
+def _float_train(model, x, y, *, opt, epochs, batch_size, key, loss=None):
+    """Plain float training of the digital model on the minibatches
+    `train_hwa_model` documents (per epoch a permutation from the first half
+    of the epoch's key), the model vmapped over each minibatch."""
+    loss = _ce if loss is None else loss
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    @jax.jit
+    def step(p, s, xb, yb):
+        g = jax.grad(lambda p: loss(jax.vmap(eqx.combine(p, static))(xb), yb))(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    n_b = len(y) // batch_size
+    with jax.numpy_dtype_promotion("standard"):
+        s = opt.init(params)
+        for ke in jax.random.split(key, epochs):
+            k_perm, _ = jax.random.split(ke)
+            perm = jax.random.permutation(k_perm, len(y))[: n_b * batch_size]
+            for idx in perm.reshape(n_b, -1):
+                params, s = step(params, s, x[idx], y[idx])
+    return eqx.combine(params, static)
+
+
+def _ideal(**kw):
+    return xbar.AnalogConfig(
+        devices.Ideal(),
+        mapping=xbar.Mapping(tile_rows=16, tile_cols=8),
+        dac=xbar.DAC(bits=None),
+        **kw,
+    )
+
+
+def _arrays(model):
+    return jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+
+
+def test_mlp_on_ideal_device_is_float_training_and_digital_layer_stays_float(
+    getkey,
+):
+    # An ideal noiseless device with unquantized converters computes W x
+    # exactly and the straight-through gradient is the float one, so HWA
+    # training equals float training of the digital model with the same
+    # optimizer (SGD with momentum: linear in the gradients, so float32
+    # rounding errors stay of their own size) and minibatches. The layer
+    # norm (a digital parameter) and the last layer (left digital by the
+    # config function) are trained too. Tolerance: float32 rounding of the
+    # analog path (input scale, conductance scale: ~1e-7 relative per
+    # product) over 6 steps on weights below 1 (measured: 3e-8).
+    x, y = _task(getkey, 96, 12)
+    model = MLP(getkey())
+    cfg = _ideal()
+    opt = optax.sgd(0.1, momentum=0.9)
+    key = getkey()
+
+    def choose(path, layer):
+        return None if path == ".l3" else cfg
+
+    out = train_hwa_model(
+        model, choose, x, y, optimizer=opt, epochs=2, batch_size=32, key=key,
+        noise_scale=0.0, cells=FreshCells(),
+    )
+    ref = _float_train(model, x, y, opt=opt, epochs=2, batch_size=32, key=key)
+    for a, r in zip(_arrays(out.model), _arrays(ref), strict=True):
+        np.testing.assert_allclose(a, r, atol=1e-6)
+    for a, m in zip(_arrays(out.model), _arrays(model)):
+        assert not np.allclose(a, m)  # every leaf trained (layer norm included)
+    assert isinstance(out.model.l3, eqx.nn.Linear)  # digital in, digital out
+    assert out.losses.shape == (2,) and np.all(np.isfinite(out.losses))
+
+
+def test_cnn_with_custom_loss_on_ideal_device_is_float_training(getkey):
+    # A per-example CNN (eqx.nn.Conv2d on (C, H, W), a reshape, a linear
+    # layer) whose __call__ the trainer leaves as it is, fitted with a loss
+    # of the user's (mean squared error to real-valued targets);
+    # TabulatedCells on the ideal device (its table: the targets, zero
+    # spread). Same reference and tolerance as the MLP (Adam would amplify
+    # rounding where a gradient is near zero, so SGD with momentum).
+    x, _ = _task(getkey, 64, 36)
+    y = x @ jax.random.normal(getkey(), (36, 3)) / 6.0
+    model = CNN(getkey())
+    opt = optax.sgd(0.05, momentum=0.9)
+    key = getkey()
+
+    def mse(out, t):
+        return jnp.mean((out - t) ** 2)
+
+    out = train_hwa_model(
+        model, _ideal(), x, y, optimizer=opt, epochs=2, batch_size=32, key=key,
+        loss=mse, noise_scale=0.0, cells=TabulatedCells(),
+    )
+    ref = _float_train(
+        model, x, y, opt=opt, epochs=2, batch_size=32, key=key, loss=mse
+    )
+    assert isinstance(out.model.conv, eqx.nn.Conv2d)
+    for a, r in zip(_arrays(out.model), _arrays(ref), strict=True):
+        np.testing.assert_allclose(a, r, atol=1e-6)
+    assert out.losses[-1] < out.losses[0]
+
+
+def test_quantized_converters_match_train_hwa(getkey):
+    # The same 12-8-3 network as `train_hwa` params and as an equinox model,
+    # on the ideal device with a 4-bit DAC and a 5-bit clipping ADC (no noise:
+    # programming and reads are deterministic, so the two trainers' different
+    # key streams do not matter): both run the same quantized forward and
+    # straight-through gradient, so they train the same weights. Tolerance:
+    # float32 rounding (the batched vs per-example forward may round a few
+    # products differently; a flipped ADC level would move a weight by ~1e-3).
+    x, y = _task(getkey, 64, 12)
+    model = TwoLayer([12, 8, 3], getkey())
+    cfg = _ideal(adc=xbar.ADC(bits=5, i_max=4e-5))
+    cfg = eqx.tree_at(lambda c: c.dac, cfg, xbar.DAC(bits=4))
+    kw = dict(optimizer=optax.sgd(0.2), epochs=2, batch_size=16, key=getkey())
+    ref = train_hwa(model.pairs(), cfg, x, y, noise_scale=0.0, **kw)
+    out = train_hwa_model(model, cfg, x, y, noise_scale=0.0, **kw)
+    for (w, b), lay in zip(ref.params, out.model.layers):
+        np.testing.assert_allclose(lay.weight, w, atol=1e-5)
+        np.testing.assert_allclose(lay.bias, b, atol=1e-5)
+    np.testing.assert_allclose(out.losses, ref.losses, rtol=1e-5)
+    # The converters matter: the quantized loss differs from the float one.
+    float_loss = _ce(jax.vmap(model)(x), y)
+    assert abs(float(out.losses[0]) - float(float_loss)) > 1e-3
+
+
+def test_noisy_pcm_draws_the_noise_train_hwa_draws(getkey):
+    # With a zero learning rate every epoch's loss is a draw of the noisy
+    # analog loss of the initial weights over the whole data set (n is a
+    # multiple of the batch): programming noise per minibatch, read noise per
+    # example, PCM read one day after programming at 3x its own noise. The
+    # two trainers use different key streams (convert folds the key per
+    # layer, train_hwa splits it; read keys per example here, one per batch
+    # there), so compare the 12 epochs' means (4 standard errors) and their
+    # spreads (a ratio in [0.5, 2]: the 99.8 % range of the F(11, 11)
+    # distribution is about [0.15, 6.6] for variances, [0.4, 2.6] for stds;
+    # correlated per-batch reads would widen ours).
+    x, y = _task(getkey, 64, 12)
+    model = TwoLayer([12, 8, 3], getkey())
+    cfg = xbar.AnalogConfig(
+        devices.PCM.from_card(), mapping=xbar.Mapping(tile_rows=16, tile_cols=8)
+    )
+    kw = dict(
+        optimizer=optax.sgd(0.0), epochs=12, batch_size=16, noise_scale=3.0,
+        t_inference_s=86400.0,
+    )
+    ref = np.asarray(train_hwa(model.pairs(), cfg, x, y, key=getkey(), **kw).losses)
+    out = np.asarray(train_hwa_model(model, cfg, x, y, key=getkey(), **kw).losses)
+    se = np.sqrt(ref.var(ddof=1) / ref.size + out.var(ddof=1) / out.size)
+    assert abs(out.mean() - ref.mean()) <= 4 * se, (out.mean(), ref.mean(), se)
+    assert 0.4 <= out.std() / ref.std() <= 2.5, (out.std(), ref.std())
+    assert out.std() > 0
+
+
+def test_every_device_family_trains_finite_deterministic_in_one_compilation(
+    getkey, caplog
+):
+    # RRAM, PCM (read a day after programming: drift), ionic and perovskite
+    # cards, one per layer of a 5-layer model (a config function; the last
+    # layer stays digital), an 8-bit DAC and straight-through gradients
+    # through each card's programming: every parameter stays finite and
+    # moves, the loss falls, the analog layers' weights are clipped at 1.5
+    # std and the digital layer's are not, one compilation (none for a
+    # second call with an equal setup), and the same key gives the same
+    # model bit for bit.
+    x, y = _task(getkey, 64, 12)
+    model = TwoLayer([12, 8, 8, 8, 8, 3], getkey())
+    cards = [
+        devices.RRAM.from_card(),
+        devices.PCM.from_card(),
+        devices.IonicSynapse.from_card(),
+        devices.Perovskite.from_card(),
+    ]
+
+    def choose(path, layer):
+        i = int(path.split("[")[1].rstrip("]"))
+        if i == len(cards):
+            return None
+        return xbar.AnalogConfig(
+            cards[i], mapping=xbar.Mapping(tile_rows=16, tile_cols=8)
+        )
+
+    kw = dict(
+        optimizer=optax.adam(0.02), epochs=3, batch_size=16, key=getkey(),
+        t_inference_s=86400.0, clip_sigma=1.5,
+    )
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect(level=logging.DEBUG)
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            out = train_hwa_model(model, choose, x, y, **kw)
+            jax.block_until_ready(out)
+        n_first = len([r for r in records if r.startswith("Compiling")])
+        with jax.log_compiles(True):
+            # An equal setup (same optimizer object): the compiled run again.
+            again = train_hwa_model(model, choose, x, y, **kw)
+            jax.block_until_ready(again)
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    compiles = [r for r in records if r.startswith("Compiling")]
+    assert n_first == 1 and len(compiles) == 1, compiles
+    for a, b, m in zip(_arrays(out.model), _arrays(again.model), _arrays(model)):
+        assert np.all(np.isfinite(a))
+        assert not np.allclose(a, m)
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out.losses, again.losses)
+    assert np.all(np.isfinite(out.losses)) and out.losses[-1] < out.losses[0]
+    for lay in out.model.layers[:-1]:
+        assert np.max(np.abs(lay.weight)) <= 1.5 * np.std(lay.weight) * 1.1
+    # The digital layer was not clipped: a uniform initialisation reaches
+    # sqrt(3) = 1.73 std.
+    last = out.model.layers[-1].weight
+    assert np.max(np.abs(last)) > 1.6 * np.std(last)
+
+
+def test_read_keys_give_noise_only_where_set(getkey):
+    # A converted model reads noise-free without a key (as before), with read
+    # noise once `with_read_keys` set keys, and noise-free again after clearing.
+    model = TwoLayer([6, 2], getkey())
+    dev = devices.RRAM.from_card()
+    analog = xbar.convert(model, dev, key=getkey())
+    x = jax.random.normal(getkey(), (1, 6))
+    clean = analog(x[0])
+    np.testing.assert_array_equal(analog(x[0]), clean)
+    noisy = with_read_keys(analog, getkey())
+    assert not np.allclose(noisy(x[0]), clean)
+    np.testing.assert_array_equal(noisy(x[0]), noisy(x[0]))  # the key is fixed
+    np.testing.assert_array_equal(with_read_keys(noisy, None)(x[0]), clean)
+
+
+class NoLayers(eqx.Module):
+    w: jax.Array
+
+    def __call__(self, x):
+        return self.w * x
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(optimizer="adam"), "optimizer"),
+        (dict(optimizer=lambda g: g), "optimizer"),
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=10_000), "batch_size"),
+        (dict(noise_scale=-1.0), "noise_scale"),
+        (dict(t_inference_s=-1.0), "t_inference_s"),
+        (dict(clip_sigma=0.0), "clip_sigma"),
+        (dict(cells="tabulated"), "cells"),
+        (dict(loss="mse"), "loss"),
+        (dict(loss=lambda out, y: out), "loss"),  # not a scalar
+        (dict(model=NoLayers(jnp.ones(3))), "model"),
+        (dict(config=lambda path, layer: None), "config"),
+        (dict(config="RRAM"), "config"),
+        (dict(y=jnp.zeros(64)), "y"),
+    ],
+)
+def test_bad_input_names_the_field(kw, field, getkey):
+    x, y = _task(getkey, 64, 12)
+    args = dict(
+        model=TwoLayer([12, 3], getkey()), config=devices.Ideal(), x=x, y=y,
+        optimizer=optax.sgd(0.1), epochs=1, batch_size=16, key=getkey(),
+    )
+    args.update(kw)
+    with pytest.raises(ValueError, match=field):
+        train_hwa_model(**args)
