@@ -53,7 +53,12 @@ def with_read_keys(model, key: PRNGKeyArray | None):
     """`model` (converted) with every analog layer's `read_key` set: the `i`-th
     analog layer (in pytree order) reads with `fold_in(key, i)` whenever the
     model's own code calls it without a key; `key=None` clears them (calls
-    without a key read noise-free again, as after `convert`)."""
+    without a key read noise-free again, as after `convert`).
+
+    A batched call draws independent noise for every example from one key;
+    a model mapped over examples (`jax.vmap`) needs one key per example:
+    `jax.vmap(lambda xi, ki: with_read_keys(model, ki)(xi))(x, keys)`, as
+    `train_hwa_model` does."""
     leaves, treedef = jax.tree_util.tree_flatten(model, is_leaf=_is_analog)
     out, i = [], 0
     for leaf in leaves:
