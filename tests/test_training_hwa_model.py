@@ -69,12 +69,15 @@ def _ce(out, y):
     return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
 
 
-def _float_train(model, x, y, *, opt, epochs, batch_size, key, loss=None):
+def _float_train(
+    model, x, y, *, opt, epochs, batch_size, key, loss=None,
+    trainable=eqx.is_inexact_array,
+):
     """Plain float training of the digital model on the minibatches
     `train_hwa_model` documents (per epoch a permutation from the first half
     of the epoch's key), the model vmapped over each minibatch."""
     loss = _ce if loss is None else loss
-    params, static = eqx.partition(model, eqx.is_inexact_array)
+    params, static = eqx.partition(model, trainable)
 
     @jax.jit
     def step(p, s, xb, yb):
@@ -119,7 +122,8 @@ def test_cnn_on_ideal_device_is_float_training_digital_layer_included(
     # a gradient is near zero), minibatches and loss (the user's: mean
     # squared error to real-valued targets). The layer norm (a digital
     # parameter) and the last layer (left digital by the config function)
-    # are trained too. Tolerance: float32 rounding of the analog path (input
+    # are trained too; the first linear layer's bias is frozen (`trainable`).
+    # Tolerance: float32 rounding of the analog path (input
     # scale, conductance scale: ~1e-7 relative per product) over 4 steps on
     # weights below 1 (measured: below 1e-7). The config function builds a
     # new, equal config per layer: one cell table for both analog layers.
@@ -143,17 +147,25 @@ def test_cnn_on_ideal_device_is_float_training_digital_layer_included(
     def mse(out, t):
         return jnp.mean((out - t) ** 2)
 
+    trainable = eqx.tree_at(
+        lambda m: m.fc.bias,
+        jax.tree.map(eqx.is_inexact_array, model),
+        False,
+    )
     out = train_hwa_model(
         model, choose, x, y, optimizer=opt, epochs=2, batch_size=32, key=key,
-        loss=mse, noise_scale=0.0, cells=TabulatedCells(),
+        loss=mse, noise_scale=0.0, cells=TabulatedCells(), trainable=trainable,
     )
     ref = _float_train(
-        model, x, y, opt=opt, epochs=2, batch_size=32, key=key, loss=mse
+        model, x, y, opt=opt, epochs=2, batch_size=32, key=key, loss=mse,
+        trainable=trainable,
     )
     for a, r in zip(_arrays(out.model), _arrays(ref), strict=True):
         np.testing.assert_allclose(a, r, atol=1e-6)
-    for a, m in zip(_arrays(out.model), _arrays(model)):
-        assert not np.allclose(a, m)  # every leaf trained (layer norm included)
+    np.testing.assert_array_equal(out.model.fc.bias, model.fc.bias)  # frozen
+    # Every other leaf trained (the layer norm's included).
+    same = [np.allclose(a, m) for a, m in zip(_arrays(out.model), _arrays(model))]
+    assert sum(same) == 1
     assert isinstance(out.model.conv, eqx.nn.Conv2d)  # digital in, digital out
     assert isinstance(out.model.out, eqx.nn.Linear)
     assert out.losses.shape == (2,) and out.losses[-1] < out.losses[0]
@@ -311,6 +323,7 @@ class NoLayers(eqx.Module):
         (dict(config=lambda path, layer: None), "config"),
         (dict(config="RRAM"), "config"),
         (dict(y=jnp.zeros(64)), "y"),
+        (dict(trainable=lambda leaf: False), "trainable"),
     ],
 )
 def test_bad_input_names_the_field(kw, field, getkey):

@@ -152,6 +152,7 @@ def train_hwa_model(
     t_inference_s: float | None = None,
     clip_sigma: float | None = None,
     cells=TabulatedCells(),
+    trainable=eqx.is_inexact_array,
 ) -> HWAModelResult:
     """Train any equinox model with its linear and convolution layers on
     analog hardware in the loop (hardware-aware training).
@@ -163,8 +164,9 @@ def train_hwa_model(
     are written per example, as equinox's are) with read noise, each example
     and analog layer its own read key (`with_read_keys`); one optimizer step
     on the straight-through gradient with respect to every floating-point
-    array of the digital model (`eqx.is_inexact_array`: analog layers'
-    weights and biases, and every digital layer or parameter). Epochs and
+    array of the digital model that `trainable` selects (default all:
+    analog layers' weights and biases, and every digital layer or
+    parameter). Epochs and
     minibatches are one `lax.scan` under one `jax.jit`: one compilation,
     reused by a later call with an equal setup (the same model structure,
     config choice, `loss` and `optimizer` objects and options; new weights,
@@ -202,6 +204,11 @@ def train_hwa_model(
             programmed and drifted cells tabulated once per run) or
             `FreshCells()` (the device model on every cell at every step,
             exact, slower); see `train_hwa`.
+        trainable: which leaves the optimizer updates, as `eqx.partition`
+            takes it (a function of a leaf, or a pytree of bools shaped like
+            `model`); only floating-point arrays among them train, the rest
+            stay as they are (e.g. a frozen feature extractor). Default
+            `eqx.is_inexact_array`: everything.
     """
     check_hwa_options(
         optimizer=optimizer, cells=cells, epochs=epochs, batch_size=batch_size,
@@ -247,7 +254,20 @@ def train_hwa_model(
     configs = training_configs(
         distinct, len(distinct), noise_scale=noise_scale, t_inference_s=t_inference_s
     )
-    params, static = eqx.partition(model, eqx.is_inexact_array)
+    try:
+        params, frozen = eqx.partition(model, trainable)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            "trainable must be a filter as eqx.partition takes it (a function "
+            f"of a leaf, or a pytree of bools like model); got {trainable!r}"
+        ) from e
+    params, other = eqx.partition(params, eqx.is_inexact_array)
+    static = eqx.combine(frozen, other)
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError(
+            "trainable selects no floating-point array of the model; nothing "
+            f"to train (trainable={trainable!r})"
+        )
     setup = _Setup(
         groups=tuple(sorted(groups.items())), loss=loss_of,
         optimizer=optimizer, cells=cells, epochs=epochs, batch_size=batch_size,
@@ -311,6 +331,8 @@ class _Setup(eqx.Module):
 
         def one(path, leaf):
             if not (_is_layer(leaf) and jax.tree_util.keystr(path) in analog):
+                return leaf
+            if leaf.weight is None:  # frozen: never updated, never clipped
                 return leaf
             c = sigma * jnp.std(leaf.weight)
             return eqx.tree_at(lambda m: m.weight, leaf, jnp.clip(leaf.weight, -c, c))
