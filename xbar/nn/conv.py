@@ -58,6 +58,8 @@ class AnalogConv2d(AbstractAnalogLayer):
     the tiles: per-patch input scaling, DAC, crossbar, ADC, digital
     accumulation, exactly as `AnalogLinear`. Input `(*batch, C, H, W)`, output
     `(*batch, O, Ho, Wo)` (NCHW, as `eqx.nn.Conv2d` without the batch axis).
+    A call without `key` reads with `read_key` (None, the default:
+    noise-free; see `AnalogLinear`).
     """
 
     kernel_size: tuple[int, int] = eqx.field(static=True, kw_only=True)
@@ -65,6 +67,7 @@ class AnalogConv2d(AbstractAnalogLayer):
     padding: tuple[tuple[int, int], tuple[int, int]] = eqx.field(
         static=True, kw_only=True
     )
+    read_key: PRNGKeyArray | None = eqx.field(default=None, kw_only=True)
 
     @classmethod
     def from_weights(
@@ -101,5 +104,6 @@ class AnalogConv2d(AbstractAnalogLayer):
     def __call__(
         self, x: Float[Array, "*batch c h w"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "*batch o ho wo"]:
+        key = self.read_key if key is None else key
         y = self.matvec(self.input_vectors(x), key=key)  # (*batch, Ho, Wo, O)
         return jnp.moveaxis(y, -1, -3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import equinox as eqx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from devices.base import AbstractDevice
@@ -16,7 +17,13 @@ class AnalogLinear(AbstractAnalogLayer):
     accumulation (see `xbar.nn.layer` for the steps). Takes one vector or a
     batch (leading axes), like `eqx.nn.Linear` on one. Build it with
     `AnalogLinear.from_weights` or `xbar.convert`.
+
+    `read_key` (default None) is the key a call without `key` reads with:
+    None reads noise-free; hardware-aware training of a converted model sets
+    one per layer and step (`xbar.training.with_read_keys`).
     """
+
+    read_key: PRNGKeyArray | None = eqx.field(default=None, kw_only=True)
 
     @classmethod
     def from_weights(
@@ -39,5 +46,6 @@ class AnalogLinear(AbstractAnalogLayer):
     def __call__(
         self, x: Float[Array, "*batch in"], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "*batch out"]:
-        """The layer's output; `key=None` reads without noise."""
-        return self.matvec(x, key=key)
+        """The layer's output; `key=None` reads with `read_key` (None:
+        without noise)."""
+        return self.matvec(x, key=self.read_key if key is None else key)

@@ -61,6 +61,26 @@ def _positive_int(name: str, v) -> None:
         raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
 
 
+def check_hwa_options(
+    *, optimizer, cells, epochs, batch_size, noise_scale, t_inference_s, clip_sigma
+) -> None:
+    """The checks every HWA trainer makes of its options before compiling:
+    a ValueError naming the field and its allowed range."""
+    check_optimizer(optimizer)
+    if not isinstance(cells, TabulatedCells | FreshCells):
+        raise ValueError(
+            "cells must be TabulatedCells(...) or FreshCells(); got "
+            f"cells={cells!r}"
+        )
+    _positive_int("epochs", epochs)
+    _positive_int("batch_size", batch_size)
+    check_range("noise_scale", noise_scale, 0.0)
+    if t_inference_s is not None:
+        check_range("t_inference_s", t_inference_s, 0.0, unit="s")
+    if clip_sigma is not None:
+        check_range("clip_sigma", clip_sigma, 0.0, lo_open=True)
+
+
 def noise_scaled(device: AbstractDevice, scale) -> AbstractDevice:
     """`device` with every field of `NOISE_FIELDS` it has multiplied by `scale`."""
     names = [n for n in NOISE_FIELDS if hasattr(device, n)]
@@ -183,19 +203,10 @@ def train_hwa(
     """
     import optax
 
-    check_optimizer(optimizer)
-    if not isinstance(cells, TabulatedCells | FreshCells):
-        raise ValueError(
-            "cells must be TabulatedCells(...) or FreshCells(); got "
-            f"cells={cells!r}"
-        )
-    _positive_int("epochs", epochs)
-    _positive_int("batch_size", batch_size)
-    check_range("noise_scale", noise_scale, 0.0)
-    if t_inference_s is not None:
-        check_range("t_inference_s", t_inference_s, 0.0, unit="s")
-    if clip_sigma is not None:
-        check_range("clip_sigma", clip_sigma, 0.0, lo_open=True)
+    check_hwa_options(
+        optimizer=optimizer, cells=cells, epochs=epochs, batch_size=batch_size,
+        noise_scale=noise_scale, t_inference_s=t_inference_s, clip_sigma=clip_sigma,
+    )
     pairs = _pairs(params)
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.int32)
