@@ -16,7 +16,10 @@ accuracy (the mean over examples and device draws of
 differentiated through programming noise, drift and the analog forward
 (the library's gradient rule). A grid sweep of the true accuracy over the
 same `(s, d)` gives the boundary independently (log-interpolated crossing of
-90 %).
+90 %). A gradient search counts as having found the boundary only where the
+true accuracy at the `s` it ends on is within `found_tolerance` of 90 %;
+where no `s` keeps 90 % (large drift) it walks towards ever smaller `s` and
+is reported as not found (its final `s` is kept in the results).
 
 Writes `figures/device_design.json` and `figures/device_design.png`.
 
@@ -92,14 +95,17 @@ def run(
         "target_accuracy": 0.9,
         "float_epochs": 2 if quick else 10,
         "hwa_epochs": 1 if quick else 2,
-        "n_eval": 100 if quick else 500,
+        "n_eval": 100 if quick else 1000,
         "repeats": 2 if quick else 4,
         "temperature": 0.1,
         "drift_scales": [1.0, 4.0] if quick else [0.5, 1.0, 2.0, 4.0, 8.0],
-        "grid_sigma_scales": [1.0, 8.0] if quick else [0.5, 1, 2, 4, 8, 16, 32],
-        "gd_steps": 3 if quick else 15,
+        "grid_sigma_scales": (
+            [0.5, 4.0] if quick else [0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32]
+        ),
+        "gd_steps": 3 if quick else 20,
         "gd_learning_rate": 0.2,
         "s_start": 2.0,
+        "found_tolerance": 0.01,
     }
     key = jax.random.key(seed)
     k_train, k_hwa, k_eval = jax.random.split(key, 3)
@@ -138,6 +144,9 @@ def run(
 
     def grad_fn(ls, p, d):
         return grad_jit(ls, p, d, x_e, y_e, k_eval)
+    float_acc_jit = eqx_jit(
+        lambda p, x, y: jnp.mean(jnp.argmax(float_logits(p, x), -1) == y)
+    )
     results = {}
     for name, p in nets.items():
         grid = [
@@ -159,18 +168,24 @@ def run(
                 path.append([float(jnp.exp(ls)), float(loss), float(g)])
             boundary_gd.append(float(jnp.exp(ls)))
             paths.append(path)
+        acc_gd = [
+            float(acc_fn(p, jnp.log(s), d))
+            for s, d in zip(boundary_gd, cfg["drift_scales"])
+        ]
+        found = [abs(a - target) <= cfg["found_tolerance"] for a in acc_gd]
         results[name] = {
+            "float_accuracy": float(float_acc_jit(p, x_e, y_e)),
             "grid_accuracy": grid,
             "boundary_grid": boundary_grid,
-            "boundary_gradient": boundary_gd,
+            "boundary_gradient": [s if f else None for s, f in zip(boundary_gd, found)],
+            "gradient_final_s": boundary_gd,
+            "gradient_found": found,
             "gradient_paths": paths,
-            "accuracy_at_gradient_boundary": [
-                float(acc_fn(p, jnp.log(s), d))
-                for s, d in zip(boundary_gd, cfg["drift_scales"])
-            ],
+            "accuracy_at_gradient_s": acc_gd,
         }
-        print(f"{name}: boundary s(d) gradient {np.round(boundary_gd, 2).tolist()}, "
-              f"grid {boundary_grid}")
+        print(f"{name}: float {results[name]['float_accuracy']:.3f}; boundary s(d) "
+              f"gradient {np.round(boundary_gd, 2).tolist()} (found {found}, "
+              f"accuracy {np.round(acc_gd, 3).tolist()}), grid {boundary_grid}")
     out = {
         "experiment": "device_design",
         "config": cfg,
@@ -184,6 +199,15 @@ def run(
     write_json_atomic(out_dir / "device_design.json", out)
     plot(out_dir / "device_design.json", out_dir / "device_design.png")
     return out
+
+
+def float_logits(params, x):
+    """The digital network (ReLU between layers) on a batch."""
+    for i, (w, b) in enumerate(params):
+        x = x @ w.T + b[None]
+        if i < len(params) - 1:
+            x = jax.nn.relu(x)
+    return x
 
 
 def eqx_jit(fn):
@@ -207,28 +231,81 @@ def crossing(xs, ys, level) -> float | None:
 
 
 def plot(results_path: Path, png_path: Path) -> None:
-    """Draw the figure from the results file alone."""
+    """Draw the figure from the results file alone: per network, the grid's
+    true accuracy over (d, s) with its 90 % contour, and the gradient
+    search's end points (filled: boundary found; x: no s keeps 90 %, the
+    search stopped there)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.ticker import FixedLocator, NullLocator
 
     res = json.loads(Path(results_path).read_text())
     cfg = res["config"]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    d = np.asarray(cfg["drift_scales"])
-    for (name, r), c in zip(res["results"].items(), ("tab:red", "tab:blue")):
-        ax.plot(d, r["boundary_gradient"], "o-", color=c, label=f"{name}: gradient")
-        g = [np.nan if v is None else v for v in r["boundary_grid"]]
-        ax.plot(d, g, "s--", color=c, mfc="none", label=f"{name}: grid")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("drift scale d (mean and spread of the drift exponent)")
-    ax.set_ylabel("largest programming-noise scale s at 90 %")
-    ax.set_title("PCM spec for 90 % accuracy one year after programming", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    target = cfg["target_accuracy"]
+    d = np.asarray(cfg["drift_scales"], float)
+    s = np.asarray(cfg["grid_sigma_scales"], float)
+    items = list(res["results"].items())
+    fig, all_axes = plt.subplots(
+        1, len(items) + 1, figsize=(5.2 * len(items) + 0.8, 4.8), squeeze=False,
+        gridspec_kw={"width_ratios": [1] * len(items) + [0.05]},
+    )
+    axes, cax = all_axes[0][:-1], all_axes[0][-1]
+    mesh = None
+    for ax, (name, r) in zip(axes, items):
+        acc = np.asarray(r["grid_accuracy"], float).T  # (s, d)
+        # Diverging at the target: green keeps it, red does not.
+        norm = TwoSlopeNorm(vmin=0.0, vcenter=100 * target, vmax=100.0)
+        mesh = ax.pcolormesh(
+            edges(d), edges(s), 100 * acc, cmap="RdYlGn", norm=norm, shading="flat"
+        )
+        for i, si in enumerate(s):
+            for j, dj in enumerate(d):
+                ax.text(dj, si, f"{100 * acc[i, j]:.1f}", ha="center", va="center",
+                        fontsize=6.5, color="w" if acc[i, j] < 0.3 else "k")
+        if len(s) > 1 and len(d) > 1:
+            ax.contour(d, s, acc, levels=[target], colors="k", linewidths=1.5)
+        ax.plot([], [], color="k", label=f"grid: {100 * target:.0f} % contour")
+        gd = [np.nan if v is None else v for v in r["boundary_gradient"]]
+        gr = [np.nan if v is None else v for v in r["boundary_grid"]]
+        ax.plot(d, gr, "s", mfc="none", mec="k", ms=11, mew=1.5,
+                label="grid: crossing per d (log-interpolated)")
+        ax.plot(d, gd, "o-", color="tab:blue", mec="k", ms=7,
+                label="gradient: boundary")
+        miss = [not f for f in r["gradient_found"]]
+        if any(miss):
+            ax.plot(d[miss], np.asarray(r["gradient_final_s"])[miss], "x",
+                    color="tab:purple", ms=9, mew=2,
+                    label="gradient: no s keeps 90 % (end point)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(d))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{v:g}" for v in d])
+        ax.set_xlabel("drift scale d (mean and spread of the drift exponent)")
+        ax.set_title(f"{name} (digital {100 * r['float_accuracy']:.1f} %)", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        ax.yaxis.set_major_locator(FixedLocator(s))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_yticklabels([f"{v:g}" for v in s])
+        ax.set_ylabel("programming-noise scale s (sigma_prog_scale)")
+    fig.suptitle(
+        f"PCM ({cfg['card']}) spec for {100 * target:.0f} % on the digits one year "
+        "after programming: accuracy (%) over the grid", fontsize=9,
+    )
+    fig.colorbar(mesh, cax=cax, label="accuracy (%)")
     save_figure(fig, png_path, dpi=110)
+
+
+def edges(v) -> np.ndarray:
+    """Cell edges (geometric midpoints) around log-spaced centres `v`."""
+    lv = np.log(np.asarray(v, float))
+    if lv.size == 1:
+        return np.exp(np.array([lv[0] - 0.5, lv[0] + 0.5]))
+    mid = (lv[1:] + lv[:-1]) / 2
+    return np.exp(np.concatenate([[2 * lv[0] - mid[0]], mid, [2 * lv[-1] - mid[-1]]]))
 
 
 def main(argv=None) -> None:
