@@ -16,10 +16,12 @@ accuracy (the mean over examples and device draws of
 differentiated through programming noise, drift and the analog forward
 (the library's gradient rule). A grid sweep of the true accuracy over the
 same `(s, d)` gives the boundary independently (log-interpolated crossing of
-90 %). A gradient search counts as having found the boundary only where the
-true accuracy at the `s` it ends on is within `found_tolerance` of 90 %;
-where no `s` keeps 90 % (large drift) it walks towards ever smaller `s` and
-is reported as not found (its final `s` is kept in the results).
+90 %). A gradient search counts as having found the boundary where its own
+objective converged: the smooth accuracy at the `s` it ends on is within
+`found_tolerance` of 90 % (the true accuracy there is reported beside it, the
+surrogate's calibration); where no `s` keeps 90 % (large drift) it walks
+towards ever smaller `s` and is reported as not found (its final `s` is kept
+in the results).
 
 Writes `figures/device_design.json` and `figures/device_design.png`.
 
@@ -152,9 +154,6 @@ def run(
             k_eval,
         )
 
-    def acc_fn(p, ls, d):
-        return evaluate(ls, p, d)[0][1][0]
-
     results = {}
     for name, p in nets.items():
         evals = [
@@ -178,11 +177,13 @@ def run(
                 path.append([float(jnp.exp(ls)), float(loss), float(g)])
             boundary_gd.append(float(jnp.exp(ls)))
             paths.append(path)
-        acc_gd = [
-            float(acc_fn(p, np.log(s), d))
+        at_gd = [
+            evaluate(np.log(s), p, d)[0][1]
             for s, d in zip(boundary_gd, cfg["drift_scales"])
         ]
-        found = [abs(a - target) <= cfg["found_tolerance"] for a in acc_gd]
+        acc_gd = [float(a) for a, _ in at_gd]
+        smooth_gd = [float(sm) for _, sm in at_gd]
+        found = [abs(sm - target) <= cfg["found_tolerance"] for sm in smooth_gd]
         results[name] = {
             "float_accuracy": float(
                 np.mean(np.argmax(float_logits(p, x_te[:m]), -1) == y_te[:m])
@@ -195,10 +196,12 @@ def run(
             "gradient_found": found,
             "gradient_paths": paths,
             "accuracy_at_gradient_s": acc_gd,
+            "smooth_accuracy_at_gradient_s": smooth_gd,
         }
         print(f"{name}: float {results[name]['float_accuracy']:.3f}; boundary s(d) "
               f"gradient {np.round(boundary_gd, 2).tolist()} (found {found}, "
-              f"accuracy {np.round(acc_gd, 3).tolist()}), grid {boundary_grid}")
+              f"accuracy {np.round(acc_gd, 3).tolist()}, smooth "
+              f"{np.round(smooth_gd, 3).tolist()}), grid {boundary_grid}")
     out = {
         "experiment": "device_design",
         "config": cfg,
