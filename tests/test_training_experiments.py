@@ -40,6 +40,22 @@ def check_quick_run(name, tmp_path):
                 # 2 float epochs on 500 digits already give > 60 % (measured 75 %).
                 assert np.all(acc > 0.6)
     else:
+        c = saved["config"]
+        shape = (len(c["drift_scales"]), len(c["grid_sigma_scales"]))
         for r in saved["results"].values():
-            assert len(r["boundary_gradient"]) == len(saved["config"]["drift_scales"])
-            assert all(np.isfinite(r["boundary_gradient"]))
+            assert 0.0 <= r["float_accuracy"] <= 1.0
+            for k in ("grid_accuracy", "grid_smooth_accuracy"):
+                a = np.asarray(r[k])
+                assert a.shape == shape and np.all((a >= 0) & (a <= 1))
+            assert np.all(np.isfinite(r["gradient_final_s"]))
+            assert len(r["gradient_final_s"]) == shape[0]
+            # A boundary is reported exactly where the search converged: the
+            # smooth accuracy at its end point within the tolerance of the
+            # target.
+            for b, s, a in zip(
+                r["boundary_gradient"], r["gradient_final_s"],
+                r["smooth_accuracy_at_gradient_s"],
+            ):
+                ok = abs(a - c["target_accuracy"]) <= c["found_tolerance"]
+                assert b == s if ok else b is None
+            assert all(0 <= a <= 1 for a in r["accuracy_at_gradient_s"])
