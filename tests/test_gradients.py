@@ -255,3 +255,25 @@ def test_weight_gradient_is_exact_where_the_largest_weights_tie(ties, getkey):
     g = np.asarray(jax.grad(loss)(w))
     ref = np.outer(np.asarray(c), np.asarray(x))
     np.testing.assert_allclose(g, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_conductance_targets_pass_the_gradient_of_tied_maxima(getkey):
+    """`conductance_targets` (the spiking layers' mapping) with `w_max` held at
+    `max |W|` (a constant here, so that `k` is too) and three tied maxima on
+    the clipping bound: `G+ - G- = k W` exactly, so the gradient of any
+    linear read of it is `k` times the float one (rtol 1e-6, float32; with
+    `jnp.clip` the maxima got half of it)."""
+    dev = devices.Ideal()
+    w = jax.random.uniform(getkey(), (5, 3), minval=-0.5, maxval=0.5)
+    w = w.at[:3, 0].set(-1.0)
+    c = jax.random.normal(getkey(), (5, 3))
+
+    def f(w):
+        w_max = jax.lax.stop_gradient(jnp.max(jnp.abs(w)))
+        g_pos, g_neg, _ = xbar.conductance_targets(w, dev, w_max)
+        return jnp.sum(c * (g_pos - g_neg))
+
+    k = float(dev.g_max - dev.g_min)  # w_max = 1
+    np.testing.assert_allclose(
+        np.asarray(jax.grad(f)(w)), k * np.asarray(c), rtol=1e-6, atol=0.0
+    )

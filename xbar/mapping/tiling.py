@@ -70,7 +70,9 @@ def conductance_targets(weight_io, device: AbstractDevice, w_max):
         (g_pos, g_neg, k).
     """
     k = (device.g_max - device.g_min) / w_max
-    w = jnp.clip(weight_io, -w_max, w_max)
+    # Derivative 1 on the bound (jnp.clip's is 1/2, and the largest |W| sit on
+    # it when w_max = max |W|), 0 beyond, as `Mapping.targets`.
+    w = jnp.where(jnp.abs(weight_io) <= w_max, weight_io, jnp.sign(weight_io) * w_max)
     g_pos = device.g_min + k * jnp.maximum(w, 0.0)
     g_neg = device.g_min + k * jnp.maximum(-w, 0.0)
     return g_pos, g_neg, k
