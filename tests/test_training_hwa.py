@@ -50,7 +50,10 @@ def test_hwa_on_ideal_device_is_float_sgd_and_deterministic(getkey):
     # training is float SGD on the same minibatches (reference in float64;
     # tolerance: float32 rounding of the conductance scale and of the float32
     # training itself over 2 epochs x 4 steps). Same key, same result, bit
-    # for bit.
+    # for bit, and the second call (same setup, same optimizer object)
+    # compiles nothing: the run is compiled once per setup, not per call.
+    import logging
+
     x, y, params = _task(getkey)
     cfg = xbar.AnalogConfig(
         devices.Ideal(),
@@ -60,7 +63,21 @@ def test_hwa_on_ideal_device_is_float_sgd_and_deterministic(getkey):
     key = getkey()
     kw = dict(optimizer=optax.sgd(0.2), epochs=2, batch_size=32, key=key)
     out = train_hwa(params, cfg, x, y, **kw)
-    again = train_hwa(params, cfg, x, y, **kw)
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect(level=logging.DEBUG)
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            again = train_hwa(params, cfg, x, y, **kw)
+            jax.block_until_ready(again.params)
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    assert not [r for r in records if r.startswith("Compiling")], records
     ref = _float_sgd(params, x, y, lr=0.2, epochs=2, batch_size=32, key=key)
     for (w, b), (w_r, b_r), (w2, b2) in zip(out.params, ref, again.params):
         np.testing.assert_allclose(w, w_r, atol=2e-5)

@@ -22,6 +22,7 @@ trained without the hardware in the loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -150,6 +151,81 @@ def _pairs(params) -> list[tuple[Array, Array | None]]:
     return out
 
 
+def _frozen(v):
+    """`v` with lists turned into tuples (hashable, for a static field)."""
+    if isinstance(v, list | tuple):
+        return tuple(_frozen(u) for u in v)
+    return v
+
+
+class _HWASetup(eqx.Module):
+    """What `train_hwa`'s compiled run is specialised on (static): equal
+    setups share one compilation across calls (new weights, data, keys or
+    device numbers of the same shapes compile nothing)."""
+
+    optimizer: Any = eqx.field(static=True)
+    cells: TabulatedCells | FreshCells
+    input_shape: tuple | None = eqx.field(static=True)
+    strides: Any = eqx.field(static=True)
+    paddings: Any = eqx.field(static=True)
+    clip_sigma: float | None = eqx.field(static=True)
+    epochs: int = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+
+
+@eqx.filter_jit
+def _run_hwa(p, s, k, x, y, configs, setup: _HWASetup):
+    """The epochs of `train_hwa` (data and configs are arguments, not closure
+    constants: XLA would constant-fold them, and a closure recompiles on
+    every call)."""
+    import optax
+
+    n_batches = x.shape[0] // setup.batch_size
+    optimizer = setup.optimizer
+
+    def loss_fn(p, cfgs, xb, yb, k):
+        k_prog, k_read = jax.random.split(k)
+        net = AnalogNetwork.from_weights(
+            p, cfgs, key=k_prog, input_shape=setup.input_shape,
+            strides=setup.strides, paddings=setup.paddings,
+        )
+        logits = net(xb, key=k_read)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    def clip(p):
+        if setup.clip_sigma is None:
+            return p
+        out = []
+        for w, b in p:
+            c = setup.clip_sigma * jnp.std(w)
+            out.append((jnp.clip(w, -c, c), b))
+        return out
+
+    def batch_step(carry, inp, cfgs, x, y):
+        p, s = carry
+        idx, k = inp
+        loss, g = jax.value_and_grad(loss_fn)(p, cfgs, x[idx], y[idx], k)
+        updates, s = optimizer.update(g, s, p)
+        return (clip(optax.apply_updates(p, updates)), s), loss
+
+    # The table's own key; `k` keeps driving shuffles and steps.
+    cfgs = hwa_configs(configs, setup.cells, key=jax.random.fold_in(k, 0x7AB))
+
+    def epoch(carry, ke):
+        k_perm, k_steps = jax.random.split(ke)
+        n_used = n_batches * setup.batch_size
+        perm = jax.random.permutation(k_perm, x.shape[0])[:n_used]
+        carry, losses = jax.lax.scan(
+            lambda c, i: batch_step(c, i, cfgs, x, y),
+            carry,
+            (perm.reshape(n_batches, -1), jax.random.split(k_steps, n_batches)),
+        )
+        return carry, jnp.mean(losses)
+
+    (p, _), losses = jax.lax.scan(epoch, (p, s), jax.random.split(k, setup.epochs))
+    return p, losses
+
+
 def train_hwa(
     params: Sequence[tuple[ArrayLike, ArrayLike | None] | ArrayLike],
     config: AnalogConfig | AbstractDevice | Sequence[AnalogConfig | AbstractDevice],
@@ -201,7 +277,6 @@ def train_hwa(
             `init` and `program` on every cell at every step, exact, ~10x
             slower).
     """
-    import optax
 
     check_hwa_options(
         optimizer=optimizer, cells=cells, epochs=epochs, batch_size=batch_size,
@@ -226,54 +301,18 @@ def train_hwa(
         pairs, configs, key=key, input_shape=input_shape, strides=strides,
         paddings=paddings,
     )
-    n_batches = x.shape[0] // batch_size
-
-    def loss_fn(p, cfgs, xb, yb, k):
-        k_prog, k_read = jax.random.split(k)
-        net = AnalogNetwork.from_weights(
-            p, cfgs, key=k_prog, input_shape=input_shape, strides=strides,
-            paddings=paddings,
-        )
-        logits = net(xb, key=k_read)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-    def clip(p):
-        if clip_sigma is None:
-            return p
-        out = []
-        for w, b in p:
-            c = clip_sigma * jnp.std(w)
-            out.append((jnp.clip(w, -c, c), b))
-        return out
-
-    def batch_step(carry, inp, cfgs, x, y):
-        p, s = carry
-        idx, k = inp
-        loss, g = jax.value_and_grad(loss_fn)(p, cfgs, x[idx], y[idx], k)
-        updates, s = optimizer.update(g, s, p)
-        return (clip(optax.apply_updates(p, updates)), s), loss
-
-    # Data are arguments, not closure constants (XLA would constant-fold them).
-    @jax.jit
-    def run(p, s, k, x, y):
-        # The table's own key; `k` keeps driving shuffles and steps.
-        cfgs = hwa_configs(configs, cells, key=jax.random.fold_in(k, 0x7AB))
-
-        def epoch(carry, ke):
-            k_perm, k_steps = jax.random.split(ke)
-            perm = jax.random.permutation(k_perm, x.shape[0])[: n_batches * batch_size]
-            carry, losses = jax.lax.scan(
-                lambda c, i: batch_step(c, i, cfgs, x, y),
-                carry,
-                (perm.reshape(n_batches, -1), jax.random.split(k_steps, n_batches)),
-            )
-            return carry, jnp.mean(losses)
-
-        (p, _), losses = jax.lax.scan(epoch, (p, s), jax.random.split(k, epochs))
-        return p, losses
-
+    setup = _HWASetup(
+        optimizer=optimizer,
+        cells=cells,
+        input_shape=None if input_shape is None else tuple(input_shape),
+        strides=_frozen(strides),
+        paddings=_frozen(paddings),
+        clip_sigma=None if clip_sigma is None else float(clip_sigma),
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+    )
     # optax mixes Python floats with its int32 step count; allow standard
     # promotion here even where a test suite runs JAX in strict mode.
     with jax.numpy_dtype_promotion("standard"):
-        p, losses = run(pairs, optimizer.init(pairs), key, x, y)
+        p, losses = _run_hwa(pairs, optimizer.init(pairs), key, x, y, configs, setup)
     return HWAResult(params=list(p), losses=losses)
