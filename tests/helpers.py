@@ -1,11 +1,14 @@
 """Tolerance helper and the list of every device model, for parametrized tests."""
 
+import contextlib
 import dataclasses
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
 import equinox as eqx
+import jax
 import numpy as np
 
 import devices
@@ -140,3 +143,38 @@ DACS = {
     "pulse_width": xbar.PulseWidthDAC,
     "bit_serial": xbar.BitSerialDAC,
 }
+
+
+@contextlib.contextmanager
+def compile_log():
+    """The messages JAX logs inside the block with `jax.log_compiles` on, as
+    a list filled while it runs (each compilation logs one that starts with
+    "Compiling")."""
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect(level=logging.DEBUG)
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+# Options every HWA trainer checks (`xbar.training.hwa.check_hwa_options`)
+# before compiling: bad values and the field its ValueError must name.
+HWA_BAD_OPTIONS = [
+    (dict(optimizer="adam"), "optimizer"),
+    (dict(optimizer=lambda g: g), "optimizer"),
+    (dict(epochs=0), "epochs"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(batch_size=10_000), "batch_size"),
+    (dict(noise_scale=-1.0), "noise_scale"),
+    (dict(t_inference_s=-1.0), "t_inference_s"),
+    (dict(clip_sigma=0.0), "clip_sigma"),
+]

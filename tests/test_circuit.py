@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spl
+from helpers import compile_log
 from ngspice_netlist import netlist, nodal_matrix, run_ngspice
 
 import devices
@@ -414,7 +415,6 @@ def test_eager_calls_are_compiled(getkey, monkeypatch):
     """A second eager call of the public solvers with new values of the same
     shapes traces nothing and compiles nothing (the issue: 0.9 s eager against
     1.4 ms jitted on 64 x 64, from op-by-op dispatch and re-traced loops)."""
-    import logging
 
     from xbar.circuits import line_relaxation, nodal
 
@@ -432,22 +432,11 @@ def test_eager_calls_are_compiled(getkey, monkeypatch):
 
     monkeypatch.setattr(nodal, "network", counted)
     monkeypatch.setattr(line_relaxation, "network", counted)
-    records = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
     g2, v2, wires2 = g * 1.5, v * 0.5, Wires(2.0, 1.0)  # new values, same shapes
-    handler = Collect(level=logging.DEBUG)
-    logging.getLogger("jax").addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            sol = solve_crossbar(g2, v2, wires2)
-            fast = solve_lines(g2, v2, wires2, n_sweeps=2)
-            jax.block_until_ready((sol.i_col, fast))
-    finally:
-        logging.getLogger("jax").removeHandler(handler)
+    with compile_log() as records:
+        sol = solve_crossbar(g2, v2, wires2)
+        fast = solve_lines(g2, v2, wires2, n_sweeps=2)
+        jax.block_until_ready((sol.i_col, fast))
     assert traces == []
     assert not [r for r in records if "Compiling" in r], records
     # ... while a new shape does trace (the counter works).

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import HWA_BAD_OPTIONS, compile_log
 
 import devices
 import xbar
@@ -52,8 +53,6 @@ def test_hwa_on_ideal_device_is_float_sgd_and_deterministic(getkey):
     # training itself over 2 epochs x 4 steps). Same key, same result, bit
     # for bit, and the second call (same setup, same optimizer object)
     # compiles nothing: the run is compiled once per setup, not per call.
-    import logging
-
     x, y, params = _task(getkey)
     cfg = xbar.AnalogConfig(
         devices.Ideal(),
@@ -63,20 +62,9 @@ def test_hwa_on_ideal_device_is_float_sgd_and_deterministic(getkey):
     key = getkey()
     kw = dict(optimizer=optax.sgd(0.2), epochs=2, batch_size=32, key=key)
     out = train_hwa(params, cfg, x, y, **kw)
-    records = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Collect(level=logging.DEBUG)
-    logging.getLogger("jax").addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            again = train_hwa(params, cfg, x, y, **kw)
-            jax.block_until_ready(again.params)
-    finally:
-        logging.getLogger("jax").removeHandler(handler)
+    with compile_log() as records:
+        again = train_hwa(params, cfg, x, y, **kw)
+        jax.block_until_ready(again.params)
     assert not [r for r in records if r.startswith("Compiling")], records
     ref = _float_sgd(params, x, y, lr=0.2, epochs=2, batch_size=32, key=key)
     for (w, b), (w_r, b_r), (w2, b2) in zip(out.params, ref, again.params):
@@ -111,19 +99,7 @@ def test_hwa_with_noisy_pcm_drift_and_adc_is_finite_and_learns(getkey):
         assert np.max(np.abs(w)) <= 1.1 * 2.5 * np.std(w)
 
 
-@pytest.mark.parametrize(
-    "kw, field",
-    [
-        (dict(optimizer="adam"), "optimizer"),
-        (dict(optimizer=lambda g: g), "optimizer"),
-        (dict(epochs=0), "epochs"),
-        (dict(batch_size=0), "batch_size"),
-        (dict(batch_size=10_000), "batch_size"),
-        (dict(noise_scale=-1.0), "noise_scale"),
-        (dict(t_inference_s=-1.0), "t_inference_s"),
-        (dict(clip_sigma=0.0), "clip_sigma"),
-    ],
-)
+@pytest.mark.parametrize("kw, field", HWA_BAD_OPTIONS)
 def test_hwa_bad_input_names_the_field(kw, field, getkey):
     x, y, params = _task(getkey)
     args = dict(optimizer=optax.sgd(0.1), epochs=1, batch_size=32, key=getkey())

@@ -3,7 +3,6 @@ training on an ideal device, `train_hwa` on an MLP written both ways, digital
 layers trained as float, finite gradients on every device family,
 determinism, one compilation, checked inputs."""
 
-import logging
 
 import equinox as eqx
 import jax
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import HWA_BAD_OPTIONS, compile_log
 
 import devices
 import xbar
@@ -233,25 +233,15 @@ def test_every_device_family_trains_finite_deterministic_in_one_compilation(
         optimizer=optax.adam(0.02), epochs=3, batch_size=16, key=getkey(),
         t_inference_s=86400.0, clip_sigma=1.5,
     )
-    records = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Collect(level=logging.DEBUG)
-    logging.getLogger("jax").addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            out = train_hwa_model(model, choose, x, y, **kw)
-            jax.block_until_ready(out)
-        n_first = len([r for r in records if r.startswith("Compiling")])
-        with jax.log_compiles(True):
-            # An equal setup (same optimizer object): the compiled run again.
-            again = train_hwa_model(model, choose, x, y, **kw)
-            jax.block_until_ready(again)
-    finally:
-        logging.getLogger("jax").removeHandler(handler)
+    with compile_log() as records:
+        out = train_hwa_model(model, choose, x, y, **kw)
+        jax.block_until_ready(out)
+    n_first = len([r for r in records if r.startswith("Compiling")])
+    with compile_log() as again_records:
+        # An equal setup (same optimizer object): the compiled run again.
+        again = train_hwa_model(model, choose, x, y, **kw)
+        jax.block_until_ready(again)
+    records += again_records
     compiles = [r for r in records if r.startswith("Compiling")]
     assert n_first == 1 and len(compiles) == 1, compiles
     for a, b, m in zip(_arrays(out.model), _arrays(again.model), _arrays(model)):
@@ -307,15 +297,7 @@ class NoLayers(eqx.Module):
 
 @pytest.mark.parametrize(
     "kw, field",
-    [
-        (dict(optimizer="adam"), "optimizer"),
-        (dict(optimizer=lambda g: g), "optimizer"),
-        (dict(epochs=0), "epochs"),
-        (dict(batch_size=0), "batch_size"),
-        (dict(batch_size=10_000), "batch_size"),
-        (dict(noise_scale=-1.0), "noise_scale"),
-        (dict(t_inference_s=-1.0), "t_inference_s"),
-        (dict(clip_sigma=0.0), "clip_sigma"),
+    HWA_BAD_OPTIONS + [
         (dict(cells="tabulated"), "cells"),
         (dict(loss="mse"), "loss"),
         (dict(loss=lambda out, y: out), "loss"),  # not a scalar
