@@ -173,15 +173,48 @@ class _HWASetup(eqx.Module):
     batch_size: int = eqx.field(static=True)
 
 
+def hwa_epochs(loss_of_batch, clip, optimizer, cells, configs, params, key, x, y,
+               *, epochs: int, batch_size: int):
+    """The epochs of hardware-aware training, traced inside a trainer's jit
+    (`train_hwa`, `train_hwa_model`): the cell tables of `configs` built once
+    (`hwa_configs`, their own key `fold_in(key, 0x7AB)`); per epoch a
+    permutation from the first half of the epoch's key picks the minibatches
+    (the last `n % batch_size` examples left out); per minibatch
+    `loss_of_batch(params, cfgs, xb, yb, k)`, one optimizer step on its
+    gradient, then `clip(params)`. Returns `(params, mean loss per epoch)`."""
+    import optax
+
+    n_batches = x.shape[0] // batch_size
+    cfgs = hwa_configs(configs, cells, key=jax.random.fold_in(key, 0x7AB))
+
+    def batch_step(carry, inp):
+        p, s = carry
+        idx, k = inp
+        value, g = jax.value_and_grad(loss_of_batch)(p, cfgs, x[idx], y[idx], k)
+        updates, s = optimizer.update(g, s, p)
+        return (clip(optax.apply_updates(p, updates)), s), value
+
+    def epoch(carry, ke):
+        k_perm, k_steps = jax.random.split(ke)
+        perm = jax.random.permutation(k_perm, x.shape[0])
+        perm = perm[: n_batches * batch_size].reshape(n_batches, -1)
+        carry, losses = jax.lax.scan(
+            batch_step, carry, (perm, jax.random.split(k_steps, n_batches))
+        )
+        return carry, jnp.mean(losses)
+
+    (p, _), losses = jax.lax.scan(
+        epoch, (params, optimizer.init(params)), jax.random.split(key, epochs)
+    )
+    return p, losses
+
+
 @eqx.filter_jit
-def _run_hwa(p, s, k, x, y, configs, setup: _HWASetup):
+def _run_hwa(p, k, x, y, configs, setup: _HWASetup):
     """The epochs of `train_hwa` (data and configs are arguments, not closure
     constants: XLA would constant-fold them, and a closure recompiles on
     every call)."""
     import optax
-
-    n_batches = x.shape[0] // setup.batch_size
-    optimizer = setup.optimizer
 
     def loss_fn(p, cfgs, xb, yb, k):
         k_prog, k_read = jax.random.split(k)
@@ -201,29 +234,10 @@ def _run_hwa(p, s, k, x, y, configs, setup: _HWASetup):
             out.append((jnp.clip(w, -c, c), b))
         return out
 
-    def batch_step(carry, inp, cfgs, x, y):
-        p, s = carry
-        idx, k = inp
-        loss, g = jax.value_and_grad(loss_fn)(p, cfgs, x[idx], y[idx], k)
-        updates, s = optimizer.update(g, s, p)
-        return (clip(optax.apply_updates(p, updates)), s), loss
-
-    # The table's own key; `k` keeps driving shuffles and steps.
-    cfgs = hwa_configs(configs, setup.cells, key=jax.random.fold_in(k, 0x7AB))
-
-    def epoch(carry, ke):
-        k_perm, k_steps = jax.random.split(ke)
-        n_used = n_batches * setup.batch_size
-        perm = jax.random.permutation(k_perm, x.shape[0])[:n_used]
-        carry, losses = jax.lax.scan(
-            lambda c, i: batch_step(c, i, cfgs, x, y),
-            carry,
-            (perm.reshape(n_batches, -1), jax.random.split(k_steps, n_batches)),
-        )
-        return carry, jnp.mean(losses)
-
-    (p, _), losses = jax.lax.scan(epoch, (p, s), jax.random.split(k, setup.epochs))
-    return p, losses
+    return hwa_epochs(
+        loss_fn, clip, setup.optimizer, setup.cells, configs, p, k, x, y,
+        epochs=setup.epochs, batch_size=setup.batch_size,
+    )
 
 
 def train_hwa(
@@ -314,5 +328,5 @@ def train_hwa(
     # optax mixes Python floats with its int32 step count; allow standard
     # promotion here even where a test suite runs JAX in strict mode.
     with jax.numpy_dtype_promotion("standard"):
-        p, losses = _run_hwa(pairs, optimizer.init(pairs), key, x, y, configs, setup)
+        p, losses = _run_hwa(pairs, key, x, y, configs, setup)
     return HWAResult(params=list(p), losses=losses)

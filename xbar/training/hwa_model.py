@@ -37,7 +37,7 @@ from devices.base import AbstractDevice
 from xbar.nn.config import AnalogConfig
 from xbar.nn.convert import convert
 from xbar.nn.layer import AbstractAnalogLayer
-from xbar.training.hwa import check_hwa_options, hwa_configs, training_configs
+from xbar.training.hwa import check_hwa_options, hwa_epochs, training_configs
 from xbar.training.tabulated import TabulatedCells
 
 
@@ -343,32 +343,10 @@ class _Setup(eqx.Module):
 # Data are arguments, not closure constants (XLA would constant-fold them).
 @eqx.filter_jit
 def _run(params, static, configs, key, x, y, setup: _Setup):
-    import optax
+    def loss_of_batch(p, cfgs, xb, yb, k):
+        return setup.loss_of_batch(p, static, cfgs, xb, yb, k)
 
-    opt = setup.optimizer
-    n_batches = x.shape[0] // setup.batch_size
-    # The tables' own key (as train_hwa); `key` drives shuffles and steps.
-    cfgs = hwa_configs(configs, setup.cells, key=jax.random.fold_in(key, 0x7AB))
-
-    def batch_step(carry, inp):
-        p, s = carry
-        idx, k = inp
-        value, g = jax.value_and_grad(setup.loss_of_batch)(
-            p, static, cfgs, x[idx], y[idx], k
-        )
-        updates, s = opt.update(g, s, p)
-        return (setup.clip(optax.apply_updates(p, updates)), s), value
-
-    def epoch(carry, ke):
-        k_perm, k_steps = jax.random.split(ke)
-        perm = jax.random.permutation(k_perm, x.shape[0])
-        perm = perm[: n_batches * setup.batch_size].reshape(n_batches, -1)
-        carry, losses = jax.lax.scan(
-            batch_step, carry, (perm, jax.random.split(k_steps, n_batches))
-        )
-        return carry, jnp.mean(losses)
-
-    (p, _), losses = jax.lax.scan(
-        epoch, (params, opt.init(params)), jax.random.split(key, setup.epochs)
+    return hwa_epochs(
+        loss_of_batch, setup.clip, setup.optimizer, setup.cells, configs, params,
+        key, x, y, epochs=setup.epochs, batch_size=setup.batch_size,
     )
-    return p, losses
