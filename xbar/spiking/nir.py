@@ -45,6 +45,24 @@ from xbar.spiking.network import SpikingLayer, SpikingNetwork
 from xbar.spiking.neurons import LIF, AdaptiveLIF, CubaLIF
 
 
+def _lif_node(lif, n: int):
+    """A NIR `LIF` node of `n` neurons with `lif`'s parameters (the
+    refractory time, which NIR's LIF lacks, in its metadata)."""
+    import nir
+
+    def full(p):
+        return np.broadcast_to(np.asarray(p, np.float32), (n,)).copy()
+
+    return nir.LIF(
+        tau=full(lif.tau_s),
+        r=full(lif.r_ohm),
+        v_leak=full(lif.v_rest),
+        v_threshold=full(lif.v_th),
+        v_reset=full(lif.v_reset),
+        metadata={"t_ref_s": full(lif.t_ref_s)},
+    )
+
+
 def _scalar_or_array(x) -> np.ndarray:
     x = np.asarray(x, np.float32)
     return x.reshape(-1)[:1].reshape(()) if x.size > 0 and np.all(x == x.flat[0]) else x
@@ -86,14 +104,7 @@ def to_nir(net: SpikingNetwork, *, t_s=1.0):
                 metadata={"t_ref_s": full(lif.t_ref_s)},
             )
         else:
-            nodes[f"lif{i}"] = nir.LIF(
-                tau=full(lif.tau_s),
-                r=full(lif.r_ohm),
-                v_leak=full(lif.v_rest),
-                v_threshold=full(lif.v_th),
-                v_reset=full(lif.v_reset),
-                metadata={"t_ref_s": full(lif.t_ref_s)},
-            )
+            nodes[f"lif{i}"] = _lif_node(lif, n)
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
         w_rec = lay.effective_recurrent_weight(t_s)
         if w_rec is not None:
@@ -126,9 +137,6 @@ def population_to_nir(pop, *, t_s=1.0):
     lif = pop.neuron
     n = pop.inputs.n_out
 
-    def full(p):
-        return np.broadcast_to(np.asarray(p, np.float32), (n,)).copy()
-
     def dense(syn):
         w = syn.weight_io(t_s) * float(syn.g_per_w) * float(syn.v_read)
         return np.ascontiguousarray(w.T, np.float32)
@@ -136,14 +144,7 @@ def population_to_nir(pop, *, t_s=1.0):
     nodes = {
         "input": nir.Input(input_type={"input": np.array([pop.inputs.n_in])}),
         "fc0": nir.Linear(weight=dense(pop.inputs)),
-        "lif0": nir.LIF(
-            tau=full(lif.tau_s),
-            r=full(lif.r_ohm),
-            v_leak=full(lif.v_rest),
-            v_threshold=full(lif.v_th),
-            v_reset=full(lif.v_reset),
-            metadata={"t_ref_s": full(lif.t_ref_s)},
-        ),
+        "lif0": _lif_node(lif, n),
         "output": nir.Output(output_type={"output": np.array([n])}),
     }
     edges = [("input", "fc0"), ("fc0", "lif0"), ("lif0", "output")]
