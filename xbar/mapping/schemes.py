@@ -34,7 +34,7 @@ from jaxtyping import Array, Float
 from devices.base import AbstractDevice, check_range, option
 from xbar.circuits.ideal import PRECISION
 from xbar.mapping.tiling import check_tile_shape, check_weight, grid_shape, to_tiles
-from xbar.periphery.converters import round_ste
+from xbar.periphery.converters import clip_unit, round_ste
 
 
 class AbstractCellScheme(eqx.Module):
@@ -297,10 +297,9 @@ class Mapping(eqx.Module):
         w_max = self.scale.reduce(a, self.clip_percentile)
         w_max = jnp.where(jnp.isfinite(w_max) & (w_max > 0), w_max, 1.0)
         # Not jnp.clip: its derivative is 1/2 on a bound, and the largest |W|
-        # always sits on it (every one of them, when several tie, e.g. after
-        # clipping in training); here it is 1 on the bound, 0 beyond.
-        wt = to_tiles(weight_io, rows, m)
-        wt = jnp.where(jnp.abs(wt) <= w_max, wt, jnp.sign(wt) * w_max)
+        # always sit on it (all of them when several tie, e.g. after clipping
+        # in training).
+        wt = clip_unit(to_tiles(weight_io, rows, m), w_max)
         dg = (device.g_max - device.g_min) * self.cells.span
         if self.weight_bits is None:
             digits = (jnp.abs(wt) / w_max)[..., None]  # (tr, tc, R, m, 1)

@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from devices.base import AbstractDevice, concrete
+from xbar.periphery.converters import clip_unit
 
 
 def check_tile_shape(tile_rows: int, tile_cols: int) -> None:
@@ -70,9 +71,9 @@ def conductance_targets(weight_io, device: AbstractDevice, w_max):
         (g_pos, g_neg, k).
     """
     k = (device.g_max - device.g_min) / w_max
-    # Derivative 1 on the bound (jnp.clip's is 1/2, and the largest |W| sit on
-    # it when w_max = max |W|), 0 beyond, as `Mapping.targets`.
-    w = jnp.where(jnp.abs(weight_io) <= w_max, weight_io, jnp.sign(weight_io) * w_max)
+    # Not jnp.clip (derivative 1/2 on the bound, where the largest |W| sit
+    # when w_max = max |W|), as `Mapping.targets`.
+    w = clip_unit(weight_io, w_max)
     g_pos = device.g_min + k * jnp.maximum(w, 0.0)
     g_neg = device.g_min + k * jnp.maximum(-w, 0.0)
     return g_pos, g_neg, k
