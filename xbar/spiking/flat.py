@@ -51,7 +51,17 @@ class FlatReads(eqx.Module):
     var: Float[Array, "rows out_features"] | None
 
 
-def _layer_crossbars(layer: SpikingLayer):
+def youngest_age(states, t_s) -> Float[Array, ""]:
+    """The smallest time since the last write over the cells of `states`,
+    read at `t_s` (`t_s` itself for cells never pulsed since programming)."""
+    ages = [jnp.asarray(t_s, jnp.float32)]
+    for st in states:
+        if getattr(st, "age_s", None) is not None:
+            ages.append(jnp.min(cell_age(st, t_s)).astype(jnp.float32))
+    return jnp.min(jnp.stack(ages))
+
+
+def layer_crossbars(layer: SpikingLayer):
     """`(crossbar, rows)` of the layer's input synapses and, for a recurrent
     layer, its recurrent synapses (stacked below in `FlatReads`)."""
     out = [(layer.crossbar, layer.in_features)]
@@ -65,7 +75,7 @@ def flat_ok(layer: SpikingLayer) -> bool:
     linear-I-V cells on every crossbar."""
     return all(
         isinstance(xb.circuit, IdealCircuit) and xb.device.linear_iv
-        for xb, _ in _layer_crossbars(layer)
+        for xb, _ in layer_crossbars(layer)
     )
 
 
@@ -84,7 +94,7 @@ def flat_reads(layer: SpikingLayer, t_s, *, noise: bool = True) -> FlatReads | N
         return None
     n_out = layer.out_features
     gs, vs = [], []
-    for xb, n_in in _layer_crossbars(layer):
+    for xb, n_in in layer_crossbars(layer):
         g_p, s_p, g_n, s_n = xb.read_stats(t_s)
         gs.append(from_tiles(g_p - g_n, n_in, n_out))
         if noise:
@@ -155,16 +165,8 @@ class FlatCells(eqx.Module):
         return jnp.all(jnp.stack(ok)) if ok else jnp.bool_(True)
 
     def youngest_age(self, t_s) -> Float[Array, ""]:
-        """The smallest time since the last write over the cells, read at `t_s`."""
-        return jnp.min(
-            jnp.stack(
-                [
-                    jnp.min(cell_age(s, t_s)).astype(jnp.float32)
-                    for _, p, n in self.parts
-                    for s in (p, n)
-                ]
-            )
-        )
+        """The smallest time since the last write over the cells, at `t_s`."""
+        return youngest_age([s for _, p, n in self.parts for s in (p, n)], t_s)
 
     def read(self, t_s, *, noise: bool) -> FlatReads:
         """`FlatReads` at `t_s` after programming: the same as `flat_reads` of
@@ -192,7 +194,7 @@ def flat_cells(layer: SpikingLayer) -> FlatCells | None:
         return None
     parts = []
     n_out = layer.out_features
-    for xb, n_in in _layer_crossbars(layer):
+    for xb, n_in in layer_crossbars(layer):
         if not _device_is_per_cell_free(xb.device):
             return None
         tiles = tuple(xb.grid) + tuple(xb.tile_shape)

@@ -20,31 +20,22 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from devices.base import cell_age
-from devices.cached import CachedRead, CachedReadState
+from devices.cached import cache_reads as devices_cache_reads
 from xbar.array.crossbar import Crossbar, relax
-from xbar.spiking.flat import FlatCells, flat_cells, flat_ok, flat_reads
+from xbar.spiking.flat import (
+    FlatCells,
+    flat_cells,
+    flat_ok,
+    flat_reads,
+    layer_crossbars,
+    youngest_age,
+)
 from xbar.spiking.network import SpikingNetwork
 
 
 def crossbars(net: SpikingNetwork) -> list[Crossbar]:
     """Every crossbar of `net`, recurrent ones included."""
-    out = []
-    for lay in net.layers:
-        out.append(lay.crossbar)
-        if lay.recurrent is not None:
-            out.append(lay.recurrent)
-    return out
-
-
-def _youngest_age(xbs: list[Crossbar], t_s) -> Array:
-    """The smallest time since the last write over the cells of `xbs`."""
-    ages = [jnp.asarray(t_s, jnp.float32)]
-    for xb in xbs:
-        for st in (xb.pos, xb.neg):
-            if getattr(st, "age_s", None) is not None:
-                ages.append(jnp.min(cell_age(st, t_s)).astype(jnp.float32))
-    return jnp.min(jnp.stack(ages))
+    return [xb for lay in net.layers for xb, _ in layer_crossbars(lay)]
 
 
 def _shortest_tau(net: SpikingNetwork) -> Array:
@@ -58,17 +49,11 @@ def _shortest_tau(net: SpikingNetwork) -> Array:
 
 def cache_reads(crossbar: Crossbar, t_s) -> Crossbar:
     """The crossbar on `devices.CachedRead` cells that read what `crossbar`
-    reads at `t_s` (one `read_stats` of the pair)."""
-    dev = crossbar.device
-    if not dev.linear_iv:
-        raise ValueError("read_every > 1 needs linear-I-V cells (device.linear_iv)")
-    g_p, s_p, g_n, s_n = crossbar.read_stats(t_s)
-    return Crossbar(
-        CachedRead(dev.g_min, dev.g_max),
-        CachedReadState(g=g_p, std=s_p),
-        CachedReadState(g=g_n, std=s_n),
-        crossbar.circuit,
-    )
+    reads at `t_s` (`devices.cache_reads` of each array of the pair; a
+    nonlinear I-V raises its ValueError)."""
+    cached, pos = devices_cache_reads(crossbar.device, crossbar.pos, t_s)
+    _, neg = devices_cache_reads(crossbar.device, crossbar.neg, t_s)
+    return Crossbar(cached, pos, neg, crossbar.circuit)
 
 
 def run_scheduled(net, x, key, state, record, relax_devices, schedule, *, step):
@@ -104,7 +89,8 @@ def run_scheduled(net, x, key, state, record, relax_devices, schedule, *, step):
                 continue
             if relax_devices:
                 lay = lay.map_crossbars(lambda xb: relax(xb, since_start(t_s)))
-            ages.append(_youngest_age(crossbars(SpikingNetwork((lay,), dt)), t_s))
+            states = [s for xb, _ in layer_crossbars(lay) for s in (xb.pos, xb.neg)]
+            ages.append(youngest_age(states, t_s))
             if flat_ok(lay):
                 # Readable flat, but a device keeps per-cell parameters that
                 # would not follow a re-layout: read the tiles, then flatten.
